@@ -1,0 +1,331 @@
+"""The bridge: MQTT in, ticket server over HTTP, acks and ticket lists back out.
+
+A press is acknowledged to the broker only once it is safe: the server has
+committed it, or it sits in the bridge's durable outbox. Until then the
+broker keeps it in the bridge's persistent session and hands it over again
+after a crash; the server's unique ``event_id`` makes that replay harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from dashdesk import mqtt as dd_mqtt
+from dashdesk import wire
+
+from .acks import InOrderAcker
+from .enrich import enrich
+from .outbox import DEAD_LETTER, PRESS, Outbox
+from .server_client import Refused, ServerClient, ServerDown
+
+log = logging.getLogger("dashdesk.bridge")
+
+# How many unacknowledged presses the broker may hand the bridge at once
+# (MQTT 5 Receive Maximum): enough to keep every worker busy during a storm.
+RECEIVE_MAXIMUM = 200
+# The first bytes of a rejected payload kept as a dead letter; enough to see what it was.
+DEAD_LETTER_PREFIX = 512
+FEED_CURSOR = "feed_cursor"
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    mqtt_url: str
+    server_url: str
+    api_token: str
+    state_path: Path
+    topic_root: str = wire.DEFAULT_TOPIC_ROOT
+    protocol: int = 5
+    client_id: str = "dashdesk-bridge"
+    workers: int = 8
+    retry_s: float = 1.0
+    feed_poll_s: float = 0.2
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "BridgeSettings":
+        b, m = cfg.get("bridge", {}), cfg.get("mqtt", {})
+        data_dir = Path(cfg.get("data_dir") or ".")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(mqtt_url=m.get("url", "mqtt://127.0.0.1:1883"), server_url=b.get("server_url", ""),
+                   api_token=b.get("api_token", ""), state_path=data_dir / "bridge-outbox.sqlite3",
+                   topic_root=m.get("topic_root", wire.DEFAULT_TOPIC_ROOT), protocol=int(m.get("protocol", 5)),
+                   client_id=b.get("client_id", "dashdesk-bridge"), workers=int(b.get("workers", 8)),
+                   retry_s=float(b.get("retry_s", 1.0)), feed_poll_s=float(b.get("feed_poll_s", 0.2)))
+
+
+class Bridge:
+    """Owns the MQTT client, the outbox and the threads that drain it and tail the feed."""
+
+    def __init__(self, settings: BridgeSettings):
+        self.settings = settings
+        self.topics = wire.Topics(settings.topic_root)
+        self.server = ServerClient(settings.server_url, settings.api_token)
+        self.outbox = Outbox(settings.state_path)
+        self.client, self._broker = dd_mqtt.make_client(settings.mqtt_url, settings.client_id,
+                                                        protocol=settings.protocol, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.acker = InOrderAcker(lambda mid: self.client.ack(mid, 1))
+        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="bridge-press")
+        self.latest_telemetry: dict[str, dict[str, Any]] = {}
+        self._presence: dict[str, tuple[str, Any]] = {}
+        self._presence_lock = threading.Lock()
+        # Set while presses wait in the outbox: later ones queue behind them, in order.
+        self._server_down = threading.Event()
+        if self.outbox.count(PRESS):
+            self._server_down.set()
+        self._stop = threading.Event()
+        self._wake_outbox = threading.Event()
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        dd_mqtt.connect(self.client, self._broker, protocol=self.settings.protocol, persistent=True,
+                        receive_maximum=RECEIVE_MAXIMUM)
+        self.client.loop_start()
+        for target, name in ((self._drain_outbox, "bridge-outbox"), (self._tail_feed, "bridge-feed"),
+                             (self._forward_presence, "bridge-presence")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        """Stop taking messages, finish the presses in hand, then disconnect."""
+        self._stop.set()
+        self._wake_outbox.set()
+        self.client.unsubscribe([self.topics.subscription(leaf) for leaf in ("press", "telemetry", "status")])
+        self.pool.shutdown(wait=True)
+        for t in self._threads:
+            t.join(timeout=5)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.outbox.close()
+
+    # ------------------------------------------------------------ MQTT callbacks
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                    _props: Any = None) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        dd_mqtt.set_nodelay(client)
+        self.acker.reset()
+        client.subscribe([(self.topics.subscription(leaf), 1) for leaf in ("press", "telemetry", "status")])
+        self.connected.set()
+        log.info("connected to the broker at %s:%s", self._broker.host, self._broker.port)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                       _props: Any = None) -> None:
+        self.connected.clear()
+        self.acker.reset()
+        if not self._stop.is_set():
+            log.warning("lost the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # An exception escaping a paho callback kills its network thread: never let one out.
+        try:
+            self._route(msg)
+        except Exception:
+            log.exception("failed to handle a message on %s", msg.topic[:200])
+
+    def _route(self, msg: mqtt.MQTTMessage) -> None:
+        received_at = wire.utcnow()
+        generation = self.acker.received(msg.mid) if msg.qos > 0 else None
+
+        def done() -> None:
+            if generation is not None:
+                self.acker.done(msg.mid, generation)
+
+        parts = self.topics.split(msg.topic)
+        leaf = parts[1] if parts else None
+        if leaf == "press":
+            if self._stop.is_set():
+                return  # not acked: the broker hands it over again after the restart
+            self._on_press(parts[0], bytes(msg.payload), msg.topic, received_at, done)
+        elif leaf == "telemetry":
+            self._on_telemetry(parts[0], bytes(msg.payload), msg.topic, received_at)
+            done()
+        elif leaf == "status":
+            self._on_status(parts[0], bytes(msg.payload))
+            done()
+        else:
+            done()
+
+    # ------------------------------------------------------------ presses
+
+    def _on_press(self, device_id: str, payload: bytes, topic: str, received_at: Any, done: Any) -> None:
+        try:
+            press = wire.parse_press(device_id, payload)
+        except wire.Rejected as exc:
+            self._dead_letter(topic, payload, exc.reason, received_at)
+            if exc.device_id and wire.valid_id(exc.device_id):
+                self._publish_ack(exc.device_id, wire.ack(exc.event_id, "rejected", None, exc.reason))
+            done()
+            return
+        body = press.to_dict()
+        body["telemetry"] = enrich(press.telemetry, self.latest_telemetry.get(device_id))
+        body["received_at"] = wire.format_time(received_at)
+        self.pool.submit(self._deliver, body, done)
+
+    def _deliver(self, body: dict[str, Any], done: Any) -> None:
+        try:
+            if self._server_down.is_set():
+                self._queue(body)
+            else:
+                try:
+                    answer = self.server.post_incident(body)
+                except ServerDown as exc:
+                    log.warning("server unreachable (%s): press %s goes to the outbox", exc, body["event_id"])
+                    self._server_down.set()
+                    self._wake_outbox.set()
+                    self._queue(body)
+                else:
+                    self._answer(body, answer)
+            done()
+        except Exception:
+            # Not acked: the broker redelivers it after a reconnect; nothing is lost.
+            log.exception("could not make press %s safe", body.get("event_id"))
+
+    def _queue(self, body: dict[str, Any]) -> None:
+        self.outbox.put(PRESS, body["event_id"], body, body["device_id"])
+        self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
+
+    def _answer(self, body: dict[str, Any], answer: dict[str, Any] | Refused) -> None:
+        if isinstance(answer, Refused):
+            raw = wire.dumps({k: v for k, v in body.items() if k != "telemetry"})
+            self._dead_letter(self.topics.press(body["device_id"]), raw, answer.reason, wire.utcnow())
+            answer = wire.ack(body["event_id"], "rejected", None, answer.reason)
+        self._publish_ack(body["device_id"], answer)
+
+    def _publish_ack(self, device_id: str, ack: dict[str, Any]) -> None:
+        self.client.publish(self.topics.ack(device_id), wire.dumps(ack), qos=1)
+
+    def _dead_letter(self, topic: str, payload: bytes, reason: str, received_at: Any) -> None:
+        key = hashlib.sha256(topic.encode(errors="replace") + b"\0" + payload + b"\0"
+                             + wire.format_time(received_at).encode()).hexdigest()[:40]
+        log.info("rejected a payload on %s: %s", topic[:200], reason)
+        self.outbox.put(DEAD_LETTER, key, {
+            "key": key, "topic": topic[:300], "payload_size": len(payload), "reason": reason[:2000],
+            "payload_prefix": payload[:DEAD_LETTER_PREFIX].decode("utf-8", errors="backslashreplace"),
+            "received_at": wire.format_time(received_at)})
+        self._wake_outbox.set()
+
+    def _drain_outbox(self) -> None:
+        """Hand what waits in the outbox to the server, oldest first, until it is empty."""
+        while not self._stop.is_set():
+            self._wake_outbox.wait(timeout=self.settings.retry_s)
+            self._wake_outbox.clear()
+            try:
+                while not self._stop.is_set():
+                    items = self.outbox.oldest(100)
+                    if not items:
+                        self._server_down.clear()
+                        break
+                    for item in items:
+                        if item.kind == PRESS:
+                            self._answer(item.body, self.server.post_incident(item.body))
+                        else:
+                            self.server.request("POST", "/api/v1/dead-letters", json=item.body)
+                        self.outbox.remove(item.id)
+                    # Let presses that arrived meanwhile queue behind the drained ones.
+                    if self.outbox.count() == 0:
+                        self._server_down.clear()
+                        break
+            except ServerDown:
+                if self.outbox.count(PRESS):
+                    self._server_down.set()
+                self._stop.wait(self.settings.retry_s)
+            except Exception:
+                log.exception("outbox drain failed; retrying")
+                self._stop.wait(self.settings.retry_s)
+
+    # ------------------------------------------------------------ telemetry and status
+
+    def _on_telemetry(self, device_id: str, payload: bytes, topic: str, received_at: Any) -> None:
+        if not wire.valid_id(device_id):
+            self._dead_letter(topic, payload, "device id in topic is not valid", received_at)
+            return
+        if not payload:
+            self.latest_telemetry.pop(device_id, None)  # a cleared retained message
+            return
+        try:
+            telemetry = wire.parse_telemetry(payload)
+        except wire.Rejected as exc:
+            self._dead_letter(topic, payload, exc.reason, received_at)
+            return
+        self.latest_telemetry[device_id] = telemetry
+        with self._presence_lock:
+            self._presence[f"t:{device_id}"] = ("telemetry", {"telemetry": telemetry})
+
+    def _on_status(self, device_id: str, payload: bytes) -> None:
+        text = payload.decode("utf-8", errors="replace").strip()
+        if wire.valid_id(device_id) and text in ("online", "offline"):
+            with self._presence_lock:
+                self._presence[f"s:{device_id}"] = ("status", {"online": text == "online"})
+
+    def _forward_presence(self) -> None:
+        """Pass the latest telemetry and status of each device on to the server, newest only."""
+        while not self._stop.wait(1.0):
+            with self._presence_lock:
+                batch, self._presence = self._presence, {}
+            for key, (kind, body) in batch.items():
+                try:
+                    self.server.request("POST", f"/api/v1/devices/{key[2:]}/{kind}", json=body)
+                except ServerDown:
+                    with self._presence_lock:
+                        self._presence.setdefault(key, (kind, body))
+                    break
+
+    # ------------------------------------------------------------ event feed → tickets topics
+
+    def _tail_feed(self) -> None:
+        """Publish each device's open tickets (retained) whenever the feed says they changed."""
+        cursor = int(self.outbox.get_state(FEED_CURSOR, "0") or 0)
+        while not self._stop.wait(self.settings.feed_poll_s):
+            try:
+                page = self.server.request("GET", "/api/v1/events",
+                                           params={"after": cursor, "limit": 500, "with_tickets": 1})
+            except ServerDown:
+                self._stop.wait(self.settings.retry_s)
+                continue
+            if isinstance(page, Refused) or not self.connected.is_set():
+                continue
+            for device_id, tickets in page.get("device_tickets", {}).items():
+                self.client.publish(self.topics.tickets(device_id), wire.dumps({"tickets": tickets}),
+                                    qos=1, retain=True)
+            if page["last_id"] != cursor:
+                cursor = page["last_id"]
+                self.outbox.set_state(FEED_CURSOR, str(cursor))
+
+
+def run_bridge(cfg: dict[str, Any], ready_file: Path | None = None) -> int:
+    """Run the bridge until SIGINT or SIGTERM; touch ``ready_file`` once subscribed."""
+    import signal
+
+    bridge = Bridge(BridgeSettings.from_config(cfg))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    bridge.start()
+    if ready_file is not None:
+        while not bridge.subscribed.wait(0.2):
+            if stop.is_set():
+                break
+        ready_file.touch()
+    log.info("bridge running: %s → %s", bridge.settings.mqtt_url, bridge.settings.server_url)
+    stop.wait()
+    bridge.stop()
+    return 0

@@ -1,0 +1,64 @@
+"""The bridge's calls to the ticket server's HTTP API."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+# A press answer takes milliseconds; past this the server is treated as down
+# and the press goes to the outbox (the replay later is harmless).
+TIMEOUT_S = (2.0, 10.0)
+
+
+class ServerDown(Exception):
+    """The server could not be reached or failed (5xx): try again later."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The server refused the request (4xx): retrying will not help."""
+
+    status: int
+    reason: str
+
+
+class ServerClient:
+    """One keep-alive HTTP session per thread against ``base_url``."""
+
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            session.headers.update(self._headers)
+        return session
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Return the decoded JSON body (None for 204), a ``Refused`` for a 4xx; raise ServerDown otherwise."""
+        try:
+            r = self._session().request(method, self.base_url + path, timeout=TIMEOUT_S, **kwargs)
+        except requests.RequestException as exc:
+            self._local.session = None
+            raise ServerDown(f"{type(exc).__name__}: {exc}") from None
+        if r.status_code >= 500:
+            raise ServerDown(f"HTTP {r.status_code}")
+        if r.status_code >= 400:
+            try:
+                err = r.json()["error"]
+                reason = err.get("message", "")
+                if err.get("detail"):
+                    reason = f"{reason}: {err['detail']}"
+            except (ValueError, KeyError, TypeError):
+                reason = r.text[:200]
+            return Refused(r.status_code, f"server refused the press ({r.status_code}): {reason}"[:500])
+        return None if r.status_code == 204 or not r.content else r.json()
+
+    def post_incident(self, body: dict[str, Any]) -> dict[str, Any] | Refused:
+        return self.request("POST", "/api/v1/incidents", json=body, headers={"Idempotency-Key": body["event_id"]})

@@ -1,0 +1,411 @@
+"""The v1 HTTP API (``/api/v1``): JSON in and out, Bearer tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from apiflask import APIBlueprint, abort
+from flask import current_app, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
+
+from dashdesk import wire
+
+from . import incidents, rules, schemas
+from .auth import auth
+from .models import (OPEN_STATUSES, TICKET_STATUSES, ButtonMapping, Category, DeadLetter, Device, Event, Press,
+                     Site, Ticket)
+
+api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="API")
+
+
+def ext() -> Any:
+    return current_app.extensions["dashdesk"]
+
+
+def _t(value: datetime | None) -> str | None:
+    return wire.format_time(value) if value else None
+
+
+# ---------------------------------------------------------------- incidents
+
+
+@api.post("/incidents")
+@api.auth_required(auth)
+@api.input(schemas.IncidentIn, arg_name="body")
+@api.output(schemas.Answer, status_code=201, description="a ticket was created")
+@api.doc(summary="Hand over one press", responses={200: "merged, reopened, cancelled, rejected or a replay"},
+         description="Idempotent on the `Idempotency-Key` header, which must equal `event_id`.")
+def post_incident(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and key != body["event_id"]:
+        abort(400, "Idempotency-Key does not match event_id")
+    press = incidents.IncomingPress(
+        event_id=body["event_id"], device_id=body["device_id"], button=body["button"], press=body["press"],
+        pressed_at=body["pressed_at"], seq=body["seq"], telemetry=body["telemetry"],
+        bridge_received_at=body["received_at"])
+    answer, first_time = incidents.handle_press(ext().db, press, ext().settings)
+    return answer, 201 if first_time and answer["result"] == "created" else 200
+
+
+# ---------------------------------------------------------------- tickets
+
+
+def ticket_dict(t: Ticket) -> dict[str, Any]:
+    return {
+        "id": t.id, "number": rules.ticket_number(t.id), "status": t.status, "priority": t.priority,
+        "category": t.category.slug, "site": t.site.code if t.site else None, "device_id": t.device_id,
+        "button": t.button, "title": t.title, "occurrences": t.occurrences, "reopen_count": t.reopen_count,
+        "assignee": t.assignee, "first_reported_at": _t(t.first_reported_at),
+        "last_reported_at": _t(t.last_reported_at), "created_at": _t(t.created_at),
+        "updated_at": _t(t.updated_at), "resolved_at": _t(t.resolved_at), "respond_by": _t(t.respond_by),
+        "resolve_by": _t(t.resolve_by), "telemetry": t.telemetry, "major_incident_id": t.major_incident_id,
+        "is_test": t.is_test,
+    }
+
+
+def press_dict(p: Press) -> dict[str, Any]:
+    return {"event_id": p.event_id, "device_id": p.device_id, "button": p.button, "press": p.press, "seq": p.seq,
+            "pressed_at": _t(p.pressed_at), "received_at": _t(p.received_at), "late": p.late,
+            "result": p.result, "cancelled": p.cancelled, "telemetry": p.telemetry}
+
+
+def event_dict(e: Event) -> dict[str, Any]:
+    return {"id": e.id, "kind": e.kind, "ticket_id": e.ticket_id, "devices": e.devices, "actor": e.actor,
+            "data": e.data, "created_at": _t(e.created_at)}
+
+
+def _statuses(text: str) -> list[str]:
+    wanted: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part == "open":
+            wanted.extend(OPEN_STATUSES)
+        elif part in TICKET_STATUSES:
+            wanted.append(part)
+        else:
+            abort(400, f"unknown status {part[:20]!r}; one of {', '.join(TICKET_STATUSES)} or open")
+    return wanted
+
+
+@api.get("/tickets")
+@api.auth_required(auth)
+@api.input(schemas.TicketQuery, location="query", arg_name="q")
+@api.output(schemas.TicketPage)
+@api.doc(summary="List tickets, newest first")
+def list_tickets(q: dict[str, Any]) -> dict[str, Any]:
+    stmt = select(Ticket).options(joinedload(Ticket.category), joinedload(Ticket.site)).order_by(Ticket.id.desc())
+    if "status" in q:
+        stmt = stmt.where(Ticket.status.in_(_statuses(q["status"])))
+    if "category" in q:
+        stmt = stmt.join(Category, Ticket.category_id == Category.id).where(Category.slug == q["category"])
+    if "site" in q:
+        stmt = stmt.join(Site, Ticket.site_id == Site.id).where(Site.code == q["site"])
+    if "device_id" in q:
+        stmt = stmt.where(Ticket.device_id == q["device_id"])
+    if "priority" in q:
+        stmt = stmt.where(Ticket.priority == q["priority"])
+    if "cursor" in q:
+        stmt = stmt.where(Ticket.id < int(q["cursor"]))
+    limit = q["limit"]
+    with ext().db.read() as s:
+        rows = s.scalars(stmt.limit(limit + 1)).unique().all()
+        items = [ticket_dict(t) for t in rows[:limit]]
+    return {"items": items, "next": str(rows[limit - 1].id) if len(rows) > limit else None}
+
+
+def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
+    ticket = s.get(Ticket, ticket_id)
+    if ticket is None:
+        abort(404, f"no ticket {ticket_id}")
+    return ticket
+
+
+@api.get("/tickets/<int:ticket_id>")
+@api.auth_required(auth)
+@api.output(schemas.TicketDetail)
+@api.doc(summary="One ticket with its presses and history")
+def get_ticket(ticket_id: int) -> dict[str, Any]:
+    with ext().db.read() as s:
+        ticket = _ticket_or_404(s, ticket_id)
+        out = ticket_dict(ticket)
+        out["presses"] = [press_dict(p) for p in
+                          s.scalars(select(Press).where(Press.ticket_id == ticket_id).order_by(Press.id))]
+        out["history"] = [event_dict(e) for e in
+                          s.scalars(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id))]
+    return out
+
+
+@api.patch("/tickets/<int:ticket_id>")
+@api.auth_required(auth)
+@api.input(schemas.TicketPatch, arg_name="body")
+@api.output(schemas.TicketOut)
+@api.doc(summary="Change status, assignee or priority; add a note")
+def patch_ticket(ticket_id: int, body: dict[str, Any]) -> dict[str, Any]:
+    if not body:
+        abort(400, "nothing to change: give status, assignee, priority or note")
+    actor = auth.current_user.name
+    now = wire.utcnow()
+    with ext().db.write() as s:
+        ticket = _ticket_or_404(s, ticket_id)
+        changes: dict[str, Any] = {}
+        for field in ("status", "assignee", "priority"):
+            if field in body and body[field] != getattr(ticket, field):
+                changes[field] = [getattr(ticket, field), body[field]]
+                setattr(ticket, field, body[field])
+        if "status" in changes:
+            ticket.resolved_at = now if ticket.status == "resolved" else None
+        if "priority" in changes:
+            deadlines = rules.sla_deadlines(ticket.created_at, ticket.priority, ticket.category.sla)
+            ticket.respond_by, ticket.resolve_by = deadlines.respond_by, deadlines.resolve_by
+        if changes or "note" in body:
+            ticket.touched = True
+            ticket.updated_at = now
+            data: dict[str, Any] = {"changes": changes, "status": ticket.status}
+            if "note" in body:
+                data["note"] = body["note"]
+            s.add(Event(kind="ticket.updated" if changes else "ticket.note", ticket_id=ticket.id,
+                        devices=incidents.devices_of(s, ticket.id), actor=actor, data=data, created_at=now))
+        return ticket_dict(ticket)
+
+
+# ---------------------------------------------------------------- categories
+
+
+def category_dict(c: Category) -> dict[str, Any]:
+    return {"slug": c.slug, "name": c.name, "icon": c.icon, "priority": c.priority, "sla": c.sla}
+
+
+@api.get("/categories")
+@api.auth_required(auth)
+@api.output(schemas.CategoryList)
+def list_categories() -> dict[str, Any]:
+    with ext().db.read() as s:
+        return {"items": [category_dict(c) for c in s.scalars(select(Category).order_by(Category.slug))]}
+
+
+@api.post("/categories")
+@api.auth_required(auth)
+@api.input(schemas.CategoryIn, arg_name="body")
+@api.output(schemas.CategoryOut, status_code=201)
+@api.doc(summary="Create a category, or replace one with the same slug")
+def post_category(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    with ext().db.write() as s:
+        cat = s.scalar(select(Category).where(Category.slug == body["slug"]))
+        status = 200 if cat else 201
+        if cat is None:
+            cat = Category(slug=body["slug"], sla=ext().default_sla)
+            s.add(cat)
+        cat.name, cat.icon, cat.priority = body["name"], body["icon"], body["priority"]
+        if body["sla"] is not None:
+            cat.sla = {**cat.sla, **body["sla"]}
+        return category_dict(cat), status
+
+
+# ---------------------------------------------------------------- devices
+
+
+def device_dict(s: Session, d: Device) -> dict[str, Any]:
+    buttons = s.scalars(select(ButtonMapping).options(joinedload(ButtonMapping.category))
+                        .where(ButtonMapping.device_id == d.device_id)
+                        .order_by(ButtonMapping.button, ButtonMapping.press))
+    return {"device_id": d.device_id, "site": d.site.code if d.site else None, "status": d.status,
+            "kind": d.kind, "online": d.online, "first_seen_at": _t(d.first_seen_at),
+            "last_seen_at": _t(d.last_seen_at), "telemetry": d.telemetry, "telemetry_at": _t(d.telemetry_at),
+            "buttons": [{"button": b.button, "press": b.press or None, "category": b.category.slug,
+                         "label": b.label} for b in buttons]}
+
+
+def _device_or_404(s: Session, device_id: str) -> Device:
+    device = s.scalar(select(Device).where(Device.device_id == device_id))
+    if device is None:
+        abort(404, f"no device {device_id[:70]}")
+    return device
+
+
+def _site(s: Session, code: str, name: str | None) -> Site:
+    site = s.scalar(select(Site).where(Site.code == code))
+    if site is None:
+        site = Site(code=code, name=name or code)
+        s.add(site)
+        s.flush()
+    elif name:
+        site.name = name
+    return site
+
+
+def _place(s: Session, device: Device, body: dict[str, Any]) -> None:
+    if "site" in body:
+        device.site = _site(s, body["site"], body.get("site_name")) if body["site"] else None
+
+
+@api.get("/devices")
+@api.auth_required(auth)
+@api.output(schemas.DeviceList)
+def list_devices() -> dict[str, Any]:
+    with ext().db.read() as s:
+        return {"items": [device_dict(s, d) for d in s.scalars(select(Device).order_by(Device.device_id))]}
+
+
+@api.post("/devices")
+@api.auth_required(auth)
+@api.input(schemas.DeviceIn, arg_name="body")
+@api.output(schemas.DeviceOut, status_code=201)
+@api.doc(summary="Register a device (or update the one with that id)")
+def post_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    with ext().db.write() as s:
+        device = s.scalar(select(Device).where(Device.device_id == body["device_id"]))
+        status = 200 if device else 201
+        if device is None:
+            device = Device(device_id=body["device_id"])
+            s.add(device)
+        device.status, device.kind = body["status"], body["kind"]
+        _place(s, device, body)
+        s.flush()
+        return device_dict(s, device), status
+
+
+@api.get("/devices/<device_id>")
+@api.auth_required(auth)
+@api.output(schemas.DeviceOut)
+def get_device(device_id: str) -> dict[str, Any]:
+    with ext().db.read() as s:
+        return device_dict(s, _device_or_404(s, device_id))
+
+
+@api.patch("/devices/<device_id>")
+@api.auth_required(auth)
+@api.input(schemas.DevicePatch, arg_name="body")
+@api.output(schemas.DeviceOut)
+def patch_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    with ext().db.write() as s:
+        device = _device_or_404(s, device_id)
+        if "status" in body:
+            device.status = body["status"]
+        _place(s, device, body)
+        s.flush()
+        return device_dict(s, device)
+
+
+@api.put("/devices/<device_id>/buttons/<button>")
+@api.auth_required(auth)
+@api.input(schemas.ButtonIn, arg_name="body")
+@api.output(schemas.DeviceOut)
+@api.doc(summary="Map a button (or one press type of it) to a category; effective on the next press")
+def put_button(device_id: str, button: str, body: dict[str, Any]) -> dict[str, Any]:
+    if not wire.valid_id(device_id) or not wire.valid_id(button):
+        abort(400, f"device id and button must match {wire.ID_PATTERN.pattern}")
+    with ext().db.write() as s:
+        category = s.scalar(select(Category).where(Category.slug == body["category"]))
+        if category is None:
+            abort(404, f"no category {body['category']}")
+        device = s.scalar(select(Device).where(Device.device_id == device_id))
+        if device is None:
+            device = Device(device_id=device_id, status="active")
+            s.add(device)
+        press = body["press"] or ""
+        mapping = s.scalar(select(ButtonMapping).where(ButtonMapping.device_id == device_id,
+                                                       ButtonMapping.button == button, ButtonMapping.press == press))
+        if mapping is None:
+            mapping = ButtonMapping(device_id=device_id, button=button, press=press)
+            s.add(mapping)
+        mapping.category, mapping.label = category, body["label"]
+        s.flush()
+        return device_dict(s, device)
+
+
+@api.post("/devices/<device_id>/telemetry")
+@api.auth_required(auth)
+@api.input(schemas.TelemetryIn, arg_name="body")
+@api.output({}, status_code=204)
+@api.doc(summary="Record a device's latest telemetry (the bridge forwards it)")
+def post_telemetry(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
+    with ext().db.write() as s:
+        device = _device_or_404(s, device_id)
+        device.telemetry, device.telemetry_at = body["telemetry"], wire.utcnow()
+    return "", 204
+
+
+@api.post("/devices/<device_id>/status")
+@api.auth_required(auth)
+@api.input(schemas.StatusIn, arg_name="body")
+@api.output({}, status_code=204)
+@api.doc(summary="Record whether a device is online (the bridge forwards its status topic)")
+def post_status(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
+    with ext().db.write() as s:
+        device = _device_or_404(s, device_id)
+        device.online = body["online"]
+        if body["online"]:
+            device.last_seen_at = wire.utcnow()
+    return "", 204
+
+
+def open_tickets_by_device(s: Session, devices: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each device's open tickets: those with a press of the device that was not cancelled."""
+    out: dict[str, list[dict[str, Any]]] = {d: [] for d in devices}
+    for chunk in (devices[i:i + 500] for i in range(0, len(devices), 500)):
+        rows = s.execute(select(Press.device_id, Ticket).join(Ticket, Press.ticket_id == Ticket.id)
+                         .options(joinedload(Ticket.category))
+                         .where(Press.device_id.in_(chunk), Press.cancelled.is_(False),
+                                Ticket.status.in_(OPEN_STATUSES))
+                         .distinct().order_by(Ticket.id)).all()
+        for device_id, ticket in rows:
+            out[device_id].append(incidents.ticket_summary(ticket))
+    return out
+
+
+@api.get("/devices/<device_id>/tickets")
+@api.auth_required(auth)
+@api.output(schemas.OpenTickets)
+@api.doc(summary="The device's open tickets, as its retained `tickets` topic shows them")
+def device_tickets(device_id: str) -> dict[str, Any]:
+    with ext().db.read() as s:
+        return {"tickets": open_tickets_by_device(s, [device_id])[device_id]}
+
+
+# ---------------------------------------------------------------- event feed
+
+
+@api.get("/events")
+@api.auth_required(auth)
+@api.input(schemas.EventQuery, location="query", arg_name="q")
+@api.output(schemas.EventPage)
+@api.doc(summary="The event feed after an id, oldest first")
+def list_events(q: dict[str, Any]) -> dict[str, Any]:
+    with ext().db.read() as s:
+        rows = s.scalars(select(Event).where(Event.id > q["after"]).order_by(Event.id).limit(q["limit"])).all()
+        # With no news, a cursor past the newest event (a database started anew) falls back to it.
+        last = rows[-1].id if rows else min(q["after"], s.scalar(select(func.coalesce(func.max(Event.id), 0))))
+        out: dict[str, Any] = {"items": [event_dict(e) for e in rows], "last_id": last}
+        if q["with_tickets"]:
+            devices = sorted({d for e in rows for d in e.devices})
+            out["device_tickets"] = open_tickets_by_device(s, devices)
+        return out
+
+
+# ---------------------------------------------------------------- dead letters
+
+
+@api.post("/dead-letters")
+@api.auth_required(auth)
+@api.input(schemas.DeadLetterIn, arg_name="body")
+@api.output({}, status_code=204)
+@api.doc(summary="Keep a payload the bridge rejected (idempotent on `key`)")
+def post_dead_letter(body: dict[str, Any]) -> tuple[str, int]:
+    with ext().db.write() as s:
+        if s.scalar(select(DeadLetter.id).where(DeadLetter.key == body["key"])) is None:
+            s.add(DeadLetter(**body))
+    return "", 204
+
+
+@api.get("/dead-letters")
+@api.auth_required(auth)
+@api.output(schemas.DeadLetterList)
+@api.doc(summary="Payloads the bridge rejected, newest first")
+def list_dead_letters() -> dict[str, Any]:
+    with ext().db.read() as s:
+        rows = s.scalars(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(500))
+        return {"items": [{"id": d.id, "topic": d.topic, "payload_prefix": d.payload_prefix,
+                           "payload_size": d.payload_size, "reason": d.reason,
+                           "received_at": _t(d.received_at)} for d in rows]}

@@ -1,0 +1,126 @@
+"""The Flask application factory of the ticket server."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from apiflask import APIFlask
+from apiflask.exceptions import HTTPError
+from sqlalchemy import select, text
+from werkzeug.exceptions import HTTPException
+
+from dashdesk import config as dd_config
+
+from . import migrate
+from .auth import TokenCache, create_token
+from .db import Database
+from .incidents import Settings
+from .models import Category
+
+# A press is at most 16 KiB on the wire; an enriched one stays well below this.
+MAX_BODY_BYTES = 256 * 1024
+
+
+@dataclass
+class Extension:
+    db: Database
+    settings: Settings
+    tokens: TokenCache
+    default_sla: dict[str, Any]
+
+
+def database_url(cfg: dict[str, Any]) -> str:
+    url = cfg.get("server", {}).get("database_url") or ""
+    if url:
+        return url
+    data_dir = Path(cfg.get("data_dir") or ".").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir / 'dashdesk.sqlite3'}"
+
+
+def load_categories(path: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    data = tomllib.loads((path or dd_config.default_file("categories.toml")).read_text())
+    return data.get("category", []), {str(k): v for k, v in data.get("default_sla", {}).items()}
+
+
+def seed(db: Database, categories: list[dict[str, Any]], default_sla: dict[str, Any]) -> None:
+    """Add the configured categories that are not in the database yet (admins' edits stay)."""
+    with db.write() as s:
+        have = set(s.scalars(select(Category.slug)))
+        for c in categories:
+            if c["slug"] not in have:
+                s.add(Category(slug=c["slug"], name=c["name"], icon=c.get("icon", ""),
+                               priority=c.get("priority", 3), sla={**default_sla, **c.get("sla", {})}))
+
+
+def bootstrap(db: Database, env: dict[str, str] | os._Environ[str]) -> None:
+    """Turn ``DASHDESK_ADMIN_TOKEN`` into an admin API token (once; a stored one is kept)."""
+    token = env.get("DASHDESK_ADMIN_TOKEN")
+    if token:
+        create_token(db, "admin (bootstrap)", "admin", token)
+
+
+def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> APIFlask:
+    """Build the server for configuration ``cfg`` (``dashdesk.config.load()`` if None)."""
+    cfg = cfg if cfg is not None else dd_config.load()
+    app = APIFlask("server", title="dashdesk", version="1", spec_path="/api/v1/openapi.json",
+                   docs_path="/api/v1/docs")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["SYNC_LOCAL_SPEC"] = False
+    app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
+    app.config["AUTH_ERROR_STATUS_CODE"] = 401
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    server_cfg = cfg.get("server", {})
+    url = database_url(cfg)
+    if upgrade:
+        migrate.upgrade(url)
+    db = Database(url)
+    categories, default_sla = load_categories()
+    seed(db, categories, default_sla)
+    bootstrap(db, os.environ)
+    app.extensions["dashdesk"] = Extension(
+        db=db,
+        settings=Settings(reopen_window_s=float(server_cfg.get("reopen_window_s", 86400)),
+                          cancel_window_s=float(server_cfg.get("cancel_window_s", 120)),
+                          late_after_s=float(server_cfg.get("late_after_s", 30))),
+        tokens=TokenCache(),
+        default_sla=default_sla,
+    )
+
+    from .api import api
+
+    app.register_blueprint(api)
+
+    @app.get("/healthz")
+    @app.doc(summary="200 while the database answers", tags=["Health"])
+    def healthz() -> tuple[dict[str, str], int]:
+        try:
+            with db.read() as s:
+                s.execute(text("SELECT 1"))
+        except Exception as exc:  # any database failure is what this endpoint reports
+            return {"status": "error", "detail": type(exc).__name__}, 503
+        return {"status": "ok"}, 200
+
+    @app.error_processor
+    def error_response(error: HTTPError) -> tuple[dict[str, Any], int, Any]:
+        body: dict[str, Any] = {"code": _code(error.status_code), "message": error.message}
+        if error.detail:
+            body["detail"] = error.detail
+        return {"error": body}, error.status_code, error.headers
+
+    @app.errorhandler(HTTPException)
+    def http_exception(exc: HTTPException) -> tuple[dict[str, Any], int]:
+        code = exc.code or 500
+        return {"error": {"code": _code(code), "message": exc.description or exc.name}}, code
+
+    return app
+
+
+def _code(status: int) -> str:
+    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+            405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+            422: "invalid", 429: "too_many_requests", 503: "unavailable"}.get(status, f"http_{status}")

@@ -1,0 +1,78 @@
+"""Engine and sessions: SQLite in WAL with short IMMEDIATE write transactions.
+
+Reads run in plain (deferred) transactions so they never wait for a writer;
+writes take the lock at BEGIN, so two writers queue instead of failing with
+"database is locked" half way through.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+# Long enough to sit out any other writer's short transaction.
+SQLITE_BUSY_TIMEOUT_MS = 15000
+_WRITE = "dashdesk_write"
+
+
+def make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, future=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's BEGIN below be the only one (pysqlite would defer its own).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed press survives a power cut, since the bridge lets go of it then.
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """Owns the engine and hands out read and write sessions."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session whose transaction takes the write lock at once and commits on exit."""
+        with self._sessions() as session:
+            session.connection(execution_options={_WRITE: True})
+            with _commit_on_exit(session):
+                yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def _commit_on_exit(session: Session) -> Iterator[None]:
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

@@ -1,0 +1,63 @@
+"""Pure rules of the desk: press types, priorities, SLA arithmetic, lateness.
+
+No I/O here; ``server.incidents`` applies these inside one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+HIGHEST_PRIORITY = 1
+LOWEST_PRIORITY = 4
+
+
+def press_priority(default: int, press: str) -> int:
+    """A long press reports one step more urgent than the category's default."""
+    if press == "long":
+        return max(HIGHEST_PRIORITY, default - 1)
+    return default
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    respond_by: datetime | None
+    resolve_by: datetime | None
+
+
+def sla_deadlines(start: datetime, priority: int, sla: dict[str, Any]) -> Deadlines:
+    """Deadlines for a ticket opened at ``start`` with targets ``{"<priority>": {...}}``."""
+    targets = sla.get(str(priority)) or {}
+    respond = targets.get("respond_min")
+    resolve = targets.get("resolve_min")
+    return Deadlines(
+        respond_by=start + timedelta(minutes=respond) if respond is not None else None,
+        resolve_by=start + timedelta(minutes=resolve) if resolve is not None else None,
+    )
+
+
+def is_late(pressed_at: datetime, received_at: datetime, late_after_s: float) -> bool:
+    """A press that spent longer than ``late_after_s`` on its way came from a queue."""
+    return (received_at - pressed_at).total_seconds() > late_after_s
+
+
+def within(earlier: datetime | None, later: datetime, seconds: float) -> bool:
+    return earlier is not None and timedelta(0) <= later - earlier <= timedelta(seconds=seconds)
+
+
+def dedup_scope(site_id: int | None, device_id: str) -> str:
+    """Presses merge per site; a device not yet placed in a site is a scope of its own."""
+    return f"site:{site_id}" if site_id is not None else f"device:{device_id}"
+
+
+def ticket_number(ticket_id: int) -> str:
+    return f"INC-{ticket_id:06d}"
+
+
+def parse_ticket_number(text: str) -> int | None:
+    """``INC-000042``, ``inc-42`` or ``42`` → 42; anything else → None."""
+    t = text.strip().upper()
+    if t.startswith("INC-"):
+        t = t[4:]
+    return int(t) if t.isdigit() and len(t) < 12 else None

@@ -1,0 +1,41 @@
+"""Serve the ticket server with gunicorn (threads per worker, the app built once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: Any, options: dict[str, Any]):
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.application
+
+
+def _post_fork(_server: Any, worker: Any) -> None:
+    # Connections opened in the master before the fork must not be shared.
+    worker.app.application.extensions["dashdesk"].db.engine.dispose(close=False)
+
+
+def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, workers: int = 2,
+          threads: int = 8) -> int:
+    """Migrate, build the app once, then serve it until SIGINT or SIGTERM."""
+    from .app import create_app
+
+    app = create_app(cfg)
+    _Gunicorn(app, {
+        "bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
+        "post_fork": _post_fork, "accesslog": None, "errorlog": "-", "loglevel": "warning",
+        # Keep-alive lets the bridge reuse its connections press after press.
+        "keepalive": 30, "graceful_timeout": 10, "timeout": 60,
+    }).run()
+    return 0
