@@ -1,0 +1,244 @@
+"""Real parts for integration tests: Mosquitto, the server and the bridge as processes.
+
+Nothing here is a fake: each part is the program a shop runs, started on free
+ports with its own data directory, so a test can kill -9 or restart any of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import requests
+
+from dashdesk import broker, wire
+from dashdesk import mqtt as dd_mqtt
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+PYTHON = [sys.executable, "-m", "dashdesk.cli"]
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Broker:
+    """A real Mosquitto with dashdesk's settings, on a free port."""
+
+    def __init__(self, data_dir: Path, port: int | None = None):
+        self.data_dir = data_dir
+        self.port = port or broker.free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = broker.start_mosquitto(self.data_dir, self.port)
+
+    def stop(self) -> None:
+        """Stop cleanly (SIGTERM): Mosquitto saves its store."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Part:
+    """One dashdesk process (server or bridge) with its log in a file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path):
+        self.name, self.argv, self.env, self.log = name, argv, env, log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        out.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL the part and every process it started (gunicorn's workers too)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+class Stack:
+    """Mosquitto + ticket server + bridge, each a real process, on free ports."""
+
+    def __init__(self, root: Path, *, bridge_workers: int = 8, server_workers: int = 1, env: dict[str, str] | None = None):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.broker = Broker(root / "broker")
+        self.http_port = broker.free_port()
+        self.base = f"http://127.0.0.1:{self.http_port}"
+        base_env = dict(os.environ)
+        base_env.update({
+            "DASHDESK_ADMIN_TOKEN": ADMIN_TOKEN,
+            "DASHDESK_DATABASE_URL": f"sqlite:///{root / 'server.sqlite3'}",
+            "DASHDESK_MQTT_URL": self.broker.url,
+            "DASHDESK_SERVER_URL": self.base,
+            "DASHDESK_API_TOKEN": ADMIN_TOKEN,
+            "DASHDESK_HTTP_PORT": str(self.http_port),
+            "DASHDESK_BRIDGE__RETRY_S": "0.3",
+            "DASHDESK_BRIDGE__FEED_POLL_S": "0.1",
+            "DASHDESK_BRIDGE__WORKERS": str(bridge_workers),
+            "DASHDESK_CONFIG": str(root / "none.toml"),
+        })
+        base_env.update(env or {})
+        self.env = base_env
+        self.server = Part("server", PYTHON + ["server", "--workers", str(server_workers)], base_env,
+                           root / "server.log")
+        self.ready_file = root / "bridge.ready"
+        self.bridge = Part("bridge", PYTHON + ["bridge", "--data-dir", str(root / "bridge"),
+                                               "--ready-file", str(self.ready_file)], base_env, root / "bridge.log")
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+
+    # ------------------------------------------------------------ parts
+
+    def start(self) -> "Stack":
+        self.broker.start()
+        self.start_server()
+        self.start_bridge()
+        return self
+
+    def start_server(self) -> None:
+        self.server.start()
+        wait_until(self._healthy, timeout=60, what="the server's /healthz")
+
+    def start_bridge(self) -> None:
+        self.ready_file.unlink(missing_ok=True)
+        self.bridge.start()
+        wait_until(lambda: self.ready_file.exists() or self.bridge.proc.poll() is not None, timeout=30,
+                   what="the bridge to subscribe")
+        assert self.bridge.proc.poll() is None, self.logs("bridge")
+
+    def _healthy(self) -> bool:
+        if self.server.proc.poll() is not None:
+            raise AssertionError(f"server exited: {self.logs('server')}")
+        try:
+            return requests.get(self.base + "/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        self.bridge.stop()
+        self.server.stop()
+        self.broker.stop()
+
+    def logs(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    # ------------------------------------------------------------ API
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.base + path, timeout=10, **kwargs)
+
+    def tickets(self, **params: Any) -> list[dict[str, Any]]:
+        params.setdefault("limit", 500)
+        r = self.api("GET", "/api/v1/tickets", params=params)
+        assert r.status_code == 200, r.text
+        return r.json()["items"]
+
+    def map_button(self, device_id: str, button: str, category: str, **extra: Any) -> None:
+        r = self.api("PUT", f"/api/v1/devices/{device_id}/buttons/{button}", json={"category": category, **extra})
+        assert r.status_code == 200, r.text
+
+    def place(self, device_id: str, site: str) -> None:
+        r = self.api("POST", "/api/v1/devices", json={"device_id": device_id, "site": site})
+        assert r.status_code in (200, 201), r.text
+
+
+class Presser:
+    """A real MQTT client that publishes presses as devices do and collects every ack."""
+
+    def __init__(self, url: str, topics: wire.Topics = wire.Topics(), protocol: int = 5):
+        self.topics = topics
+        self.acks: dict[str, list[dict[str, Any]]] = {}
+        self.raw_acks: list[tuple[str, dict[str, Any]]] = []
+        self.tickets: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client, broker_url = dd_mqtt.make_client(url, f"test-presser-{uuid.uuid4().hex[:8]}",
+                                                      protocol=protocol, persistent=False)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        dd_mqtt.connect(self.client, broker_url, protocol=protocol, persistent=False)
+        self.client.loop_start()
+        assert self._subscribed.wait(10), "presser did not subscribe"
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        dd_mqtt.set_nodelay(client)
+        client.subscribe([(self.topics.subscription("ack"), 1), (self.topics.subscription("tickets"), 1)])
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        device_id, leaf = self.topics.split(msg.topic) or ("", "")
+        data = json.loads(msg.payload)
+        with self._lock:
+            if leaf == "ack":
+                self.raw_acks.append((device_id, data))
+                self.acks.setdefault(data.get("event_id") or f"?{len(self.raw_acks)}", []).append(data)
+            elif leaf == "tickets":
+                self.tickets[device_id] = data
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+    def press(self, device_id: str, button: str, press: str = "single", event_id: str | None = None,
+              **extra: Any) -> str:
+        event = wire.new_press(device_id, button, press)
+        body = event.to_dict()
+        if event_id:
+            body["event_id"] = event_id
+        body.update(extra)
+        self.publish(self.topics.press(device_id), wire.dumps(body))
+        return body["event_id"]
+
+    def final_ack(self, event_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        def final() -> dict[str, Any] | None:
+            with self._lock:
+                return next((a for a in self.acks.get(event_id, []) if a["result"] != "queued"), None)
+
+        return wait_until(final, timeout=timeout, what=f"a final ack for {event_id}")
+
+    def ack_results(self, event_id: str) -> list[str]:
+        with self._lock:
+            return [a["result"] for a in self.acks.get(event_id, [])]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
