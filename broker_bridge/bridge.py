@@ -103,10 +103,13 @@ class Bridge:
             self._threads.append(t)
 
     def stop(self) -> None:
-        """Stop taking messages, finish the presses in hand, then disconnect."""
+        """Stop taking presses, finish the ones in hand, then disconnect.
+
+        The subscriptions stay: the broker keeps queuing presses in the bridge's
+        session until it is back, and hands over again those it never acked.
+        """
         self._stop.set()
         self._wake_outbox.set()
-        self.client.unsubscribe([self.topics.subscription(leaf) for leaf in ("press", "telemetry", "status")])
         self.pool.shutdown(wait=True)
         for t in self._threads:
             t.join(timeout=5)
