@@ -1,0 +1,150 @@
+"""The server's press rules, through the API on a real SQLite database."""
+
+import threading
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from dashdesk import wire
+from server.models import Press, Ticket
+
+
+def press(client, device="shop-1", button="b1", kind="single", event_id=None, pressed_at=None, **extra):
+    body = {"event_id": event_id or str(uuid.uuid4()), "device_id": device, "button": button, "press": kind,
+            "pressed_at": wire.format_time(pressed_at or wire.utcnow()), **extra}
+    r = client.post("/api/v1/incidents", json=body, headers={"Idempotency-Key": body["event_id"]})
+    assert r.status_code in (200, 201), r.get_json()
+    return r.get_json()
+
+
+def test_first_press_creates_and_answers_201(client):
+    body = {"event_id": "e1", "device_id": "shop-1", "button": "b1", "pressed_at": wire.format_time(wire.utcnow())}
+    r = client.post("/api/v1/incidents", json=body, headers={"Idempotency-Key": "e1"})
+    assert r.status_code == 201 and r.get_json()["result"] == "created"
+    again = client.post("/api/v1/incidents", json=body, headers={"Idempotency-Key": "e1"})
+    assert again.status_code == 200 and again.get_json() == r.get_json()
+
+
+def test_concurrent_replays_of_one_press_count_once(app, client):
+    event_id = str(uuid.uuid4())
+    answers = []
+
+    def send():
+        own = app.test_client()
+        own.environ_base.update(client.environ_base)
+        answers.append(press(own, event_id=event_id))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({str(a) for a in answers}) == 1
+    with app.extensions["dashdesk"].db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Press)) == 1
+        assert s.scalar(select(Ticket.occurrences)) == 1
+
+
+def test_long_press_merging_raises_the_ticket_priority(client):
+    client.put("/api/v1/devices/shop-1/buttons/b1", json={"category": "printer"})
+    first = press(client)
+    press(client, kind="long")
+    t = client.get(f"/api/v1/tickets/{first['ticket']['id']}").get_json()
+    assert t["priority"] == 2 and t["occurrences"] == 2
+
+
+def test_ticket_resolved_longer_ago_than_the_window_is_not_reopened(app, client):
+    first = press(client)
+    client.patch(f"/api/v1/tickets/{first['ticket']['id']}", json={"status": "resolved"})
+    with app.extensions["dashdesk"].db.write() as s:
+        s.execute(update(Ticket).values(resolved_at=wire.utcnow() - timedelta(seconds=3601)))
+    again = press(client)
+    assert again["result"] == "created" and again["ticket"]["id"] != first["ticket"]["id"]
+
+
+def test_double_press_after_the_cancel_window_is_rejected(client):
+    old = wire.utcnow() - timedelta(seconds=121)
+    press(client, pressed_at=old)
+    answer = press(client, kind="double")
+    assert answer["result"] == "rejected" and "120" in answer["reason"]
+
+
+def test_double_press_cannot_cancel_a_ticket_an_agent_touched(client):
+    first = press(client)
+    client.patch(f"/api/v1/tickets/{first['ticket']['id']}", json={"assignee": "ann"})
+    answer = press(client, kind="double")
+    assert answer["result"] == "rejected" and "handled" in answer["reason"]
+
+
+def test_double_press_undoes_a_merge_without_cancelling_the_ticket(client):
+    first = press(client)
+    press(client)
+    answer = press(client, kind="double")
+    assert answer["result"] == "cancelled" and answer["ticket"]["status"] == "new"
+    assert client.get(f"/api/v1/tickets/{first['ticket']['id']}").get_json()["occurrences"] == 1
+
+
+def test_double_press_mapped_to_a_category_reports_it(client):
+    client.put("/api/v1/devices/shop-1/buttons/b1", json={"category": "network", "press": "double"})
+    answer = press(client, kind="double")
+    assert answer["result"] == "created" and answer["ticket"]["category"] == "network"
+
+
+def test_retired_device_is_rejected_with_reason(client):
+    press(client)
+    client.patch("/api/v1/devices/shop-1", json={"status": "retired"})
+    answer = press(client)
+    assert answer["result"] == "rejected" and "retired" in answer["reason"]
+
+
+def test_press_from_a_queue_is_flagged_late_and_keeps_both_times(client):
+    pressed = wire.utcnow() - timedelta(minutes=5)
+    answer = press(client, pressed_at=pressed)
+    t = client.get(f"/api/v1/tickets/{answer['ticket']['id']}").get_json()
+    p = t["presses"][0]
+    assert p["late"] is True and p["pressed_at"] == wire.format_time(pressed) and p["received_at"] > p["pressed_at"]
+    assert press(client, device="shop-2")["result"] == "created"
+    fresh = client.get("/api/v1/tickets?device_id=shop-2").get_json()["items"][0]
+    assert client.get(f"/api/v1/tickets/{fresh['id']}").get_json()["presses"][0]["late"] is False
+
+
+def test_every_change_goes_on_the_event_feed(client):
+    first = press(client)
+    press(client)
+    client.patch(f"/api/v1/tickets/{first['ticket']['id']}", json={"status": "in_progress", "note": "on it"})
+    events = client.get("/api/v1/events?after=0&with_tickets=1").get_json()
+    kinds = [e["kind"] for e in events["items"]]
+    assert kinds == ["ticket.created", "ticket.merged", "ticket.updated"]
+    assert events["items"][2]["data"]["note"] == "on it"
+    assert events["device_tickets"]["shop-1"][0]["status"] == "in_progress"
+    assert client.get(f"/api/v1/events?after={events['last_id']}").get_json()["items"] == []
+
+
+def test_ticket_list_pages_with_a_cursor(client):
+    for i in range(5):
+        press(client, device=f"shop-{i}")
+    page = client.get("/api/v1/tickets?limit=2").get_json()
+    seen = [t["id"] for t in page["items"]]
+    while page["next"]:
+        page = client.get(f"/api/v1/tickets?limit=2&cursor={page['next']}").get_json()
+        seen += [t["id"] for t in page["items"]]
+    assert seen == sorted(seen, reverse=True) and len(seen) == 5
+
+
+def test_revoked_token_is_refused(app, client):
+    from server.auth import create_token
+
+    db = app.extensions["dashdesk"].db
+    token = create_token(db, "temp")
+    c = app.test_client()
+    assert c.get("/api/v1/tickets", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert c.get("/api/v1/tickets", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_openapi_document_lists_the_v1_paths(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    for path in ("/api/v1/incidents", "/api/v1/tickets", "/api/v1/tickets/{ticket_id}", "/api/v1/categories",
+                 "/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/buttons/{button}"):
+        assert path in spec["paths"], path

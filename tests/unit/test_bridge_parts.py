@@ -1,0 +1,51 @@
+"""The bridge's pure parts: enrichment and in-order acknowledgement."""
+
+from broker_bridge.acks import InOrderAcker
+from broker_bridge.enrich import enrich
+from broker_bridge.outbox import PRESS, Outbox
+
+
+def test_press_snapshot_wins_over_retained_telemetry_and_probes_merge():
+    latest = {"battery_pct": 50, "ip": "10.0.0.5", "probes": {"printer": {"ok": True}, "till": {"ok": True}}}
+    press = {"battery_pct": 48, "probes": {"printer": {"ok": False, "detail": "jam"}}}
+    out = enrich(press, latest)
+    assert out["battery_pct"] == 48 and out["ip"] == "10.0.0.5"
+    assert out["probes"] == {"printer": {"ok": False, "detail": "jam"}, "till": {"ok": True}}
+    assert enrich({"a": 1}, None) == {"a": 1}
+
+
+def test_acks_go_out_in_arrival_order_once_each_is_safe():
+    sent = []
+    acker = InOrderAcker(sent.append)
+    gens = {mid: acker.received(mid) for mid in (1, 2, 3)}
+    acker.done(3, gens[3])
+    acker.done(2, gens[2])
+    assert sent == []
+    acker.done(1, gens[1])
+    assert sent == [1, 2, 3]
+    assert len(acker) == 0
+
+
+def test_acks_of_an_old_connection_are_never_sent():
+    sent = []
+    acker = InOrderAcker(sent.append)
+    gen = acker.received(7)
+    acker.reset()  # reconnected: the broker will hand message 7 over again
+    acker.done(7, gen)
+    assert sent == []
+
+
+def test_outbox_keeps_items_across_reopen_and_ignores_duplicates(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite3")
+    assert box.put(PRESS, "e1", {"event_id": "e1"}, "d1")
+    assert not box.put(PRESS, "e1", {"event_id": "e1"}, "d1")
+    box.set_state("cursor", "12")
+    box.close()
+    box.close()  # safe twice
+    box = Outbox(tmp_path / "o.sqlite3")
+    items = box.oldest()
+    assert [(i.kind, i.key, i.device_id) for i in items] == [(PRESS, "e1", "d1")]
+    assert box.get_state("cursor") == "12"
+    box.remove(items[0].id)
+    assert box.count() == 0
+    box.close()
