@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import queue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,9 @@ log = logging.getLogger("dashdesk.bridge")
 # How many unacknowledged presses the broker may hand the bridge at once
 # (MQTT 5 Receive Maximum): enough to keep every worker busy during a storm.
 RECEIVE_MAXIMUM = 200
+# The most presses one worker hands to the server in one request; at 50 a
+# batch the server's per-request cost is a small part of a press's.
+BATCH_MAX = 50
 # The first bytes of a rejected payload kept as a dead letter; enough to see what it was.
 DEAD_LETTER_PREFIX = 512
 FEED_CURSOR = "feed_cursor"
@@ -76,7 +79,8 @@ class Bridge:
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.acker = InOrderAcker(lambda mid: self.client.ack(mid, 1))
-        self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="bridge-press")
+        # Presses waiting for a worker, with the callback that acks each to the broker.
+        self._presses: queue.Queue[tuple[dict[str, Any], Any] | None] = queue.Queue()
         self.latest_telemetry: dict[str, dict[str, Any]] = {}
         self._presence: dict[str, tuple[str, Any]] = {}
         self._presence_lock = threading.Lock()
@@ -101,6 +105,10 @@ class Bridge:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        self._workers = [threading.Thread(target=self._work, name=f"bridge-press-{i}", daemon=True)
+                         for i in range(self.settings.workers)]
+        for t in self._workers:
+            t.start()
 
     def stop(self) -> None:
         """Stop taking presses, finish the ones in hand, then disconnect.
@@ -110,8 +118,9 @@ class Bridge:
         """
         self._stop.set()
         self._wake_outbox.set()
-        self.pool.shutdown(wait=True)
-        for t in self._threads:
+        for _ in self._workers:
+            self._presses.put(None)
+        for t in self._workers + self._threads:
             t.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
@@ -181,26 +190,49 @@ class Bridge:
         body = press.to_dict()
         body["telemetry"] = enrich(press.telemetry, self.latest_telemetry.get(device_id))
         body["received_at"] = wire.format_time(received_at)
-        self.pool.submit(self._deliver, body, done)
+        self._presses.put((body, done))
 
-    def _deliver(self, body: dict[str, Any], done: Any) -> None:
+    def _work(self) -> None:
+        """Take the presses waiting (up to BATCH_MAX) and make them safe, until told to stop."""
+        while True:
+            first = self._presses.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < BATCH_MAX:
+                try:
+                    item = self._presses.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._presses.put(None)  # for this worker's next turn
+                    break
+                batch.append(item)
+            self._deliver(batch)
+
+    def _deliver(self, batch: list[tuple[dict[str, Any], Any]]) -> None:
+        bodies = [body for body, _ in batch]
         try:
             if self._server_down.is_set():
-                self._queue(body)
+                for body in bodies:
+                    self._queue(body)
             else:
                 try:
-                    answer = self.server.post_incident(body)
+                    answers = self.server.post_incidents(bodies)
                 except ServerDown as exc:
-                    log.warning("server unreachable (%s): press %s goes to the outbox", exc, body["event_id"])
+                    log.warning("server unreachable (%s): %d presses go to the outbox", exc, len(bodies))
                     self._server_down.set()
                     self._wake_outbox.set()
-                    self._queue(body)
+                    for body in bodies:
+                        self._queue(body)
                 else:
-                    self._answer(body, answer)
-            done()
+                    for body, answer in zip(bodies, answers):
+                        self._answer(body, answer)
+            for _, done in batch:
+                done()
         except Exception:
-            # Not acked: the broker redelivers it after a reconnect; nothing is lost.
-            log.exception("could not make press %s safe", body.get("event_id"))
+            # Not acked: the broker redelivers them after a reconnect; nothing is lost.
+            log.exception("could not make %d presses safe", len(batch))
 
     def _queue(self, body: dict[str, Any]) -> None:
         self.outbox.put(PRESS, body["event_id"], body, body["device_id"])

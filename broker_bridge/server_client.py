@@ -62,3 +62,12 @@ class ServerClient:
 
     def post_incident(self, body: dict[str, Any]) -> dict[str, Any] | Refused:
         return self.request("POST", "/api/v1/incidents", json=body, headers={"Idempotency-Key": body["event_id"]})
+
+    def post_incidents(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | Refused]:
+        """Hand over presses in order: one by one for one, else in one batch (and one by one if refused)."""
+        if len(bodies) == 1:
+            return [self.post_incident(bodies[0])]
+        answer = self.request("POST", "/api/v1/incidents/batch", json={"items": bodies})
+        if isinstance(answer, Refused):
+            return [self.post_incident(body) for body in bodies]
+        return answer["items"]

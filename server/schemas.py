@@ -32,6 +32,10 @@ class IncidentIn(Strict):
                                 metadata={"description": "when the bridge received the press"})
 
 
+class IncidentBatchIn(Strict):
+    items = List(Nested(IncidentIn), required=True, validate=Length(1, 500))
+
+
 class TicketSummary(Schema):
     id = Integer()
     number = String()
@@ -44,6 +48,10 @@ class Answer(Schema):
     result = String(metadata={"enum": list(wire.RESULTS)})
     ticket = Nested(TicketSummary, allow_none=True)
     reason = String(allow_none=True)
+
+
+class AnswerList(Schema):
+    items = List(Nested(Answer))
 
 
 class PressOut(Schema):
