@@ -181,7 +181,7 @@ def patch_ticket(ticket_id: int, body: dict[str, Any]) -> dict[str, Any]:
             if "note" in body:
                 data["note"] = body["note"]
             s.add(Event(kind="ticket.updated" if changes else "ticket.note", ticket_id=ticket.id,
-                        devices=incidents.devices_of(s, ticket.id), actor=actor, data=data, created_at=now))
+                        devices=ticket.devices, actor=actor, data=data, created_at=now))
         return ticket_dict(ticket)
 
 

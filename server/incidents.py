@@ -133,9 +133,11 @@ def _apply(s: Session, p: IncomingPress, settings: Settings) -> dict[str, Any]:
             device_id=p.device_id, button=p.button, title=f"{label} at {device['site_name'] or p.device_id}",
             occurrences=1, reopen_count=0, first_reported_at=p.pressed_at, last_reported_at=p.pressed_at,
             created_at=now, updated_at=now, respond_by=deadlines.respond_by, resolve_by=deadlines.resolve_by,
-            touched=False, is_test=False, telemetry=telemetry)).inserted_primary_key[0]
+            touched=False, is_test=False, telemetry=telemetry, devices=[p.device_id])).inserted_primary_key[0]
+        devices = [p.device_id]
     else:
         ticket_id = ticket["id"]
+        devices = ticket["devices"] if p.device_id in ticket["devices"] else sorted([*ticket["devices"], p.device_id])
         deadlines = rules.Deadlines(ticket["respond_by"], ticket["resolve_by"])
         if priority < ticket["priority"]:
             deadlines = rules.sla_deadlines(ticket["created_at"], priority, category["sla"])
@@ -147,10 +149,10 @@ def _apply(s: Session, p: IncomingPress, settings: Settings) -> dict[str, Any]:
             "b_resolved_at": None if result == "reopened" else ticket["resolved_at"],
             "b_reopen_count": ticket["reopen_count"] + (result == "reopened"),
             "b_priority": min(priority, ticket["priority"]),
-            "b_respond_by": deadlines.respond_by, "b_resolve_by": deadlines.resolve_by})
+            "b_respond_by": deadlines.respond_by, "b_resolve_by": deadlines.resolve_by, "b_devices": devices})
     summary = {"id": ticket_id, "number": rules.ticket_number(ticket_id), "status": status,
                "category": category["slug"]}
-    return _finish(s, row, summary, result, None, new_ticket=ticket is None)
+    return _finish(s, row, summary, result, None, devices)
 
 
 def _cancel_last(s: Session, row: _Row, settings: Settings, now: datetime) -> dict[str, Any]:
@@ -159,7 +161,8 @@ def _cancel_last(s: Session, row: _Row, settings: Settings, now: datetime) -> di
     if last is None or not rules.within(last.pressed_at, p.pressed_at, settings.cancel_window_s):
         return _finish(s, row, None, "rejected",
                        f"nothing to cancel: no report from this device in the last {settings.cancel_window_s:g} s")
-    ticket = s.execute(select(T.c.id, T.c.status, T.c.occurrences, T.c.touched, T.c.reopen_count, C.c.slug)
+    ticket = s.execute(select(T.c.id, T.c.status, T.c.occurrences, T.c.touched, T.c.reopen_count, T.c.devices,
+                              C.c.slug)
                        .join(C, C.c.id == T.c.category_id).where(T.c.id == last.ticket_id)).first()
     if ticket.touched or ticket.status not in OPEN_STATUSES:
         return _finish(s, row, None, "rejected", "the ticket is already being handled; it cannot be cancelled")
@@ -172,11 +175,11 @@ def _cancel_last(s: Session, row: _Row, settings: Settings, now: datetime) -> di
     s.execute(update(T).where(T.c.id == ticket.id).values(**values))
     summary = {"id": ticket.id, "number": rules.ticket_number(ticket.id),
                "status": values.get("status", ticket.status), "category": ticket.slug}
-    return _finish(s, row, summary, "cancelled", None)
+    return _finish(s, row, summary, "cancelled", None, ticket.devices)
 
 
 def _finish(s: Session, row: _Row, ticket: dict[str, Any] | None, result: str, reason: str | None,
-            new_ticket: bool = False) -> dict[str, Any]:
+            devices: list[str] | None = None) -> dict[str, Any]:
     p = row.p
     response = wire.ack(p.event_id, result, ticket, reason)
     s.execute(Q.insert_press, {
@@ -185,17 +188,11 @@ def _finish(s: Session, row: _Row, ticket: dict[str, Any] | None, result: str, r
         "late": row.late, "ticket_id": ticket["id"] if ticket else None, "result": result, "reason": reason,
         "cancelled": False, "telemetry": p.telemetry or None, "response": response})
     if ticket is not None:
-        devices = [p.device_id] if new_ticket else devices_of(s, ticket["id"])
         s.execute(Q.insert_event, {
             "kind": f"ticket.{result}", "ticket_id": ticket["id"], "devices": devices,
             "actor": f"device:{p.device_id}", "created_at": row.received_at,
             "data": {"event_id": p.event_id, "press": p.press, "status": ticket["status"], "late": row.late}})
     return response
-
-
-def devices_of(s: Session, ticket_id: int) -> list[str]:
-    """Devices whose presses are in a ticket: the ones whose ``tickets`` topic shows it."""
-    return sorted(s.execute(Q.ticket_devices, {"ticket_id": ticket_id}).scalars())
 
 
 def _seen_device(s: Session, device_id: str, now: datetime) -> dict[str, Any]:
@@ -219,7 +216,8 @@ class Q:
     """The hot path's statements, built once: building one costs more than running it."""
 
     _ticket = select(T.c.id, T.c.status, T.c.priority, T.c.created_at, T.c.resolved_at, T.c.reopen_count,
-                     T.c.first_reported_at, T.c.last_reported_at, T.c.respond_by, T.c.resolve_by, T.c.telemetry)
+                     T.c.first_reported_at, T.c.last_reported_at, T.c.respond_by, T.c.resolve_by, T.c.telemetry,
+                     T.c.devices)
     _scope = (T.c.scope == bindparam("scope"), T.c.category_id == bindparam("category_id"))
     _category = (C.c.id, C.c.slug, C.c.name, C.c.priority, C.c.sla)
 
@@ -243,11 +241,11 @@ class Q:
         resolved_at=bindparam("b_resolved_at", type_=T.c.resolved_at.type),
         reopen_count=bindparam("b_reopen_count"), priority=bindparam("b_priority"),
         respond_by=bindparam("b_respond_by", type_=T.c.respond_by.type),
-        resolve_by=bindparam("b_resolve_by", type_=T.c.resolve_by.type))
+        resolve_by=bindparam("b_resolve_by", type_=T.c.resolve_by.type),
+        devices=bindparam("b_devices", type_=T.c.devices.type))
     last_report = (select(P.c.id, P.c.ticket_id, P.c.result, P.c.pressed_at)
                    .where(P.c.device_id == bindparam("device_id"), P.c.cancelled.is_(False),
                           P.c.result.in_(("created", "merged", "reopened")))
                    .order_by(P.c.id.desc()).limit(1))
     insert_press = insert(P)
     insert_event = insert(E)
-    ticket_devices = select(P.c.device_id).where(P.c.ticket_id == bindparam("ticket_id")).distinct()

@@ -113,6 +113,8 @@ class Ticket(Base):
     # Set once an agent changes the ticket: a double press may no longer cancel it.
     touched: Mapped[bool] = mapped_column(Boolean, default=False)
     telemetry: Mapped[dict[str, Any] | None]
+    # Devices that pressed into this ticket: whose ``tickets`` topic a change must refresh.
+    devices: Mapped[list[Any]] = mapped_column(default=list)
     major_incident_id: Mapped[int | None]
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[Category] = relationship()

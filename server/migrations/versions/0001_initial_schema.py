@@ -110,6 +110,7 @@ def upgrade() -> None:
     sa.Column('assignee', sa.String(length=100), nullable=True),
     sa.Column('touched', sa.Boolean(), nullable=False),
     sa.Column('telemetry', sa.JSON(), nullable=True),
+    sa.Column('devices', sa.JSON(), nullable=False),
     sa.Column('major_incident_id', sa.Integer(), nullable=True),
     sa.Column('is_test', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['category_id'], ['categories.id'], ),
