@@ -83,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=5000)
     parser.add_argument("--devices", type=int, default=500)
-    parser.add_argument("--bridge-workers", type=int, default=8)
+    parser.add_argument("--bridge-workers", type=int, default=2)
     parser.add_argument("--server-workers", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

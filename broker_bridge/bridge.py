@@ -48,7 +48,7 @@ class BridgeSettings:
     topic_root: str = wire.DEFAULT_TOPIC_ROOT
     protocol: int = 5
     client_id: str = "dashdesk-bridge"
-    workers: int = 8
+    workers: int = 2
     retry_s: float = 1.0
     feed_poll_s: float = 0.2
 
@@ -60,7 +60,7 @@ class BridgeSettings:
         return cls(mqtt_url=m.get("url", "mqtt://127.0.0.1:1883"), server_url=b.get("server_url", ""),
                    api_token=b.get("api_token", ""), state_path=data_dir / "bridge-outbox.sqlite3",
                    topic_root=m.get("topic_root", wire.DEFAULT_TOPIC_ROOT), protocol=int(m.get("protocol", 5)),
-                   client_id=b.get("client_id", "dashdesk-bridge"), workers=int(b.get("workers", 8)),
+                   client_id=b.get("client_id", "dashdesk-bridge"), workers=int(b.get("workers", 2)),
                    retry_s=float(b.get("retry_s", 1.0)), feed_poll_s=float(b.get("feed_poll_s", 0.2)))
 
 

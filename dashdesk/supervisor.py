@@ -165,7 +165,8 @@ class Supervisor:
         self._wait_file(ready, bridge.proc)
         if self.demo:
             device_cfg = dd_config.default_file("demo-device.toml")
-            demo = Part("device", exe + ["device", "--device-config", str(device_cfg)], env, stdin=subprocess.PIPE)
+            demo = Part("device", exe + ["device", "--device-config", str(device_cfg),
+                                         "--mqtt-url", env["DASHDESK_MQTT_URL"]], env, stdin=subprocess.PIPE)
             demo.start()
             self.parts.append(demo)
 

@@ -97,7 +97,7 @@ class Part:
 class Stack:
     """Mosquitto + ticket server + bridge, each a real process, on free ports."""
 
-    def __init__(self, root: Path, *, bridge_workers: int = 8, server_workers: int = 1, env: dict[str, str] | None = None):
+    def __init__(self, root: Path, *, bridge_workers: int = 2, server_workers: int = 1, env: dict[str, str] | None = None):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.broker = Broker(root / "broker")
