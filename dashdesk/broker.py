@@ -65,7 +65,8 @@ def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None) ->
     if exe is None:
         raise FileNotFoundError("Mosquitto is not installed: `apt-get install mosquitto`, or pass --mqtt-url")
     conf = write_config(data_dir, port, ws_port=ws_port)
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdin=subprocess.DEVNULL)
+    # Its own session: a Ctrl+C at `dashdesk up` must not stop the broker before the bridge.
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True)
     wait_for_port("127.0.0.1", port, proc=proc)
     return proc
 

@@ -43,7 +43,8 @@ def _override(cfg: dict[str, Any], section: str | None, key: str, value: Any) ->
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """dashdesk: one press on a button becomes one ticket at the service desk."""
     _setup_logging(verbose)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = dd_config.load(config_path)
 
 
@@ -101,7 +102,7 @@ def bridge(cfg: dict[str, Any], data_dir: str | None, ready_file: str | None) ->
 @click.option("--no-stdin", is_flag=True, help="Do not read presses from standard input.")
 def device(device_config: str, mqtt_url: str | None, no_stdin: bool) -> None:
     """Run a button device (with gpiozero's MockFactory where there are no pins)."""
-    from device.agent import run_device
+    from device.run import run_device
 
     sys.exit(run_device(device_config, mqtt_url=mqtt_url, read_stdin=not no_stdin))
 

@@ -1,0 +1,48 @@
+"""`dashdesk up --demo` as a newcomer runs it: ready line, a press, a ticket, a clean stop."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import requests
+
+from dashdesk.broker import free_port
+from tests.stack import wait_until
+
+
+def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
+    http_port, mqtt_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHDESK_")}
+    env["DASHDESK_CONFIG"] = str(tmp_path / "none.toml")
+    up = subprocess.Popen([sys.executable, "-m", "dashdesk.cli", "up", "--demo", "--http-port", str(http_port),
+                           "--mqtt-port", str(mqtt_port), "--data-dir", str(tmp_path / "data")],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(up.stdout.readline, b"")), daemon=True).start()
+    try:
+        wait_until(lambda: any(b"dashdesk ready: http://127.0.0.1:%d" % http_port in line for line in lines),
+                   timeout=60, what="the ready line")
+
+        out = subprocess.run([sys.executable, "-m", "dashdesk.cli", "press", "shop-demo", "b1", "--mqtt-url",
+                              f"mqtt://127.0.0.1:{mqtt_port}"], capture_output=True, env=env, timeout=30)
+        assert out.returncode == 0, out.stderr
+        ack = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        assert ack["result"] == "created" and ack["ticket"]["category"] == "printer"
+
+        token = (tmp_path / "data" / "admin.token").read_text().strip()
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {token}"
+        base = f"http://127.0.0.1:{http_port}/api/v1/tickets"
+        assert [t["number"] for t in api.get(base).json()["items"]] == [ack["ticket"]["number"]]
+
+        # A key typed at `up` presses a button of the simulated device.
+        up.stdin.write(b"b2\n")
+        up.stdin.flush()
+        tills = wait_until(lambda: api.get(base, params={"category": "till"}).json()["items"], timeout=20,
+                           what="the simulated device's press")
+        assert tills[0]["device_id"] == "shop-demo" and tills[0]["site"] == "shop-demo"
+    finally:
+        up.terminate()
+        assert up.wait(60) == 0
