@@ -1,0 +1,1 @@
+"""Benchmarks of the press → ack pipe on real Mosquitto, server and bridge (see README.md)."""

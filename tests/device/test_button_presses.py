@@ -1,0 +1,102 @@
+"""Press types from gpiozero buttons on mock pins, driven low (pressed) and high (released)."""
+
+from __future__ import annotations
+
+import queue
+import time
+from datetime import timedelta
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from dashdesk import wire
+from device.buttons import ButtonInput, make_pin_factory
+
+PIN = 17
+# Timer threads never fire early, so this bounds how long a wait may take.
+WAIT_S = 5.0
+
+
+class Recorder:
+    def __init__(self):
+        self.downs: list[str] = []
+        self.presses: queue.Queue = queue.Queue()
+
+    def down(self, name: str) -> None:
+        self.downs.append(name)
+
+    def press(self, name: str, press_type: str, pressed_at) -> None:
+        self.presses.put((name, press_type, pressed_at, time.monotonic()))
+
+
+@pytest.fixture
+def factory():
+    return MockFactory()
+
+
+def make_button(factory, recorder: Recorder, double: bool = True) -> ButtonInput:
+    return ButtonInput("b1", PIN, pin_factory=factory, on_down=recorder.down, on_press=recorder.press,
+                       long_press_s=1.0, double_window_s=0.4, double=double)
+
+
+def test_tap_is_single_after_the_double_window(factory):
+    rec = Recorder()
+    button = make_button(factory, rec)
+    pin = factory.pin(PIN)
+    before = wire.utcnow()
+    pin.drive_low()
+    releasing = time.monotonic()
+    pin.drive_high()
+    name, kind, pressed_at, at = rec.presses.get(timeout=WAIT_S)
+    assert (name, kind) == ("b1", "single")
+    assert at - releasing >= 0.4  # it waited for a possible second press
+    assert before - timedelta(seconds=0.05) <= pressed_at <= wire.utcnow()
+    assert rec.downs == ["b1"]
+    button.close()
+
+
+def test_two_taps_are_one_double(factory):
+    rec = Recorder()
+    button = make_button(factory, rec)
+    pin = factory.pin(PIN)
+    pin.drive_low()
+    pin.drive_high()
+    pin.drive_low()
+    assert rec.presses.get_nowait()[:2] == ("b1", "double")  # known as the second press starts
+    pin.drive_high()
+    time.sleep(0.5)  # past the window: no single may follow
+    assert rec.presses.empty()
+    assert rec.downs == ["b1", "b1"]
+    button.close()
+
+
+def test_hold_is_long_while_still_held(factory):
+    rec = Recorder()
+    button = make_button(factory, rec)
+    pin = factory.pin(PIN)
+    held = time.monotonic()
+    pin.drive_low()
+    name, kind, _, at = rec.presses.get(timeout=WAIT_S)
+    assert (name, kind) == ("b1", "long")
+    assert at - held >= 1.0
+    assert pin.state is False  # not released yet
+    pin.drive_high()
+    assert rec.presses.empty()
+    button.close()
+
+
+def test_without_double_a_tap_is_single_at_release(factory):
+    rec = Recorder()
+    button = make_button(factory, rec, double=False)
+    pin = factory.pin(PIN)
+    pin.drive_low()
+    assert rec.presses.empty()
+    pin.drive_high()
+    assert rec.presses.get_nowait()[:2] == ("b1", "single")  # no waiting at all
+    button.close()
+
+
+def test_mock_pin_factory_by_name_and_unknown_names_refused():
+    assert isinstance(make_pin_factory("mock"), MockFactory)
+    with pytest.raises(ValueError, match="pin_factory"):
+        make_pin_factory("banana")
