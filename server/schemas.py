@@ -11,7 +11,8 @@ from dashdesk import wire
 
 from .models import DEVICE_STATUSES, TICKET_STATUSES
 
-ID = Regexp(wire.ID_PATTERN, error=f"must match {wire.ID_PATTERN.pattern}")
+# Marshmallow formats the message with str.format: the pattern's braces must be doubled.
+ID = Regexp(wire.ID_PATTERN, error="must match " + wire.ID_PATTERN.pattern.replace("{", "{{").replace("}", "}}"))
 EVENT_ID = Regexp(wire.EVENT_ID_PATTERN, error="must be 1-64 letters, digits and . _ : -")
 
 
