@@ -68,11 +68,12 @@ def up(cfg: dict[str, Any], http_port: int | None, mqtt_port: int | None, mqtt_u
 @cli.command()
 @click.option("--http-port", type=int, default=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True, help="Worker processes.")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes (default: 1 on SQLite, whose writes queue on one lock anyway; 2 otherwise).")
 @click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.pass_obj
-def server(cfg: dict[str, Any], http_port: int | None, host: str, workers: int, threads: int,
+def server(cfg: dict[str, Any], http_port: int | None, host: str, workers: int | None, threads: int,
            data_dir: str | None) -> None:
     """Run the ticket server (HTTP API and web pages)."""
     from server.serve import serve

@@ -7,7 +7,8 @@ writes take the lock at BEGIN, so two writers queue instead of failing with
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 from sqlalchemy import create_engine, event
@@ -50,6 +51,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer at a time, and a writer that finds the lock taken
+        # sleeps in steps of up to 100 ms: threads of one process queue here instead.
+        self._write_lock = threading.Lock() if url.startswith("sqlite") else nullcontext()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -59,7 +63,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A session whose transaction takes the write lock at once and commits on exit."""
-        with self._sessions() as session:
+        with self._write_lock, self._sessions() as session:
             session.connection(execution_options={_WRITE: True})
             with _commit_on_exit(session):
                 yield session

@@ -26,12 +26,14 @@ def _post_fork(_server: Any, worker: Any) -> None:
     worker.app.application.extensions["dashdesk"].db.engine.dispose(close=False)
 
 
-def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, workers: int = 2,
+def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, workers: int | None = None,
           threads: int = 8) -> int:
     """Migrate, build the app once, then serve it until SIGINT or SIGTERM."""
     from .app import create_app
 
     app = create_app(cfg)
+    if workers is None:
+        workers = 1 if app.extensions["dashdesk"].db.url.startswith("sqlite") else 2
     _Gunicorn(app, {
         "bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
         "post_fork": _post_fork, "accesslog": None, "errorlog": "-", "loglevel": "warning",
