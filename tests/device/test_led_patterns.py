@@ -48,7 +48,7 @@ def test_accepted_is_three_quick_blinks_then_off(factory, led, wait_until):
     played(pin, 8, wait_until)
     pin.assert_states_and_times([
         (0.0, True), (0.0, False),
-        (0.2, True), (0.2, False), (0.2, True), (0.2, False), (0.2, True), (0.2, False),
+        (0.0, True), (0.2, False), (0.2, True), (0.2, False), (0.2, True), (0.2, False),
     ])
 
 
@@ -60,7 +60,7 @@ def test_failed_is_three_long_blinks_then_off(factory, led, wait_until):
     played(pin, 8, wait_until)
     pin.assert_states_and_times([
         (0.0, True), (0.0, False),
-        (0.2, True), (0.8, False), (0.2, True), (0.8, False), (0.2, True), (0.8, False),
+        (0.0, True), (0.8, False), (0.2, True), (0.8, False), (0.2, True), (0.8, False),
     ])
 
 
@@ -69,9 +69,9 @@ def test_queued_is_a_slow_blink_that_repeats_until_replaced(factory, led, wait_u
     led.sending()
     pin.clear_states()
     led.show_result("queued")
-    wait_until(lambda: len(pin.states) >= 6, what="two slow blinks")
+    wait_until(lambda: len(pin.states) >= 7, what="two slow blinks")
     pin.assert_states_and_times([
-        (0.0, True), (0.0, False), (1.0, True), (0.3, False), (1.0, True), (0.3, False),
+        (0.0, True), (0.0, False), (0.0, True), (0.3, False), (1.0, True), (0.3, False), (1.0, True),
     ])
     led.sending()  # the next press takes the LED over at once
     changes = len(pin.states)
