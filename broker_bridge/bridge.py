@@ -181,7 +181,11 @@ class Bridge:
     def _on_press(self, device_id: str, payload: bytes, topic: str, received_at: Any, done: Any) -> None:
         try:
             press = wire.parse_press(device_id, payload)
-        except wire.Rejected as exc:
+        except Exception as exc:
+            if not isinstance(exc, wire.Rejected):
+                # A payload that breaks the parser must not hold back every later ack.
+                log.exception("unexpected failure parsing a press on %s", topic[:200])
+                exc = wire.Rejected(f"payload could not be read ({type(exc).__name__})", device_id=device_id)
             self._dead_letter(topic, payload, exc.reason, received_at)
             if exc.device_id and wire.valid_id(exc.device_id):
                 self._publish_ack(exc.device_id, wire.ack(exc.event_id, "rejected", None, exc.reason))

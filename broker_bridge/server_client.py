@@ -44,6 +44,8 @@ class ServerClient:
         """Return the decoded JSON body (None for 204), a ``Refused`` for a 4xx; raise ServerDown otherwise."""
         try:
             r = self._session().request(method, self.base_url + path, timeout=TIMEOUT_S, **kwargs)
+        except requests.exceptions.InvalidJSONError as exc:
+            return Refused(400, f"press cannot be sent as JSON: {exc}"[:500])
         except requests.RequestException as exc:
             self._local.session = None
             raise ServerDown(f"{type(exc).__name__}: {exc}") from None

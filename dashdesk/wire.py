@@ -49,7 +49,8 @@ def utcnow() -> datetime:
 def format_time(t: datetime) -> str:
     """RFC 3339 in UTC with milliseconds: ``2026-11-23T08:15:02.120Z``."""
     t = t.astimezone(timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    # %Y does not pad years before 1000, which RFC 3339 needs as four digits.
+    return f"{t.year:04d}-" + t.strftime("%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 def parse_time(value: Any) -> datetime:
@@ -62,7 +63,10 @@ def parse_time(value: Any) -> datetime:
     t = datetime.fromisoformat(text)
     if t.tzinfo is None:
         raise ValueError("time has no zone")
-    return t.astimezone(timezone.utc)
+    try:
+        return t.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the year 1 in UTC
+        raise ValueError("time is out of range") from None
 
 
 # ---------------------------------------------------------------- topics
@@ -176,7 +180,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode_json_object(payload: bytes) -> dict[str, Any]:
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """Parse standard JSON only: no NaN or Infinity, no number too big for a float.
+
+    Every failure, a nesting that exhausts the parser's stack included, is a ValueError.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def decode_json_object(payload: bytes, max_depth: int | None = MAX_DEPTH) -> dict[str, Any]:
     """Decode a payload that must be one UTF-8 JSON object of at most 16 KiB."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise Rejected(f"payload is {len(payload)} bytes; at most {MAX_PAYLOAD_BYTES} are allowed")
@@ -185,15 +207,15 @@ def decode_json_object(payload: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise Rejected("payload is not UTF-8") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except RecursionError:
-        raise Rejected(f"payload is nested deeper than {MAX_DEPTH} levels") from None
+        data = loads_strict(text)
     except ValueError as exc:
+        if str(exc) == "nested too deeply":
+            raise Rejected(f"payload is nested deeper than {MAX_DEPTH} levels") from None
         raise Rejected(f"payload is not JSON: {str(exc)[:80]}") from None
     if not isinstance(data, dict):
         raise Rejected("payload is not a JSON object")
-    if _depth(data, MAX_DEPTH) > MAX_DEPTH:
-        raise Rejected(f"payload is nested deeper than {MAX_DEPTH} levels")
+    if max_depth is not None and _depth(data, max_depth) > max_depth:
+        raise Rejected(f"payload is nested deeper than {max_depth} levels")
     return data
 
 
@@ -206,7 +228,7 @@ def parse_press(topic_device_id: str, payload: bytes) -> PressEvent:
     if not valid_id(topic_device_id):
         raise Rejected(f"device id in topic {topic_device_id[:70]!r} does not match {ID_PATTERN.pattern}")
     try:
-        data = decode_json_object(payload)
+        data = decode_json_object(payload, max_depth=None)
     except Rejected as exc:
         exc.device_id = topic_device_id
         raise
@@ -215,6 +237,10 @@ def parse_press(topic_device_id: str, payload: bytes) -> PressEvent:
 
     def reject(reason: str) -> Rejected:
         return Rejected(reason, event_id=event_id, device_id=topic_device_id)
+
+    # Checked once the event_id is read, so the device can match the refusal to its press.
+    if _depth(data, MAX_DEPTH) > MAX_DEPTH:
+        raise reject(f"payload is nested deeper than {MAX_DEPTH} levels")
 
     if "event_id" not in data:
         raise reject("event_id is missing")

@@ -131,7 +131,7 @@ def list_tickets(q: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
-    ticket = s.get(Ticket, ticket_id)
+    ticket = s.get(Ticket, ticket_id) if 0 < ticket_id < 2**63 else None
     if ticket is None:
         abort(404, f"no ticket {ticket_id}")
     return ticket

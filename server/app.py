@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from apiflask import APIFlask
+from apiflask import APIFlask, abort
 from apiflask.exceptions import HTTPError
 from sqlalchemy import select, text
+from flask import request
 from werkzeug.exceptions import HTTPException
 
 from dashdesk import config as dd_config
+from dashdesk import wire
 
 from . import migrate
 from .auth import TokenCache, create_token
@@ -94,6 +96,20 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     from .api import api
 
     app.register_blueprint(api)
+
+    @app.before_request
+    def strict_json() -> None:
+        """Refuse what Python's parser takes but JSON is not (NaN, 1e999), or what breaks it (deep nesting).
+
+        Only for requests that carry credentials: one without gets its 401 first.
+        """
+        if request.is_json and "Authorization" in request.headers:
+            body = request.get_data(cache=True)
+            if body:
+                try:
+                    wire.loads_strict(body)
+                except ValueError as exc:
+                    abort(400, f"body is not valid JSON: {str(exc)[:100]}")
 
     @app.get("/healthz")
     @app.doc(summary="200 while the database answers", tags=["Health"])

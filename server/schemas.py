@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timezone
+
 from apiflask import Schema
 from apiflask.fields import AwareDateTime, Boolean, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
-from marshmallow import RAISE
+from marshmallow import RAISE, ValidationError
 
 from dashdesk import wire
 
@@ -14,6 +16,17 @@ from .models import DEVICE_STATUSES, TICKET_STATUSES
 # Marshmallow formats the message with str.format: the pattern's braces must be doubled.
 ID = Regexp(wire.ID_PATTERN, error="must match " + wire.ID_PATTERN.pattern.replace("{", "{{").replace("}", "}}"))
 EVENT_ID = Regexp(wire.EVENT_ID_PATTERN, error="must be 1-64 letters, digits and . _ : -")
+
+
+class UTCTime(AwareDateTime):
+    """An RFC 3339 time with a zone that also exists in UTC (0001-01-01T00:00+01:00 does not)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # type: ignore[no-untyped-def]
+        t = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return t.astimezone(timezone.utc)
+        except OverflowError:
+            raise ValidationError("time is out of range") from None
 
 
 class Strict(Schema):
@@ -26,10 +39,10 @@ class IncidentIn(Strict):
     device_id = String(required=True, validate=ID)
     button = String(required=True, validate=ID)
     press = String(load_default="single", validate=OneOf(wire.PRESS_TYPES))
-    pressed_at = AwareDateTime(required=True)
+    pressed_at = UTCTime(required=True)
     seq = Integer(load_default=None, allow_none=True, validate=Range(0, 2**63 - 1))
     telemetry = Dict(load_default=dict)
-    received_at = AwareDateTime(load_default=None, allow_none=True,
+    received_at = UTCTime(load_default=None, allow_none=True,
                                 metadata={"description": "when the bridge received the press"})
 
 
@@ -232,7 +245,7 @@ class DeadLetterIn(Strict):
     payload_prefix = String(required=True, validate=Length(max=2048))
     payload_size = Integer(required=True, validate=Range(0, 2**31))
     reason = String(required=True, validate=Length(1, 2000))
-    received_at = AwareDateTime(required=True)
+    received_at = UTCTime(required=True)
 
 
 class DeadLetterOut(Schema):
