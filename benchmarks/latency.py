@@ -1,96 +1,268 @@
-"""Press → ack latency at a steady rate, beside the bare broker and database in the same run.
+"""Press → ack latency at a steady rate, beside the bare broker, the bare server and the bare database.
 
-    python -m benchmarks.latency [--presses 1000] [--rate 50] [--devices 50]
+    /tmp/venv/bin/python -m benchmarks.latency [--presses 1000] [--rate 50] [--devices 50] [--json]
+
+Starts a real Mosquitto, the ticket server and the bridge on free ports of
+127.0.0.1 (``tests.stack.Stack``), then in one run measures, each at the same
+rate and count:
+
+* press → final ack: a device publishes a press (QoS 1) on its press topic; the
+  time until the final ack (created/merged/...) arrives on its ack topic;
+* bare MQTT: a client publishes QoS 1 to a topic an echo client subscribes to,
+  which republishes it QoS 1 to a topic the first subscribes to (two broker
+  hops, as press → bridge → ack); the time from publish to receipt;
+* server alone: ``POST /api/v1/incidents`` straight to the server over a
+  keep-alive HTTP connection, as the bridge sends it;
+* bare SQLite: one INSERT + COMMIT in WAL with synchronous=FULL in the same
+  data directory (back to back unless ``--db-paced``).
+
+Prints figures only; it asserts nothing about time.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sqlite3
-import threading
+import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
+
+import requests
 
 from dashdesk import wire
 
-from .common import Client, bare_round_trips, machine, print_table, start_stack, summary
+from . import common as c
+
+TARGET_P99_MS = 50.0
+PROFILE_RATE = 100
 
 
-def press_latencies(stack: Any, count: int, rate: float, devices: int) -> list[float]:
-    """Publish presses at ``rate``/s and time each until its final ack (ms)."""
-    topics = wire.Topics()
-    prefix = f"lat{uuid.uuid4().hex[:6]}"
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.split("\n\n")[0])
+    p.add_argument("--presses", type=int, default=1000, help="presses (and pings, and inserts) to time (1000)")
+    p.add_argument("--rate", type=float, default=50.0, help="presses per second (50)")
+    p.add_argument("--devices", type=int, default=50, help="devices the presses come from, round robin (50)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed presses first (default: one per device)")
+    p.add_argument("--no-map", action="store_true", help="leave buttons unmapped (presses go to 'other')")
+    p.add_argument("--no-http", action="store_true", help="skip the server-alone HTTP phase")
+    p.add_argument("--no-db", action="store_true", help="skip the bare SQLite phase")
+    p.add_argument("--db-paced", action="store_true", help="pace the SQLite inserts at --rate too")
+    p.add_argument("--profile", action="store_true",
+                   help="run py-spy on the server and the bridge during the press phase")
+    c.add_stack_options(p)
+    return p.parse_args(argv)
+
+
+def bare_mqtt(url: str, count: int, rate: float) -> dict[str, list[float]]:
+    prefix = f"bench/{c.run_id()}"
+    echo = c.Echo(url, prefix)
+    pings = c.Receiver(url, f"{prefix}/ping/+", "ping-spy")  # one hop: when the broker delivered the ping
+    pongs = c.Receiver(url, f"{prefix}/pong/+", "pong")
+    pub = c.Client(url, "pinger", max_inflight=200)
+    pongs.want = count
+    payload = c.press_payload("bench-ping", str(uuid.uuid4()))
     sent: dict[str, float] = {}
-    got: dict[str, float] = {}
-    done = threading.Event()
 
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        t = time.perf_counter()
-        ack = json.loads(msg.payload)
-        e = ack.get("event_id")
-        if ack["result"] != "queued" and e in sent and e not in got:
-            got[e] = (t - sent[e]) * 1000
-            if len(got) == count:
-                done.set()
+    def one(i: int) -> None:
+        key = str(i)
+        sent[key] = c.clock()
+        pub.publish(f"{prefix}/ping/{key}", payload)
 
-    client = Client(stack.broker.url, on_message, [topics.subscription("ack")])
-    start = time.perf_counter()
-    for i in range(count):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        event = wire.new_press(f"{prefix}-{i % devices}", "b1")
-        sent[event.event_id] = time.perf_counter()
-        client.client.publish(topics.press(event.device_id), event.to_json(), qos=1)
-    done.wait(60)
-    client.close()
-    return list(got.values())
-
-
-def bare_database(path: Path, count: int) -> list[float]:
-    """One insert and commit in SQLite, WAL with synchronous=FULL as the server runs it (ms)."""
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, event_id TEXT UNIQUE, body TEXT)")
-    out = []
-    for i in range(count):
-        t = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO t (event_id, body) VALUES (?, ?)", (str(uuid.uuid4()), "x" * 300))
-        db.execute("COMMIT")
-        out.append((time.perf_counter() - t) * 1000)
-    db.close()
-    return out
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presses", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=50.0)
-    parser.add_argument("--devices", type=int, default=50)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    stack = start_stack()
     try:
-        # A short warm-up: the first connections and statements are not what a shop sees all day.
-        press_latencies(stack, 50, args.rate, args.devices)
-        rows = {
-            "press → final ack (dashdesk)": summary(press_latencies(stack, args.presses, args.rate, args.devices)),
-            "bare MQTT QoS 1 round trip": summary(bare_round_trips(stack.broker.url, args.presses, args.rate)),
-            "bare SQLite insert+commit (FULL)": summary(bare_database(stack.root / "bare.sqlite3", args.presses)),
-        }
+        c.pace(rate, count, one)
+        pongs.done.wait(30)
+        rtt = [pongs.at[k] - t for k, t in sent.items() if k in pongs.at]
+        one_way = [pings.at[k] - t for k, t in sent.items() if k in pings.at]
     finally:
-        stack.stop()
-    print(f"machine: {machine()}")
-    print_table(f"{args.presses} presses at {args.rate:g}/s from {args.devices} devices", rows)
-    print(f"\np99 press → ack: {rows['press → final ack (dashdesk)']['p99']:.1f} ms (target ≤ 50 ms)")
+        for x in (pub, pongs, pings, echo):
+            x.close()
+    return {"rtt": rtt, "one_way": one_way}
+
+
+def server_alone(stack: Any, devices: list[str], count: int, rate: float) -> tuple[list[float], int]:
+    """POST /api/v1/incidents as the bridge does (keep-alive session), timed per request."""
+    from tests.stack import ADMIN_TOKEN
+
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+    times: list[float] = []
+    errors = 0
+
+    def one(i: int) -> None:
+        nonlocal errors
+        body = wire.new_press(devices[i % len(devices)], "b1").to_dict()
+        body["telemetry"] = {}
+        body["received_at"] = wire.format_time(wire.utcnow())
+        t0 = c.clock()
+        r = http.post(stack.base + "/api/v1/incidents", json=body, headers={"Idempotency-Key": body["event_id"]},
+                      timeout=10)
+        times.append(c.clock() - t0)
+        if r.status_code not in (200, 201):
+            errors += 1
+
+    c.pace(rate, count, one)
+    http.close()
+    return times, errors
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run = c.run_id()
+    devices = [f"bench-{run}-d{i:03d}" for i in range(args.devices)]
+    http_devices = [f"bench-{run}-h{i:03d}" for i in range(args.devices)]
+    warmup = args.devices if args.warmup is None else args.warmup
+    t_begin = time.monotonic()
+    print("starting Mosquitto, the server and the bridge ...", file=sys.stderr)
+    stack = c.start_stack(args, "latency")
+    collector = None
+    presser = None
+    try:
+        out: dict[str, Any] = {"benchmark": "latency", "machine": c.machine(),
+                               "settings": {"presses": args.presses, "rate": args.rate, "devices": args.devices,
+                                            "warmup": warmup, "mapped": not args.no_map,
+                                            **c.stack_settings(stack, args)}}
+        whole = c.CpuMeter(stack)
+        whole.start()
+        if not args.no_map:
+            for d in devices + http_devices:
+                stack.map_button(d, "b1", "printer", label="Printer")
+        url = stack.broker.url
+        collector = c.AckCollector(url)
+        presser = c.Client(url, "devices", max_inflight=200)
+        topics = wire.Topics()
+
+        def press(i: int, ids: list[str]) -> None:
+            device = devices[i % len(devices)]
+            eid = str(uuid.uuid4())
+            payload = c.press_payload(device, eid)
+            ids.append(eid)
+            collector.note_sent(eid, device, c.clock())
+            presser.publish(topics.press(device), payload)
+
+        # Warm-up: creates each device's ticket, opens the bridge's and server's connections.
+        warm_ids: list[str] = []
+        if warmup:
+            print(f"warm-up: {warmup} presses ...", file=sys.stderr)
+            collector.expect(warmup)
+            c.pace(args.rate, warmup, lambda i: press(i, warm_ids))
+            collector.wait_all(30)
+            out["warmup"] = c.summary_ms(collector.latencies(warm_ids))
+
+        print(f"bare MQTT: {args.presses} QoS 1 round trips at {args.rate:g}/s ...", file=sys.stderr)
+        bare = bare_mqtt(url, args.presses, args.rate)
+        out["bare_mqtt_rtt"] = c.summary_ms(bare["rtt"])
+        out["bare_mqtt_one_way"] = c.summary_ms(bare["one_way"])
+
+        if not args.no_db:
+            print(f"bare SQLite: {args.presses} INSERT+COMMIT ...", file=sys.stderr)
+            out["bare_sqlite"] = c.summary_ms(c.sqlite_bare(stack.root, args.presses,
+                                                            args.rate if args.db_paced else None))
+            out["bare_sqlite"]["paced"] = bool(args.db_paced)
+
+        if not args.no_http:
+            print(f"server alone: {args.presses} POST /api/v1/incidents at {args.rate:g}/s ...", file=sys.stderr)
+            times, errors = server_alone(stack, http_devices, args.presses, args.rate)
+            out["server_http"] = c.summary_ms(times)
+            out["server_http"]["errors"] = errors
+
+        print(f"presses: {args.presses} at {args.rate:g}/s from {args.devices} devices ...", file=sys.stderr)
+        profiler = c.Profiler(stack, stack.root / "profile", rate=PROFILE_RATE) if args.profile else None
+        if profiler:
+            profiler.start()
+        meter = c.CpuMeter(stack, profiler)
+        meter.start()
+        ids: list[str] = []
+        collector.expect(warmup + args.presses)
+        duration = c.pace(args.rate, args.presses, lambda i: press(i, ids))
+        complete = collector.wait_all(30)
+        cpu = meter.stop()
+        profiles = profiler.stop() if profiler else {}
+        lat = collector.latencies(ids)
+        out["press_ack"] = c.summary_ms(lat)
+        out["press_ack"].update({"sent": len(ids), "final_acks": len(lat), "missing": len(ids) - len(lat),
+                                 "complete": complete, "publish_s": round(duration, 3),
+                                 "achieved_rate": round(len(ids) / duration, 2)})
+        out["press_ack"]["results"] = collector.results(ids)
+        out["press_ack"]["duplicate_final_acks"] = collector.duplicates(ids)
+        out["press_ack"]["queued_acks"] = collector.queued
+        out["press_ack"]["acks_on_wrong_topic"] = collector.wrong_topic
+        out["cpu"] = cpu
+        whole.profiler = profiler  # py-spy's CPU is its own row, not "other processes"
+        out["machine_during_run"] = whole.stop()
+        if profiles:
+            out["profile"] = {name: c.analyse_profile(path, name) for name, path in profiles.items()}
+            out["profile_files"] = {name: str(path) for name, path in profiles.items()}
+    finally:
+        for x in (presser, collector):
+            if x is not None:
+                x.close()
+        c.stop_stack(stack, keep=args.keep or args.profile)
+    out["elapsed_s"] = round(time.monotonic() - t_begin, 1)
+    report(out, args)
+    return 0
+
+
+def report(out: dict[str, Any], args: argparse.Namespace) -> None:
+    m = out["machine"]
+    print()
+    print(f"dashdesk latency benchmark: {args.presses} presses at {args.rate:g}/s from {args.devices} devices "
+          f"({'mapped' if not args.no_map else 'unmapped'} buttons; {out['settings']['warmup']} warm-up presses first)"
+          + ("\nUNDER py-spy: the latencies below are distorted by the profiler; run without --profile for figures"
+             if args.profile else ""))
+    print(f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, SQLite {m['sqlite']}, "
+          f"Mosquitto {m['mosquitto']}")
+    st = out["settings"]
+    print(f"code: {m['commit']}; server {st['server_workers']} worker process(es) x {st['server_threads']} threads, "
+          f"bridge {st['bridge_workers']} press workers")
+    rows = []
+    names = [("press_ack", "press -> final ack (whole pipe)"),
+             ("bare_mqtt_rtt", "bare MQTT QoS1 round trip (2 hops)"),
+             ("bare_mqtt_one_way", "bare MQTT QoS1 one hop"),
+             ("server_http", "server alone: POST /incidents"),
+             ("bare_sqlite", "bare SQLite INSERT+COMMIT (WAL, FULL)")]
+    for key, label in names:
+        if key in out:
+            s = out[key]
+            rows.append([label, s["n"], s["p50_ms"], s["p90_ms"], s["p99_ms"], s["max_ms"], s["mean_ms"]])
+    print()
+    print(c.table(rows, ["measurement (ms)", "n", "p50", "p90", "p99", "max", "mean"]))
+    pa = out["press_ack"]
+    print()
+    print(f"presses: sent {pa['sent']} in {pa['publish_s']:.1f} s ({pa['achieved_rate']:.1f}/s), final acks "
+          f"{pa['final_acks']}, missing {pa['missing']}, duplicate finals {pa['duplicate_final_acks']}, "
+          f"queued acks {pa['queued_acks']}, results {pa['results']}")
+    if "warmup" in out:
+        w = out["warmup"]
+        print(f"warm-up (first press of each device, creates its ticket): p50 {w['p50_ms']:.2f} ms, "
+              f"p99 {w['p99_ms']:.2f} ms, max {w['max_ms']:.2f} ms")
+    print()
+    print("CPU used during the press phase:")
+    print(c.cpu_lines(out["cpu"], max(1, pa["sent"])))
+    print(c.disturbance_line(out["machine_during_run"]))
+    if "profile" in out:
+        print()
+        print(f"py-spy during the press phase ({PROFILE_RATE} samples/s per thread; 'busy' = a thread not "
+              "waiting for work; thread time, so lock, disk and GIL waits count):")
+        for name, a in out["profile"].items():
+            print(c.profile_report(name, a, PROFILE_RATE, max(1, pa["sent"])))
+        print(f"  raw stacks: {out['profile_files']}")
+    p99 = pa["p99_ms"]
+    verdict = "MET" if pa["missing"] == 0 and p99 <= TARGET_P99_MS else "MISSED"
+    bare = out["bare_mqtt_rtt"]
+    extra = ""
+    if "server_http" in out:
+        extra += f", server alone p99 {out['server_http']['p99_ms']:.1f} ms"
+    if "bare_sqlite" in out:
+        extra += f", SQLite commit p99 {out['bare_sqlite']['p99_ms']:.1f} ms"
+    print()
+    print(("SUMMARY (UNDER py-spy, not a figure to quote): " if args.profile else "SUMMARY: ")
+          + f"press->ack p50 {pa['p50_ms']:.1f} ms, p99 {p99:.1f} ms, max {pa['max_ms']:.1f} ms at "
+          f"{args.rate:g}/s (target p99 <= {TARGET_P99_MS:g} ms: {verdict}); bare MQTT round trip p50 "
+          f"{bare['p50_ms']:.2f} ms, p99 {bare['p99_ms']:.2f} ms{extra}; run took {out['elapsed_s']} s"
+          + ("" if c.quiet(out["machine_during_run"]) else "; machine DISTURBED by other processes"))
     if args.json:
-        print(json.dumps(rows))
+        print(c.dump_json(out))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
