@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mqtt-url", help="broker URL, overriding mqtt_url in the TOML")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every telemetry run at INFO: a line a minute that says nothing.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return run_device(args.config, mqtt_url=args.mqtt_url)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from gpiozero import LED
@@ -43,15 +44,20 @@ class ButtonLed:
 
     def __init__(self, pin: int, *, pin_factory: Factory):
         self._led = LED(pin, initial_value=False, pin_factory=pin_factory)
+        # Button-down, acks and ack timeouts arrive on three threads, and two
+        # blink() calls at once leave a blink thread nobody can stop.
+        self._lock = threading.Lock()
 
     def sending(self) -> None:
         """Turn the LED solid on (stopping any pattern): a press is on its way."""
-        self._led.on()
+        with self._lock:
+            self._led.on()
 
     def show(self, pattern: Pattern) -> None:
         """Blink ``pattern``, replacing whatever the LED shows; the first off marks the change."""
-        self._led.off()
-        self._led.blink(pattern.on_s, pattern.off_s, n=pattern.times, background=True)
+        with self._lock:
+            self._led.off()
+            self._led.blink(pattern.on_s, pattern.off_s, n=pattern.times, background=True)
 
     def show_result(self, result: str) -> None:
         """Show the pattern for an ack result."""
@@ -59,4 +65,5 @@ class ButtonLed:
 
     def close(self) -> None:
         """Stop any pattern, turn the LED off and release its pin; safe to repeat."""
-        self._led.close()
+        with self._lock:
+            self._led.close()

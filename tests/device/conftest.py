@@ -41,12 +41,12 @@ def wait_until() -> Callable[..., None]:
 class Observer:
     """A plain paho client that records everything under ``dashdesk/v1/devices/+/#``."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, client_id: str):
         port = int(url.rsplit(":", 1)[1])
         self.messages: list[paho.MQTTMessage] = []
         self._changed = threading.Condition()
         subscribed = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="test-observer",
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv5)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("dashdesk/v1/devices/+/#", qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
@@ -91,11 +91,23 @@ class Observer:
 
 
 @pytest.fixture
-def observer(mosquitto: str):
-    """An :class:`Observer` connected to the test's Mosquitto."""
-    obs = Observer(mosquitto)
-    yield obs
-    obs.close()
+def observe(mosquitto: str):
+    """Make :class:`Observer` clients of the test's Mosquitto (each subscribes when made)."""
+    made: list[Observer] = []
+
+    def make() -> Observer:
+        made.append(Observer(mosquitto, client_id=f"test-observer-{len(made)}"))
+        return made[-1]
+
+    yield make
+    for obs in made:
+        obs.close()
+
+
+@pytest.fixture
+def observer(observe) -> Observer:
+    """An :class:`Observer` subscribed before the test starts anything."""
+    return observe()
 
 
 @pytest.fixture
