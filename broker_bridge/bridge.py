@@ -74,6 +74,11 @@ class Bridge:
         self.outbox = Outbox(settings.state_path)
         self.client, self._broker = dd_mqtt.make_client(settings.mqtt_url, settings.client_id,
                                                         protocol=settings.protocol, manual_ack=True)
+        # No cap on acks in flight: paho holds a QoS 1 publish back once 20 are unconfirmed,
+        # while the PUBACK of the press it answers goes out at once. A bridge killed then
+        # would have let go of the press without its ack ever leaving. Uncapped, the ack is
+        # written to the socket before that PUBACK, so the broker has it first.
+        self.client.max_inflight_messages_set(0)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message

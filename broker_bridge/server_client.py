@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,13 @@ class ServerClient:
         if session is None:
             session = self._local.session = requests.Session()
             session.headers.update(self._headers)
+            # Read the environment (proxies, CA bundle) once here, not on every request:
+            # with trust_env, requests looks them (and ~/.netrc) up again for each call.
+            session.trust_env = False
+            session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                session.verify = bundle
         return session
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -106,7 +106,7 @@ def _statuses(text: str) -> list[str]:
 
 @api.get("/tickets")
 @api.auth_required(auth)
-@api.input(schemas.TicketQuery, location="query", arg_name="q")
+@api.input(schemas.TicketQuery, location="query", arg_name="q", unknown=None)  # None: the schema refuses unknown
 @api.output(schemas.TicketPage)
 @api.doc(summary="List tickets, newest first")
 def list_tickets(q: dict[str, Any]) -> dict[str, Any]:
@@ -384,7 +384,7 @@ def device_tickets(device_id: str) -> dict[str, Any]:
 
 @api.get("/events")
 @api.auth_required(auth)
-@api.input(schemas.EventQuery, location="query", arg_name="q")
+@api.input(schemas.EventQuery, location="query", arg_name="q", unknown=None)
 @api.output(schemas.EventPage)
 @api.doc(summary="The event feed after an id, oldest first")
 def list_events(q: dict[str, Any]) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     url = database_url(cfg)
     if upgrade:
         migrate.upgrade(url)
-    db = Database(url)
+    db = Database(url, fast_sql=bool(server_cfg.get("sqlite_fast_path", True)))
     categories, default_sla = load_categories()
     seed(db, categories, default_sla)
     bootstrap(db, os.environ)
@@ -123,7 +123,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
 
     @app.error_processor
     def error_response(error: HTTPError) -> tuple[dict[str, Any], int, Any]:
-        body: dict[str, Any] = {"code": _code(error.status_code), "message": error.message}
+        body: dict[str, Any] = {"code": error_code(error.status_code), "message": error.message}
         if error.detail:
             body["detail"] = error.detail
         return {"error": body}, error.status_code, error.headers
@@ -131,12 +131,14 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     @app.errorhandler(HTTPException)
     def http_exception(exc: HTTPException) -> tuple[dict[str, Any], int]:
         code = exc.code or 500
-        return {"error": {"code": _code(code), "message": exc.description or exc.name}}, code
+        return {"error": {"code": error_code(code), "message": exc.description or exc.name}}, code
 
     return app
 
 
-def _code(status: int) -> str:
+def error_code(status: int) -> str:
+    """The ``code`` of an error body for an HTTP status."""
     return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
             405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-            422: "invalid", 429: "too_many_requests", 503: "unavailable"}.get(status, f"http_{status}")
+            414: "uri_too_long", 422: "invalid", 429: "too_many_requests", 431: "headers_too_large",
+            500: "internal_error", 503: "unavailable"}.get(status, f"http_{status}")

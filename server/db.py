@@ -47,8 +47,10 @@ def make_engine(url: str) -> Engine:
 class Database:
     """Owns the engine and hands out read and write sessions."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, fast_sql: bool = True):
         self.url = url
+        # The press path's statements on sqlite3's own cursor (``prepared``); False: through the session.
+        self.fast_sql = fast_sql
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time, and a writer that finds the lock taken

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+
+from .app import error_code
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -19,6 +23,22 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         return self.application
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Gunicorn's answer to a request it cannot parse (a header too large, a bad request line), as JSON.
+
+    Gunicorn writes these itself, before the app sees the request, as an HTML page;
+    API clients get the same ``{"error": ...}`` body as from the app instead.
+    """
+    body = json.dumps({"error": {"code": error_code(status_int), "message": mesg or reason}}).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
+# Gunicorn calls util.write_error for every error it answers itself; it has no setting for the format.
+gunicorn_util.write_error = _write_json_error
 
 
 def _post_fork(_server: Any, worker: Any) -> None:

@@ -111,6 +111,7 @@ CASES = [
     ("cursor-negative", "GET", "/api/v1/tickets?cursor=-1", {"headers": AUTH}, 400),
     ("cursor-not-int", "GET", "/api/v1/tickets?cursor=abc", {"headers": AUTH}, 400),
     ("device-id-query-upper", "GET", "/api/v1/tickets?device_id=Shop-1", {"headers": AUTH}, 400),
+    ("query-misspelt", "GET", "/api/v1/tickets?stauts=open", {"headers": AUTH}, 400),
     # --- tickets by id
     ("ticket-404", "GET", "/api/v1/tickets/999999", {"headers": AUTH}, 404),
     ("ticket-id-not-int", "GET", "/api/v1/tickets/abc", {"headers": AUTH}, 404),
@@ -150,6 +151,7 @@ CASES = [
     ("category-bad-sla-key", "POST", "/api/v1/categories",
      {"json": {"slug": "x", "name": "X", "sla": {"9": {"respond_min": 5}}}, "headers": AUTH}, 400),
     ("events-negative", "GET", "/api/v1/events?after=-5", {"headers": AUTH}, 400),
+    ("events-unknown-param", "GET", "/api/v1/events?since=5", {"headers": AUTH}, 400),
     ("events-limit-abc", "GET", "/api/v1/events?limit=abc", {"headers": AUTH}, 400),
     ("events-with-tickets-maybe", "GET", "/api/v1/events?with_tickets=maybe", {"headers": AUTH}, 400),
     ("dead-letter-missing-fields", "POST", "/api/v1/dead-letters", {"json": {"key": "k"}, "headers": AUTH}, 400),
@@ -167,6 +169,10 @@ CASES = [
     ("wrong-method-get-incidents", "GET", "/api/v1/incidents", {"headers": AUTH}, 405),
     ("wrong-method-put-ticket", "PUT", "/api/v1/tickets/{ticket}", {"json": {}, "headers": AUTH}, 405),
     ("unknown-path", "GET", "/api/v1/nothing-here", {"headers": AUTH}, 404),
+    # --- what gunicorn answers itself, before the app sees the request
+    ("huge-authorization-header", "GET", "/api/v1/tickets", {"headers": {"Authorization": "Bearer " + "x" * 9000}},
+     431),
+    ("uri-too-long", "GET", "/api/v1/tickets?status=" + "n" * 9000, {"headers": AUTH}, 414),
 ]
 
 

@@ -4,10 +4,24 @@ import threading
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+import pytest
+from sqlalchemy import func, select, text, update
 
 from dashdesk import wire
+from server.app import create_app
 from server.models import Press, Ticket
+
+from .conftest import TOKEN
+
+
+@pytest.fixture(params=[True, False], ids=["sqlite-cursor", "session"])
+def app(request, tmp_path, monkeypatch):
+    """Every rule below holds both on the fast path (sqlite3's cursor) and through the session."""
+    monkeypatch.setenv("DASHDESK_ADMIN_TOKEN", TOKEN)
+    app = create_app({"data_dir": str(tmp_path),
+                      "server": {"reopen_window_s": 3600, "sqlite_fast_path": request.param}})
+    yield app
+    app.extensions["dashdesk"].db.close()
 
 
 def press(client, device="shop-1", button="b1", kind="single", event_id=None, pressed_at=None, **extra):
@@ -148,3 +162,32 @@ def test_openapi_document_lists_the_v1_paths(client):
     for path in ("/api/v1/incidents", "/api/v1/tickets", "/api/v1/tickets/{ticket_id}", "/api/v1/categories",
                  "/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/buttons/{button}"):
         assert path in spec["paths"], path
+
+
+def _stored_rows(tmp_path, fast):
+    """Raw column values SQLite holds after the same presses, on one path."""
+    app = create_app({"data_dir": str(tmp_path / str(fast)), "server": {"sqlite_fast_path": fast}})
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    at = wire.parse_time("2026-11-23T10:00:00.123Z")
+    for i, kind in enumerate(["single", "long", "single", "double"]):
+        press(client, event_id=f"e{i}", kind=kind, pressed_at=at + timedelta(seconds=i),
+              telemetry={"ip": "10.0.0.7", "probes": [{"name": "printer", "ok": False}]})
+    db = app.extensions["dashdesk"].db
+    with db.engine.connect() as c:
+        tickets = c.execute(text("SELECT status, priority, occurrences, first_reported_at, last_reported_at, "
+                                 "telemetry, devices, touched, is_test FROM tickets")).all()
+        presses = c.execute(text("SELECT event_id, pressed_at, late, cancelled, result, telemetry, response "
+                                 "FROM presses ORDER BY id")).all()
+        events = c.execute(text("SELECT kind, devices, actor, data FROM events ORDER BY id")).all()
+    db.close()
+    return tickets, presses, events
+
+
+def test_the_fast_path_stores_exactly_what_the_session_stores(tmp_path, monkeypatch):
+    monkeypatch.setenv("DASHDESK_ADMIN_TOKEN", TOKEN)
+    fast, portable = _stored_rows(tmp_path, True), _stored_rows(tmp_path, False)
+    assert fast == portable
+    tickets, presses, _ = fast
+    assert tickets[0][3] == "2026-11-23 10:00:00.123000"  # SQLAlchemy's own DATETIME text, in UTC
+    assert [p[4] for p in presses] == ["created", "merged", "merged", "cancelled"]
