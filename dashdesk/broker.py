@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import re
 import shutil
 import socket
 import subprocess
@@ -26,9 +27,50 @@ set_tcp_nodelay true
 """
 
 
+# Mosquitto before 2.0.12 (Debian 12 ships 2.0.11) binds a websockets listener
+# to every interface whatever address its `listener` line names
+# (eclipse-mosquitto/mosquitto#2085, #3045).
+WS_BIND_FIXED_IN = (2, 0, 12)
+
+
 def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None)
+
+
+def mosquitto_version(exe: str | None = None) -> tuple[int, ...] | None:
+    """The installed Mosquitto's version, e.g. (2, 0, 11); None if unknown."""
+    exe = exe or find_mosquitto()
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "-h"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"version (\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(x) for x in found.groups()) if found else None
+
+
+def ws_binds_loopback(exe: str | None = None) -> bool:
+    """Whether this Mosquitto can keep a websockets listener to 127.0.0.1."""
+    version = mosquitto_version(exe)
+    return version is not None and version >= WS_BIND_FIXED_IN
+
+
+def listens_on_every_interface(port: int) -> bool:
+    """Whether something listens on ``port`` at a wildcard address (Linux's /proc/net; False elsewhere)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            address, _, hexport = local.rpartition(":")
+            if state == "0A" and int(hexport, 16) == port and set(address) == {"0"}:
+                return True
+    return False
 
 
 def write_config(data_dir: Path, port: int, *, host: str = "127.0.0.1", ws_port: int | None = None,
@@ -40,6 +82,7 @@ def write_config(data_dir: Path, port: int, *, host: str = "127.0.0.1", ws_port:
              f"log_dest file {data_dir / 'mosquitto.log'}", "log_type error", "log_type warning",
              "log_type notice", f"listener {port} {host}", "allow_anonymous true"]
     if ws_port:
+        # MQTT over WebSockets (browsers, the phone app); any URL path is accepted.
         lines += [f"listener {ws_port} {host}", "protocol websockets", "allow_anonymous true"]
     conf = data_dir / "mosquitto.conf"
     conf.write_text("\n".join(lines) + "\n" + extra)
@@ -67,7 +110,15 @@ def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None) ->
     conf = write_config(data_dir, port, ws_port=ws_port)
     # Its own session: a Ctrl+C at `dashdesk up` must not stop the broker before the bridge.
     proc = subprocess.Popen([exe, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True)
-    wait_for_port("127.0.0.1", port, proc=proc)
+    try:
+        wait_for_port("127.0.0.1", port, proc=proc)
+        if ws_port:
+            wait_for_port("127.0.0.1", ws_port, proc=proc)
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
     return proc
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import threading
+import time
 import uuid
 from enum import IntEnum
 from pathlib import Path
@@ -52,17 +53,25 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 @click.option("--http-port", type=int, default=None, help="Port of the web server and API (8080).")
 @click.option("--mqtt-port", type=int, default=None, help="Port of the broker that `up` starts (1883).")
 @click.option("--mqtt-url", default=None, help="Use this broker instead of starting one.")
+@click.option("--broker", "broker_kind", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
+              show_default=True,
+              help="The broker to start: Mosquitto, or the embedded Python one (amqtt; MQTT 3.1.1, sessions in "
+                   "memory); auto = Mosquitto if installed.")
+@click.option("--ws-port", type=click.IntRange(min=0, max=65535), default=None,
+              help="Port of the broker's MQTT-over-WebSockets listener on 127.0.0.1 (9001, or a free port if "
+                   "taken; 0: none).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where data is kept.")
 @click.option("--demo", is_flag=True, help="Add a demo shop with three buttons and a simulated device.")
 @click.pass_obj
 def up(cfg: dict[str, Any], http_port: int | None, mqtt_port: int | None, mqtt_url: str | None,
-       data_dir: str | None, demo: bool) -> None:
+       broker_kind: str, ws_port: int | None, data_dir: str | None, demo: bool) -> None:
     """Run the whole system on this machine: broker, server, bridge (and the demo device)."""
     from .supervisor import Supervisor
 
     _override(cfg, None, "data_dir", data_dir)
     _override(cfg, "server", "http_port", http_port)
-    sys.exit(Supervisor(cfg, mqtt_port=mqtt_port, mqtt_url=mqtt_url, demo=demo).run())
+    sys.exit(Supervisor(cfg, mqtt_port=mqtt_port, mqtt_url=mqtt_url, demo=demo, broker_kind=broker_kind,
+                        ws_port=ws_port).run())
 
 
 @cli.command()
@@ -100,12 +109,15 @@ def bridge(cfg: dict[str, Any], data_dir: str | None, ready_file: str | None) ->
 @click.option("--device-config", "device_config", type=click.Path(dir_okay=False), required=True,
               help="The device's TOML file (buttons, pins, probes).")
 @click.option("--mqtt-url", default=None)
+@click.option("--protocol", type=click.Choice(["4", "5"]), default=None,
+              help="MQTT protocol (5, or 4 for 3.1.1), overriding the device's file.")
 @click.option("--no-stdin", is_flag=True, help="Do not read presses from standard input.")
-def device(device_config: str, mqtt_url: str | None, no_stdin: bool) -> None:
+def device(device_config: str, mqtt_url: str | None, protocol: str | None, no_stdin: bool) -> None:
     """Run a button device (with gpiozero's MockFactory where there are no pins)."""
     from device.run import run_device
 
-    sys.exit(run_device(device_config, mqtt_url=mqtt_url, read_stdin=not no_stdin))
+    sys.exit(run_device(device_config, mqtt_url=mqtt_url, read_stdin=not no_stdin,
+                        protocol=int(protocol) if protocol else None))
 
 
 @cli.command()
@@ -118,17 +130,48 @@ def device(device_config: str, mqtt_url: str | None, no_stdin: bool) -> None:
 def press(cfg: dict[str, Any], device_id: str, button: str, press_type: str, mqtt_url: str | None,
           timeout: float) -> None:
     """Publish one press as DEVICE_ID and print the ack."""
-    from . import mqtt as dd_mqtt
-
     if not wire.valid_id(device_id) or not wire.valid_id(button):
         raise click.BadParameter(f"DEVICE_ID and BUTTON must match {wire.ID_PATTERN.pattern}")
     topics = wire.Topics(cfg["mqtt"].get("topic_root", wire.DEFAULT_TOPIC_ROOT))
     event = wire.new_press(device_id, button, press_type)
-    final = threading.Event()
-    client, broker = dd_mqtt.make_client(mqtt_url or cfg["mqtt"]["url"], f"dashdesk-press-{uuid.uuid4().hex[:12]}",
-                                         protocol=int(cfg["mqtt"].get("protocol", 5)), persistent=False)
+    url = mqtt_url or cfg["mqtt"]["url"]
+    protocol = int(cfg["mqtt"].get("protocol", 5))
+    deadline = time.monotonic() + timeout
+    got, refused = _press_once(url, protocol, topics, event, timeout)
+    if refused and protocol == 5:
+        # An MQTT 3.1.1-only broker (the embedded one of `dashdesk up`) answers an MQTT 5
+        # CONNECT with a refusal or just closes the connection: try 3.1.1, which every broker
+        # speaks, for the time left. The press was not published: same event, no duplicate.
+        click.echo("could not connect with MQTT 5; trying MQTT 3.1.1", err=True)
+        got, refused = _press_once(url, 4, topics, event, max(1.0, deadline - time.monotonic()))
+    if not got:
+        click.echo(f"no final ack for {event.event_id} within {timeout:g} s", err=True)
+    sys.exit(Exit.OK if got else Exit.NO_ACK)
 
-    def on_connect(c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+
+# How long `dashdesk press` waits for an MQTT 5 CONNACK before it tries MQTT 3.1.1.
+MQTT5_CONNACK_WAIT_S = 3.0
+
+
+def _press_once(url: str, protocol: int, topics: wire.Topics, event: wire.PressEvent,
+                timeout: float) -> tuple[bool, bool]:
+    """Publish ``event`` and wait for its final ack: (got it, the first connection attempt failed)."""
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from . import mqtt as dd_mqtt
+
+    final, refused, connected = threading.Event(), threading.Event(), threading.Event()
+    device_id = event.device_id
+    client, broker = dd_mqtt.make_client(url, f"dashdesk-press-{uuid.uuid4().hex[:12]}",
+                                         protocol=protocol, persistent=False)
+
+    def on_connect(c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None) -> None:
+        if rc.is_failure:
+            if rc == "Unsupported protocol version":
+                refused.set()
+                final.set()  # stop waiting
+            return
+        connected.set()
         dd_mqtt.set_nodelay(c)
         c.subscribe(topics.ack(device_id), qos=1)
 
@@ -145,15 +188,28 @@ def press(cfg: dict[str, Any], device_id: str, button: str, press_type: str, mqt
             if ack.get("result") != "queued":
                 final.set()
 
+    def on_connect_fail(_c: Any, _u: Any) -> None:
+        if not connected.is_set():  # reset during the handshake, or nothing listening yet
+            refused.set()
+            final.set()
+
     client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    dd_mqtt.connect(client, broker, protocol=int(cfg["mqtt"].get("protocol", 5)), persistent=False)
+    if protocol == 5:
+        client.on_connect_fail = on_connect_fail
+    dd_mqtt.connect(client, broker, protocol=protocol, persistent=False)
     client.loop_start()
+    if protocol == 5:
+        # amqtt misreads an MQTT 5 CONNECT with properties and never answers it.
+        deadline = time.monotonic() + min(timeout, MQTT5_CONNACK_WAIT_S)
+        while not (connected.is_set() or refused.is_set()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not connected.is_set():
+            refused.set()
+            final.set()
     got = final.wait(timeout)
     client.disconnect()
     client.loop_stop()
-    if not got:
-        click.echo(f"no final ack for {event.event_id} within {timeout:g} s", err=True)
-    sys.exit(Exit.OK if got else Exit.NO_ACK)
+    return got and not refused.is_set(), refused.is_set()
 
 
 @cli.group()

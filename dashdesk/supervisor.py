@@ -27,6 +27,13 @@ log = logging.getLogger("dashdesk.up")
 # cannot start does not spin.
 RESTART_DELAY_S = 1.0
 START_TIMEOUT_S = 60.0
+# The WebSockets listener's port unless --ws-port says otherwise (a free one if taken).
+DEFAULT_WS_PORT = 9001
+BROKERS = ("auto", "mosquitto", "embedded")
+
+
+class BrokerChoiceError(RuntimeError):
+    """The broker asked for cannot run here."""
 
 
 class Part:
@@ -52,15 +59,23 @@ class Part:
 
 class Supervisor:
     def __init__(self, cfg: dict[str, Any], *, mqtt_port: int | None = None, mqtt_url: str | None = None,
-                 demo: bool = False):
+                 demo: bool = False, broker_kind: str = "auto", ws_port: int | None = None):
+        """``broker_kind``: which broker to run (unless ``mqtt_url`` names one); ``ws_port``: its
+        WebSockets listener's port, None for the default (9001, or a free port), 0 for none."""
+        if broker_kind not in BROKERS:
+            raise ValueError(f"broker must be one of {', '.join(BROKERS)}, not {broker_kind!r}")
         self.cfg = cfg
         self.data_dir = Path(cfg.get("data_dir") or "./dashdesk-data").resolve()
         self.http_port = int(cfg["server"]["http_port"])
         self.mqtt_port = mqtt_port or 1883
         self.mqtt_url = mqtt_url or (cfg["mqtt"]["url"] if os.environ.get("DASHDESK_MQTT_URL") else None)
         self.demo = demo
+        self.broker_kind = broker_kind
+        self.ws_port_asked = ws_port
+        self.ws_port: int | None = None
+        self.protocol = int(cfg["mqtt"].get("protocol", 5))
         self.parts: list[Part] = []
-        self.mosquitto: subprocess.Popen | None = None
+        self.mosquitto: subprocess.Popen | None = None  # the broker process, Mosquitto or embedded
         self._stop = threading.Event()
 
     # ------------------------------------------------------------ set-up
@@ -102,9 +117,70 @@ class Supervisor:
         env = dict(os.environ)
         env.update(extra)
         env["DASHDESK_MQTT_URL"] = self.mqtt_url or f"mqtt://127.0.0.1:{self.mqtt_port}"
+        env["DASHDESK_MQTT__PROTOCOL"] = str(self.protocol)
         env["DASHDESK_HTTP_PORT"] = str(self.http_port)
         env["DASHDESK_SERVER_URL"] = f"http://127.0.0.1:{self.http_port}"
         return env
+
+    # ------------------------------------------------------------ broker
+
+    def _choose_broker(self) -> None:
+        """Settle ``broker_kind`` (mosquitto, embedded or external), the protocol and the ws port."""
+        if self.mqtt_url is not None:
+            self.broker_kind = "external"
+            return
+        if self.broker_kind == "auto":
+            self.broker_kind = "mosquitto" if broker.find_mosquitto() else "embedded"
+        if self.broker_kind == "mosquitto" and broker.find_mosquitto() is None:
+            raise BrokerChoiceError("Mosquitto is not installed: `apt-get install mosquitto`, "
+                                    "or --broker embedded, or --mqtt-url")
+        if self.broker_kind == "embedded":
+            from . import embedded_broker
+
+            if not embedded_broker.available():
+                raise BrokerChoiceError("no Mosquitto here and the embedded broker needs amqtt: "
+                                        "`apt-get install mosquitto` or `pip install 'amqtt==0.12.1'`")
+            self.protocol = embedded_broker.PROTOCOL  # amqtt speaks MQTT 3.1.1 only
+        asked = self.ws_port_asked
+        if asked == 0:
+            self.ws_port = None
+        elif asked is not None:
+            self.ws_port = asked
+        elif self.broker_kind == "mosquitto" and not broker.ws_binds_loopback():
+            # Not by default: this Mosquitto would open it, without a password, to the network.
+            self.ws_port = None
+        else:
+            self.ws_port = DEFAULT_WS_PORT if _port_free(DEFAULT_WS_PORT) else broker.free_port()
+
+    def _start_broker(self) -> subprocess.Popen:
+        if self.broker_kind == "embedded":
+            from .embedded_broker import start_embedded
+
+            return start_embedded(self.data_dir, self.mqtt_port, self.ws_port)
+        return broker.start_mosquitto(self.data_dir, self.mqtt_port, ws_port=self.ws_port)
+
+    def _broker_lines(self) -> list[str]:
+        """What `up` says about the broker it runs, before the ready line."""
+        if self.broker_kind == "external":
+            return [f"broker: external, {self.mqtt_url}"]
+        ws = f", WebSockets ws://127.0.0.1:{self.ws_port}/mqtt" if self.ws_port else ""
+        if self.broker_kind == "embedded":
+            from .embedded_broker import amqtt_version
+
+            lines = [f"WARNING: using the embedded MQTT broker (amqtt {amqtt_version()}), not Mosquitto: "
+                     "MQTT 3.1.1 only (devices must use protocol 4), sessions and queued messages kept in "
+                     "memory only (a broker restart loses them; devices re-send what was not acknowledged); "
+                     "install Mosquitto (`apt-get install mosquitto`) for a shop"]
+            return lines + [f"broker: embedded (amqtt, MQTT 3.1.1) on mqtt://127.0.0.1:{self.mqtt_port}{ws}"]
+        version = ".".join(map(str, broker.mosquitto_version() or ())) or "?"
+        lines = [f"broker: Mosquitto {version} on mqtt://127.0.0.1:{self.mqtt_port}{ws}"]
+        if self.ws_port and broker.listens_on_every_interface(self.ws_port):
+            lines.append(f"WARNING: this Mosquitto binds its WebSockets listener (port {self.ws_port}) to every "
+                         "network interface, without a password (fixed in Mosquitto 2.0.12)")
+        elif self.ws_port_asked is None and not self.ws_port:
+            lines.append("note: no WebSockets listener: this Mosquitto would open it to every network "
+                         "interface (fixed in 2.0.12); --ws-port PORT opens it anyway")
+        return lines
 
     def _wait_http(self, proc: subprocess.Popen) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -133,11 +209,14 @@ class Supervisor:
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         try:
+            self._choose_broker()
             self._start_all()
         except Exception as exc:
             log.error("could not start: %s", exc)
             self._stop_all()
             return 1
+        for line in self._broker_lines():
+            print(line, flush=True)
         print(f"dashdesk ready: http://127.0.0.1:{self.http_port}", flush=True)
         if self.demo:
             print(f"demo: press with `dashdesk press shop-demo b1` (b1 printer, b2 till, b3 sales app), or type "
@@ -151,7 +230,7 @@ class Supervisor:
     def _start_all(self) -> None:
         env = self._env(self._prepare_database())
         if self.mqtt_url is None:
-            self.mosquitto = broker.start_mosquitto(self.data_dir, self.mqtt_port)
+            self.mosquitto = self._start_broker()
         exe = [sys.executable, "-m", "dashdesk.cli"]
         server = Part("server", exe + ["server", "--http-port", str(self.http_port)], env)
         server.start()
@@ -166,7 +245,8 @@ class Supervisor:
         if self.demo:
             device_cfg = dd_config.default_file("demo-device.toml")
             demo = Part("device", exe + ["device", "--device-config", str(device_cfg),
-                                         "--mqtt-url", env["DASHDESK_MQTT_URL"]], env, stdin=subprocess.PIPE)
+                                         "--mqtt-url", env["DASHDESK_MQTT_URL"],
+                                         "--protocol", str(self.protocol)], env, stdin=subprocess.PIPE)
             demo.start()
             self.parts.append(demo)
 
@@ -185,8 +265,13 @@ class Supervisor:
                 time.sleep(RESTART_DELAY_S)
                 part.start()
         if self.mosquitto is not None and self.mosquitto.poll() is not None and not self._stop.is_set():
-            log.warning("the broker exited with %s; starting it again", self.mosquitto.returncode)
-            self.mosquitto = broker.start_mosquitto(self.data_dir, self.mqtt_port)
+            log.warning("the broker (%s) exited with %s; starting it again", self.broker_kind,
+                        self.mosquitto.returncode)
+            time.sleep(RESTART_DELAY_S)
+            try:
+                self.mosquitto = self._start_broker()
+            except Exception as exc:  # the port still taken, say: the next round tries again
+                log.error("could not start the broker again: %s", exc)
 
     def _stop_all(self) -> None:
         # The device first (no new presses), the bridge next (it finishes what it holds),
@@ -195,4 +280,19 @@ class Supervisor:
             part.stop()
         if self.mosquitto is not None and self.mosquitto.poll() is None:
             self.mosquitto.terminate()
-            self.mosquitto.wait(20)
+            try:
+                self.mosquitto.wait(20)
+            except subprocess.TimeoutExpired:
+                self.mosquitto.kill()
+                self.mosquitto.wait()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

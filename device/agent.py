@@ -15,7 +15,7 @@ from device.buttons import ButtonInput, make_pin_factory
 from device.config import DeviceConfig
 from device.leds import FAILED, ButtonLed
 from device.probes import build_probes
-from device.queue import PressQueue
+from device.queue import PENDING, PressQueue
 from device.telemetry import TelemetryReporter
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,11 @@ class DeviceAgent:
         self._say = report or log.info
         self._topics = wire.Topics(config.topic_root)
         self._lock = threading.Lock()
+        # One timer per press awaiting its first answer: when it fires the press
+        # is published again and the timer armed anew, later each time.
         self._ack_timers: dict[str, threading.Timer] = {}
+        self._failed_shown: set[str] = set()  # presses whose LED showed FAILED already (once is enough)
+        self._closed = False
         self._queue = PressQueue(config.queue_path)
         self.pin_factory = make_pin_factory(config.pin_factory)
         self._leds = {b.name: ButtonLed(b.led, pin_factory=self.pin_factory) for b in config.buttons}
@@ -80,6 +84,8 @@ class DeviceAgent:
         """Say ``offline``, disconnect and release pins, timers and the queue; safe to repeat."""
         for button in self._buttons:
             button.close()
+        with self._lock:
+            self._closed = True  # no timer re-arms (or re-sends) from now on
         if self._started:
             self._started = False
             self._telemetry.stop()
@@ -119,7 +125,7 @@ class DeviceAgent:
                                telemetry=self._telemetry.latest, pressed_at=pressed_at)
         payload = event.to_json()
         self._queue.put(event.event_id, button, payload)  # durable before it leaves the device
-        self._arm_ack_timeout(event.event_id, button)
+        self._arm_ack_timeout(event.event_id, button, self.config.ack_timeout_s)
         self._say(f"press button={button} press={press_type} seq={event.seq} event_id={event.event_id}")
         if self._client.is_connected():  # otherwise on_connect publishes it from the queue
             self._client.publish(self._topic("press"), payload, qos=1, retain=False)
@@ -135,19 +141,58 @@ class DeviceAgent:
         except Exception:  # on gpiozero's thread: log it rather than lose it unseen
             log.exception("could not report a %s press of %s", press_type, button)
 
-    def _arm_ack_timeout(self, event_id: str, button: str) -> None:
-        timer = threading.Timer(self.config.ack_timeout_s, self._ack_timed_out, (event_id, button))
+    def _arm_ack_timeout(self, event_id: str, button: str, delay: float, *,
+                         replacing: threading.Timer | None = None) -> None:
+        """(Re)start the timer that re-sends ``event_id`` if no ack has come within ``delay`` s.
+
+        With ``replacing``, only if that timer is still the press's (no ack took it meanwhile).
+        """
+        timer = threading.Timer(delay, self._ack_timed_out, (event_id, button, delay))
         timer.daemon = True
         with self._lock:
+            if self._closed or (replacing is not None and self._ack_timers.get(event_id) is not replacing):
+                return
+            old = self._ack_timers.get(event_id)
             self._ack_timers[event_id] = timer
-        timer.start()
+            # Started under the lock: a stop() or an ack that comes next finds it and cancels it.
+            timer.start()
+        if old is not None and old is not replacing:
+            old.cancel()
 
-    def _ack_timed_out(self, event_id: str, button: str) -> None:
+    def _ack_timed_out(self, event_id: str, button: str, delay: float) -> None:
         with self._lock:
-            if self._ack_timers.pop(event_id, None) is None:
-                return  # the ack won the race
-        self._leds[button].show(FAILED)
-        self._say(f"timeout button={button} event_id={event_id} (kept; sent again on reconnect)")
+            me = self._ack_timers.get(event_id)
+            if self._closed or me is None or me is not threading.current_thread():
+                return  # the ack won the race, or a reconnect armed a fresh timer
+        try:
+            item = self._queue.get(event_id)
+        except RuntimeError:  # the queue closed under us: the agent is stopping
+            return
+        if item is None or item.state != PENDING:
+            # Acked meanwhile, or "queued": the bridge holds it durably and a
+            # final ack follows; it is sent again only after a reconnect.
+            with self._lock:
+                if self._ack_timers.get(event_id) is me:
+                    del self._ack_timers[event_id]
+            return
+        next_delay = min(max(delay * 2, self.config.ack_timeout_s), self.config.resend_max_s)
+        with self._lock:
+            show = event_id not in self._failed_shown
+            self._failed_shown.add(event_id)
+        led = self._leds.get(button)
+        if show and led is not None:  # None: the button left the config while its press was queued
+            led.show(FAILED)
+        sent = False
+        if self._client.is_connected():  # otherwise on_connect publishes it from the queue
+            self._client.publish(self._topic("press"), item.payload, qos=1, retain=False)
+            try:
+                self._queue.sent([event_id])
+            except RuntimeError:  # the queue closed under us: the agent is stopping
+                return
+            sent = True
+        self._say(f"timeout button={button} event_id={event_id} attempts={item.attempts + sent} "
+                  f"({'sent again' if sent else 'kept; not connected'}; next try in {next_delay:g} s)")
+        self._arm_ack_timeout(event_id, button, next_delay, replacing=me)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------ MQTT
 
@@ -176,6 +221,8 @@ class DeviceAgent:
         pending = self._queue.pending()
         for item in pending:
             client.publish(self._topic("press"), item.payload, qos=1, retain=False)
+            if item.state == PENDING:  # unanswered: sent again on the timer too, from now
+                self._arm_ack_timeout(item.event_id, item.button, self.config.ack_timeout_s)
         if pending:
             self._queue.sent([item.event_id for item in pending])
             log.info("re-published %d unacked presses", len(pending))
@@ -205,6 +252,7 @@ class DeviceAgent:
             return
         with self._lock:
             timer = self._ack_timers.pop(event_id, None)
+            self._failed_shown.discard(event_id)
         if timer is not None:
             timer.cancel()
         led = self._leds.get(item.button)

@@ -18,6 +18,9 @@ DEFAULT_DATA_DIR = "./dashdesk-data"
 # A press is shown as failed if no ack (not even "queued") came back this soon;
 # a healthy round trip through the bridge takes well under a second.
 ACK_TIMEOUT_S = 5.0
+# A press still unanswered is published again (same event_id) after
+# ack_timeout_s, then after twice as long each time, but at least this often.
+RESEND_MAX_S = 60.0
 # Seconds between MQTT pings: the broker announces "offline" within 1.5 times
 # this after the device silently drops off the network.
 KEEPALIVE_S = 30
@@ -50,6 +53,7 @@ class DeviceConfig:
     long_press_s: float = LONG_PRESS_S
     double_window_s: float = DOUBLE_WINDOW_S
     ack_timeout_s: float = ACK_TIMEOUT_S
+    resend_max_s: float = RESEND_MAX_S
     telemetry_interval_s: float = INTERVAL_S
 
     def button(self, name: str) -> ButtonConfig:
@@ -102,5 +106,6 @@ def load_device_config(source: str | Path | Mapping[str, Any],
         long_press_s=float(timings.get("long_press_s", LONG_PRESS_S)),
         double_window_s=float(timings.get("double_window_s", DOUBLE_WINDOW_S)),
         ack_timeout_s=float(timings.get("ack_timeout_s", ACK_TIMEOUT_S)),
+        resend_max_s=float(timings.get("resend_max_s", RESEND_MAX_S)),
         telemetry_interval_s=float(timings.get("telemetry_interval_s", INTERVAL_S)),
     )

@@ -98,6 +98,17 @@ class PressQueue:
             ).fetchall()
         return [QueuedPress(e, b, bytes(p), c, a, s) for e, b, p, c, a, s in rows]
 
+    def get(self, event_id: str) -> QueuedPress | None:
+        """The stored press ``event_id``, or None once it is finally acked (or was never stored)."""
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT event_id, button, payload, created, attempts, state FROM presses WHERE event_id = ?",
+                (event_id,)).fetchall()
+        if not rows:
+            return None
+        e, b, p, c, a, s = rows[0]
+        return QueuedPress(e, b, bytes(p), c, a, s)
+
     def ack(self, event_id: str, result: str) -> QueuedPress | None:
         """Record an ack: ``queued`` marks the press, any other result removes it.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -61,13 +62,18 @@ def _say(line: str) -> None:
 
 
 def run_device(config: str | Path | Mapping[str, Any], mqtt_url: str | None = None,
-               read_stdin: bool = True) -> int:
-    """Run a device agent until SIGINT or SIGTERM; return the exit status (2: bad config)."""
+               read_stdin: bool = True, protocol: int | None = None) -> int:
+    """Run a device agent until SIGINT or SIGTERM; return the exit status (2: bad config).
+
+    ``protocol`` (4 or 5) overrides the file's, as ``mqtt_url`` does its broker.
+    """
     try:
         cfg = load_device_config(config)
     except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
         print(f"dashdesk device: {exc}", file=sys.stderr)
         return 2
+    if protocol is not None:
+        cfg = dataclasses.replace(cfg, protocol=int(protocol))
     agent = DeviceAgent(cfg, mqtt_url=mqtt_url, report=_say)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())

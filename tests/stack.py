@@ -242,3 +242,63 @@ class Presser:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class Up:
+    """``dashdesk up`` as a user runs it, on free ports, its stdout lines collected."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None):
+        self.http_port, self.mqtt_port = broker.free_port(), broker.free_port()
+        self.data_dir = data_dir
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DASHDESK_")}
+        self.env["DASHDESK_CONFIG"] = str(data_dir.parent / "none.toml")
+        self.env.update(env or {})
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            PYTHON + ["up", "--http-port", str(self.http_port), "--mqtt-port", str(self.mqtt_port),
+                      "--data-dir", str(data_dir), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self.env)
+        threading.Thread(target=self._read, daemon=True).start()
+        self.http = requests.Session()
+
+    def _read(self) -> None:
+        for line in iter(self.proc.stdout.readline, b""):
+            self.lines.append(line.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_until(lambda: f"dashdesk ready: {self.base}" in self.lines or self.proc.poll() is not None,
+                   timeout=timeout, what="the ready line")
+        assert self.proc.poll() is None, f"`dashdesk up` exited with {self.proc.returncode}: {self.lines}"
+        self.http.headers["Authorization"] = f"Bearer {(self.data_dir / 'admin.token').read_text().strip()}"
+
+    def press(self, device_id: str, button: str, url: str | None = None,
+              timeout: float = 30) -> subprocess.CompletedProcess:
+        """``dashdesk press`` against this broker (or ``url``)."""
+        return subprocess.run(PYTHON + ["press", device_id, button, "--mqtt-url",
+                                        url or f"mqtt://127.0.0.1:{self.mqtt_port}"],
+                              capture_output=True, env=self.env, timeout=timeout)
+
+    def type(self, line: str) -> None:
+        """Type a line at `up` (the demo device presses a button)."""
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def tickets(self, **params: Any) -> list[dict[str, Any]]:
+        r = self.http.get(self.base + "/api/v1/tickets", params=params, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()["items"]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                return self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode

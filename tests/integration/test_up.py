@@ -8,8 +8,9 @@ import threading
 
 import requests
 
+from dashdesk import broker
 from dashdesk.broker import free_port
-from tests.stack import wait_until
+from tests.stack import Up, wait_until
 
 
 def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
@@ -24,6 +25,10 @@ def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
     try:
         wait_until(lambda: any(b"dashdesk ready: http://127.0.0.1:%d" % http_port in line for line in lines),
                    timeout=60, what="the ready line")
+        # Mosquitto is installed here, so `--broker auto` runs it, and says so.
+        assert any(line.startswith(b"broker: Mosquitto ") and b"mqtt://127.0.0.1:%d" % mqtt_port in line
+                   for line in lines), lines
+        assert not any(b"embedded MQTT broker" in line for line in lines)
 
         out = subprocess.run([sys.executable, "-m", "dashdesk.cli", "press", "shop-demo", "b1", "--mqtt-url",
                               f"mqtt://127.0.0.1:{mqtt_port}"], capture_output=True, env=env, timeout=30)
@@ -46,3 +51,26 @@ def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
     finally:
         up.terminate()
         assert up.wait(60) == 0
+
+
+def test_up_mosquitto_websockets_listener_takes_a_press(tmp_path):
+    ws_port = free_port()
+    up = Up(tmp_path / "data", "--demo", "--broker", "mosquitto", "--ws-port", str(ws_port))
+    try:
+        up.wait_ready()
+        assert f"broker: Mosquitto {'.'.join(map(str, broker.mosquitto_version()))} on " \
+               f"mqtt://127.0.0.1:{up.mqtt_port}, WebSockets ws://127.0.0.1:{ws_port}/mqtt" in up.lines
+        # Mosquitto before 2.0.12 cannot keep a websockets listener to 127.0.0.1: `up` says so.
+        exposed = broker.listens_on_every_interface(ws_port)
+        assert exposed == (not broker.ws_binds_loopback())
+        assert any(line.startswith(f"WARNING: this Mosquitto binds its WebSockets listener (port {ws_port})")
+                   for line in up.lines) == exposed
+        # paho with transport="websockets", MQTT 5 (Mosquitto speaks it on either listener).
+        out = up.press("shop-demo", "b2", url=f"ws://127.0.0.1:{ws_port}/mqtt")
+        assert out.returncode == 0, out.stderr
+        ack = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        assert ack["result"] == "created" and ack["ticket"]["category"] == "till"
+        assert b"MQTT 3.1.1" not in out.stderr  # no fallback needed
+        assert [t["number"] for t in up.tickets()] == [ack["ticket"]["number"]]
+    finally:
+        assert up.stop() == 0
