@@ -24,6 +24,7 @@ ENV_KEYS = {
     "DASHDESK_API_TOKEN": ("bridge", "api_token"),
     "DASHDESK_TOPIC_ROOT": ("mqtt", "topic_root"),
     "DASHDESK_DATA_DIR": ("data_dir",),
+    "DASHDESK_SECRET_KEY": ("server", "secret_key"),
 }
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import incidents, rules, schemas
+from . import incidents, rules, schemas, tickets
 from .auth import auth
 from .models import (OPEN_STATUSES, TICKET_STATUSES, ButtonMapping, Category, DeadLetter, Device, Event, Press,
                      Site, Ticket)
@@ -156,32 +156,18 @@ def get_ticket(ticket_id: int) -> dict[str, Any]:
 @api.auth_required(auth)
 @api.input(schemas.TicketPatch, arg_name="body")
 @api.output(schemas.TicketOut)
-@api.doc(summary="Change status, assignee or priority; add a note")
+@api.doc(summary="Change status, assignee or priority; add a note",
+         responses={409: "the change is not allowed from the ticket's status (e.g. resolving a closed ticket)"})
 def patch_ticket(ticket_id: int, body: dict[str, Any]) -> dict[str, Any]:
     if not body:
         abort(400, "nothing to change: give status, assignee, priority or note")
-    actor = auth.current_user.name
-    now = wire.utcnow()
+    fields = {k: body[k] for k in ("status", "assignee", "priority", "note") if k in body}
     with ext().db.write() as s:
         ticket = _ticket_or_404(s, ticket_id)
-        changes: dict[str, Any] = {}
-        for field in ("status", "assignee", "priority"):
-            if field in body and body[field] != getattr(ticket, field):
-                changes[field] = [getattr(ticket, field), body[field]]
-                setattr(ticket, field, body[field])
-        if "status" in changes:
-            ticket.resolved_at = now if ticket.status == "resolved" else None
-        if "priority" in changes:
-            deadlines = rules.sla_deadlines(ticket.created_at, ticket.priority, ticket.category.sla)
-            ticket.respond_by, ticket.resolve_by = deadlines.respond_by, deadlines.resolve_by
-        if changes or "note" in body:
-            ticket.touched = True
-            ticket.updated_at = now
-            data: dict[str, Any] = {"changes": changes, "status": ticket.status}
-            if "note" in body:
-                data["note"] = body["note"]
-            s.add(Event(kind="ticket.updated" if changes else "ticket.note", ticket_id=ticket.id,
-                        devices=ticket.devices, actor=actor, data=data, created_at=now))
+        try:
+            tickets.change(s, ticket, auth.current_user.name, **fields)
+        except tickets.TicketError as exc:
+            abort(409, str(exc))
         return ticket_dict(ticket)
 
 

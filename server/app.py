@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from dashdesk import config as dd_config
 from dashdesk import wire
 
-from . import migrate
+from . import migrate, users
 from .auth import TokenCache, create_token
 from .db import Database
 from .incidents import Settings
@@ -60,10 +61,16 @@ def seed(db: Database, categories: list[dict[str, Any]], default_sla: dict[str, 
 
 
 def bootstrap(db: Database, env: dict[str, str] | os._Environ[str]) -> None:
-    """Turn ``DASHDESK_ADMIN_TOKEN`` into an admin API token (once; a stored one is kept)."""
+    """Turn ``DASHDESK_ADMIN_TOKEN`` into an admin API token (once; a stored one is kept), and
+    ``DASHDESK_ADMIN_PASSWORD`` into the password of web user ``admin`` if there is no such user yet."""
     token = env.get("DASHDESK_ADMIN_TOKEN")
     if token:
         create_token(db, "admin (bootstrap)", "admin", token)
+    users.bootstrap_admin(db, env.get("DASHDESK_ADMIN_PASSWORD"))
+
+
+def data_dir(cfg: dict[str, Any]) -> Path:
+    return Path(cfg.get("data_dir") or ".").resolve()
 
 
 def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> APIFlask:
@@ -77,6 +84,18 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     app.config["AUTH_ERROR_STATUS_CODE"] = 401
     app.json.sort_keys = False  # type: ignore[attr-defined]
     server_cfg = cfg.get("server", {})
+    # The web desk's sessions: a signed cookie that expires, never readable by scripts.
+    app.config["SECRET_KEY"] = users.secret_key(server_cfg.get("secret_key") or None, data_dir(cfg))
+    lifetime = timedelta(hours=float(server_cfg.get("session_lifetime_h", 12)))
+    app.config.update(PERMANENT_SESSION_LIFETIME=lifetime, SESSION_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_NAME="dashdesk_session",
+                      SESSION_COOKIE_SECURE=bool(server_cfg.get("secure_cookies", False)),
+                      # The lifetime counts from the sign-in, not from the last page seen.
+                      SESSION_REFRESH_EACH_REQUEST=False,
+                      # A form's token lasts as long as the session it belongs to.
+                      WTF_CSRF_TIME_LIMIT=int(lifetime.total_seconds()),
+                      DASHDESK_SSE_LIFETIME_S=float(server_cfg.get("sse_lifetime_s", 60)),
+                      DASHDESK_SSE_MAX_STREAMS=int(server_cfg.get("sse_max_streams", 16)))
     url = database_url(cfg)
     if upgrade:
         migrate.upgrade(url)
@@ -94,8 +113,10 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     )
 
     from .api import api
+    from .web import init_web
 
     app.register_blueprint(api)
+    init_web(app, exempt=[api])
 
     @app.before_request
     def strict_json() -> None:

@@ -22,6 +22,13 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def head() -> str:
+    """The newest revision this code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
 def current(url: str) -> str | None:
     from sqlalchemy import create_engine
     from alembic.runtime.migration import MigrationContext

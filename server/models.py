@@ -6,12 +6,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
-                        TypeDecorator, UniqueConstraint)
+                        TypeDecorator, UniqueConstraint, case, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 OPEN_STATUSES = ("new", "in_progress", "on_hold")
 TICKET_STATUSES = ("new", "in_progress", "on_hold", "resolved", "closed", "cancelled")
 DEVICE_STATUSES = ("pending", "active", "retired")
+USER_ROLES = ("agent", "admin")
+# The tickets the desk's queue shows. Queries must use this very text (server.web.QUEUE_SQL) for
+# SQLite to use the partial index ix_tickets_open_due. The unary + keeps SQLite from answering the
+# queue with ix_tickets_queue (status) and a sort of every open ticket instead.
+QUEUE_WHERE = "+status IN ('new', 'in_progress', 'on_hold') AND is_test = 0"
+# The same on PostgreSQL, whose planner needs no such help (and has no unary + for text).
+QUEUE_WHERE_PG = "status IN ('new', 'in_progress', 'on_hold') AND NOT is_test"
 
 
 class UTCDateTime(TypeDecorator):
@@ -89,6 +96,14 @@ class Ticket(Base):
         # The dedup look-up: an open ticket for this scope and category.
         Index("ix_tickets_scope_open", "scope", "category_id", "status"),
         Index("ix_tickets_queue", "status", "priority", "respond_by"),
+        # The desk's queue: open tickets by priority, then the SLA deadline nearest to breach
+        # (``Ticket.due``); partial, so closed tickets cost the queue nothing.
+        Index("ix_tickets_open_due", "priority", text("(CASE WHEN responded_at IS NULL THEN respond_by "
+                                                      "ELSE resolve_by END)"), "id",
+              sqlite_where=text(QUEUE_WHERE), postgresql_where=text(QUEUE_WHERE_PG)),
+        # The queue's filters by site and by assignee.
+        Index("ix_tickets_site_status", "site_id", "status"),
+        Index("ix_tickets_assignee_status", "assignee", "status"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="new")
@@ -110,6 +125,10 @@ class Ticket(Base):
     respond_by: Mapped[datetime | None]
     resolve_by: Mapped[datetime | None]
     assignee: Mapped[str | None] = mapped_column(String(100))
+    # The first agent action (take, a status change, a note...): until then respond_by is the deadline.
+    responded_at: Mapped[datetime | None]
+    # Set when an agent merged this ticket into another one (it is then closed as a duplicate).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     # Set once an agent changes the ticket: a double press may no longer cancel it.
     touched: Mapped[bool] = mapped_column(Boolean, default=False)
     telemetry: Mapped[dict[str, Any] | None]
@@ -119,6 +138,11 @@ class Ticket(Base):
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[Category] = relationship()
     site: Mapped[Site | None] = relationship()
+
+    @classmethod
+    def due_expr(cls) -> Any:
+        """The SLA deadline nearest to breach: respond_by until an agent responded, then resolve_by."""
+        return case((cls.responded_at.is_(None), cls.respond_by), else_=cls.resolve_by)
 
 
 class Press(Base):
@@ -169,6 +193,20 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class User(Base):
+    """A person who signs in to the web pages: an ``agent`` works tickets, an ``admin`` also runs the desk."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    # argon2id, in the PHC string format (argon2-cffi).
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
 
 
 class DeadLetter(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any
 
 from gunicorn import util as gunicorn_util
@@ -46,17 +47,47 @@ def _post_fork(_server: Any, worker: Any) -> None:
     worker.app.application.extensions["dashdesk"].db.engine.dispose(close=False)
 
 
+def _post_worker_init(worker: Any) -> None:
+    """End the desk's live-update streams as soon as the worker is asked to stop.
+
+    Each stream holds a thread for up to a minute; gunicorn would otherwise wait
+    for them (``graceful_timeout``) before it stops.
+    """
+    from .web import STOPPING
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(sig: int, frame: Any) -> None:
+        STOPPING.set()
+        if callable(previous):
+            previous(sig, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+# Threads per worker. Each open desk page holds one for its live-update stream
+# (at most half of them do, see ``stream_slots``); the rest serve the bridge and the pages.
+DEFAULT_THREADS = 32
+
+
+def stream_slots(threads: int, configured: int) -> int:
+    """How many live-update streams a worker may hold open: never more than half its threads."""
+    return max(1, min(configured, threads // 2))
+
+
 def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, workers: int | None = None,
-          threads: int = 8) -> int:
+          threads: int = DEFAULT_THREADS) -> int:
     """Migrate, build the app once, then serve it until SIGINT or SIGTERM."""
     from .app import create_app
 
     app = create_app(cfg)
     if workers is None:
         workers = 1 if app.extensions["dashdesk"].db.url.startswith("sqlite") else 2
+    app.config["DASHDESK_SSE_MAX_STREAMS"] = stream_slots(threads, app.config["DASHDESK_SSE_MAX_STREAMS"])
     _Gunicorn(app, {
         "bind": f"{host}:{port}", "workers": workers, "threads": threads, "worker_class": "gthread",
-        "post_fork": _post_fork, "accesslog": None, "errorlog": "-", "loglevel": "warning",
+        "post_fork": _post_fork, "post_worker_init": _post_worker_init,
+        "accesslog": None, "errorlog": "-", "loglevel": "warning",
         # Keep-alive lets the bridge reuse its connections press after press.
         "keepalive": 30, "graceful_timeout": 10, "timeout": 60,
     }).run()

@@ -24,6 +24,8 @@ from dashdesk import broker, wire
 from dashdesk import mqtt as dd_mqtt
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+# The password of web user ``admin``, made at the server's first start.
+ADMIN_PASSWORD = "test-admin-password-0123"
 PYTHON = [sys.executable, "-m", "dashdesk.cli"]
 
 
@@ -106,6 +108,9 @@ class Stack:
         base_env = dict(os.environ)
         base_env.update({
             "DASHDESK_ADMIN_TOKEN": ADMIN_TOKEN,
+            "DASHDESK_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            # The server's own files (its session key) stay under root.
+            "DASHDESK_DATA_DIR": str(root / "data"),
             "DASHDESK_DATABASE_URL": f"sqlite:///{root / 'server.sqlite3'}",
             "DASHDESK_MQTT_URL": self.broker.url,
             "DASHDESK_SERVER_URL": self.base,

@@ -1,0 +1,205 @@
+"""The desk in a real Chromium (Playwright) against the real stack: Mosquitto, server, bridge.
+
+Needs Debian's chromium (/usr/bin/chromium; scripts/test installs it) and the
+``playwright`` package (the ``test`` extra); Playwright's own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from server.db import Database
+from server.users import create_user
+from tests.stack import ADMIN_PASSWORD, wait_until
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+AGENT, AGENT_PASSWORD = "agent1", "agent1-password"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def desk(stack):
+    """The stack with an agent user, devices placed in sites and their buttons mapped."""
+    db = Database(f"sqlite:///{stack.root / 'server.sqlite3'}")
+    create_user(db, AGENT, AGENT_PASSWORD, "agent")
+    db.close()
+    for i, (site, name) in enumerate((("hs-01", "High Street"), ("mm-02", "Market Mall"), ("st-03", "Station"))):
+        stack.place(f"web-dev-{i}", site)
+        stack.api("POST", "/api/v1/devices", json={"device_id": f"web-dev-{i}", "site": site, "site_name": name})
+        stack.map_button(f"web-dev-{i}", "b1", "printer", label="Printer")
+        stack.map_button(f"web-dev-{i}", "b2", "till", label="Till")
+        stack.map_button(f"web-dev-{i}", "b3", "sales-app", label="Sales app")
+    return stack
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test does)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM)
+        yield b
+        b.close()
+
+
+def sign_in(browser, base: str, username: str, password: str, width: int = 1280) -> Page:
+    page = browser.new_context(viewport={"width": width, "height": 860}).new_page()
+    page.goto(base + "/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(base + "/")
+    return page
+
+
+def live(page: Page) -> None:
+    """Wait until the page's live-update stream is open."""
+    expect(page.locator("body[data-live='on']")).to_have_count(1, timeout=5000)
+
+
+def row(page: Page, ticket_id: int):
+    return page.locator(f"#queue-table tr[data-id='{ticket_id}']")
+
+
+def test_signed_out_the_desk_sends_you_to_sign_in_and_back(desk, browser):
+    page = browser.new_page()
+    page.goto(desk.base + "/tickets/1?x=1")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    assert parse_qs(urlsplit(page.url).query)["next"] == ["/tickets/1?x=1"]
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(desk.base + "/tickets/1?x=1")
+    page.context.close()
+
+
+def test_a_press_shows_up_in_an_open_queue_without_a_reload(desk, browser, presser):
+    page = sign_in(browser, desk.base, "admin", ADMIN_PASSWORD)
+    live(page)
+    page.evaluate("window.__sameDocument = true")
+    start = time.monotonic()
+    event_id = presser.press("web-dev-0", "b2")
+    ack = presser.final_ack(event_id)
+    assert ack["result"] == "created", ack
+    expect(row(page, ack["ticket"]["id"])).to_be_visible(timeout=5000)
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.0, f"the queue showed the press after {elapsed:.2f} s"
+    assert page.evaluate("window.__sameDocument") is True  # no reload: the table was updated in place
+    r = row(page, ack["ticket"]["id"])
+    expect(r).to_contain_text(ack["ticket"]["number"])
+    expect(r).to_contain_text("Till")
+    expect(r).to_contain_text("hs-01")
+    expect(r).to_contain_text("×1")
+    # a second press merges: the same row counts it, still without a reload
+    presser.final_ack(presser.press("web-dev-0", "b2"))
+    expect(r).to_contain_text("×2", timeout=5000)
+    assert page.evaluate("window.__sameDocument") is True
+    page.context.close()
+
+
+def test_take_hold_resolve_and_see_the_history(desk, browser, presser):
+    ack = presser.final_ack(presser.press("web-dev-1", "b1", telemetry={
+        "battery_pct": 12, "rssi_dbm": -82, "probes": {"printer": {"ok": False, "detail": "paper jam"}}}))
+    ticket_id, number = ack["ticket"]["id"], ack["ticket"]["number"]
+    wait_until(lambda: any(t["id"] == ticket_id for t in presser.tickets.get("web-dev-1", {}).get("tickets", [])),
+               what="the device's tickets topic to list the ticket")
+    page = sign_in(browser, desk.base, AGENT, AGENT_PASSWORD)
+    page.goto(f"{desk.base}/tickets/{ticket_id}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(number)
+    expect(page.locator("#telemetry tr.problem")).to_have_count(2)  # battery and signal
+    expect(page.locator("#probes tr.problem")).to_contain_text("paper jam")
+    expect(page.locator("#presses tbody tr")).to_have_count(1)
+
+    page.get_by_role("button", name="Take").click()
+    expect(page.get_by_text(f"You took {number}.")).to_be_visible()
+    expect(page.locator("#assignee")).to_have_text(AGENT)
+
+    page.get_by_text("Put on hold…").click()
+    page.get_by_label("Reason for the hold").fill("waiting for a new fuser")
+    page.get_by_role("button", name="Put on hold").click()
+    expect(page.get_by_text(f"{number} is on hold.")).to_be_visible()
+
+    page.keyboard.press("r")  # the resolve form opens, its note focused
+    expect(page.get_by_label("Resolution note")).to_be_focused()
+    page.keyboard.type("replaced the fuser")
+    page.get_by_role("button", name="Resolve", exact=True).click()
+    expect(page.get_by_text(f"{number} is resolved.")).to_be_visible()
+
+    history = page.locator("#history")
+    for line in ("Status: New → In progress", f"Assignee: — → {AGENT}", "Status: In progress → On hold",
+                 "Reason: waiting for a new fuser", "Status: On hold → Resolved", "Resolution: replaced the fuser"):
+        expect(history).to_contain_text(line)
+    expect(history.locator("strong", has_text=AGENT)).to_have_count(3)
+    # every change went out on the event feed: the bridge took the ticket off the device's list
+    wait_until(lambda: all(t["id"] != ticket_id for t in presser.tickets["web-dev-1"]["tickets"]), timeout=10,
+               what="the device's tickets topic to drop the resolved ticket")
+    # and a closed ticket refuses a resolve with a clear message
+    page.get_by_role("button", name="Close").click()
+    expect(page.get_by_text(f"{number} is closed.")).to_be_visible()
+    page.context.close()
+
+
+def test_keys_move_open_and_take_in_the_queue(desk, browser, presser):
+    ack = presser.final_ack(presser.press("web-dev-2", "b3", press="long"))  # sales app, P1: top of the queue
+    ticket_id = ack["ticket"]["id"]
+    page = sign_in(browser, desk.base, AGENT, AGENT_PASSWORD)
+    first = page.locator("#queue-table tbody tr[data-id]").first
+    expect(first).to_have_attribute("data-id", str(ticket_id))
+    page.keyboard.press("j")
+    expect(first).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("a")
+    expect(page.get_by_text(f"You took {ack['ticket']['number']}.")).to_be_visible()
+    expect(row(page, ticket_id)).to_contain_text(AGENT)
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{desk.base}/tickets/{ticket_id}")
+    page.context.close()
+
+
+def test_an_agent_cannot_open_admin(desk, browser):
+    page = sign_in(browser, desk.base, AGENT, AGENT_PASSWORD)
+    expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+    response = page.goto(desk.base + "/admin")
+    assert response.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
+    page.context.close()
+    admin = sign_in(browser, desk.base, "admin", ADMIN_PASSWORD)
+    admin.get_by_role("link", name="Admin").click()
+    expect(admin.get_by_role("heading", level=1)).to_have_text("Admin")
+    admin.context.close()
+
+
+def test_screenshots_of_the_queue_and_a_ticket(desk, browser, presser, tmp_path):
+    """PNGs of the queue and of a ticket; DASHDESK_SAVE_SCREENSHOTS=1 also writes them to docs/screenshots."""
+    presser.final_ack(presser.press("web-dev-1", "b2", telemetry={"battery_pct": 64, "rssi_dbm": -58}))
+    ack = presser.final_ack(presser.press("web-dev-2", "b1", telemetry={
+        "battery_pct": 17, "rssi_dbm": -61, "firmware": "1.4.2", "ip": "10.2.3.4",
+        "probes": {"printer": {"ok": False, "detail": "offline: no answer on 10.2.3.40:9100"},
+                   "network": {"ok": True, "detail": "gateway 3 ms"}}}))
+    presser.final_ack(presser.press("web-dev-2", "b1"))
+    page = sign_in(browser, desk.base, "admin", ADMIN_PASSWORD)
+    live(page)
+    page.keyboard.press("j")
+    shots = {"queue.png": page.screenshot(full_page=True)}
+    page.goto(f"{desk.base}/tickets/{ack['ticket']['id']}")
+    shots["ticket.png"] = page.screenshot(full_page=True)
+    page.context.close()
+    for name, png in shots.items():
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 20_000, name
+        (tmp_path / name).write_bytes(png)
+        if os.environ.get("DASHDESK_SAVE_SCREENSHOTS") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tmp_path / name, SCREENSHOTS / name)
