@@ -414,6 +414,16 @@ def cpu_lines(cpu: dict[str, Any], per: int, what: str = "press") -> str:
     return text
 
 
+class PartsMeter(CpuMeter):
+    """A :class:`CpuMeter` over any processes by name (``{"server": pid}``), each with its children."""
+
+    def __init__(self, parts: dict[str, int]):
+        self.parts = {**parts, "benchmark": os.getpid()}
+        self.profiler = None
+        self._start = {}
+        self._t0 = self._busy0 = self._steal0 = 0.0
+
+
 def quiet(cpu: dict[str, Any]) -> bool:
     wall = max(cpu.get("wall_s", 1.0), 1e-9)
     return (cpu.get("cpu_s", {}).get("other processes", 0.0) / wall <= 0.10

@@ -18,8 +18,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from dashdesk import broker_auth, wire
 from dashdesk import mqtt as dd_mqtt
-from dashdesk import wire
 
 from .acks import InOrderAcker
 from .enrich import enrich
@@ -57,11 +57,25 @@ class BridgeSettings:
         b, m = cfg.get("bridge", {}), cfg.get("mqtt", {})
         data_dir = Path(cfg.get("data_dir") or ".")
         data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(mqtt_url=m.get("url", "mqtt://127.0.0.1:1883"), server_url=b.get("server_url", ""),
+        return cls(mqtt_url=bridge_mqtt_url(cfg, data_dir), server_url=b.get("server_url", ""),
                    api_token=b.get("api_token", ""), state_path=data_dir / "bridge-outbox.sqlite3",
                    topic_root=m.get("topic_root", wire.DEFAULT_TOPIC_ROOT), protocol=int(m.get("protocol", 5)),
                    client_id=b.get("client_id", "dashdesk-bridge"), workers=int(b.get("workers", 2)),
                    retry_s=float(b.get("retry_s", 1.0)), feed_poll_s=float(b.get("feed_poll_s", 0.2)))
+
+
+def bridge_mqtt_url(cfg: dict[str, Any], data_dir: Path) -> str:
+    """The broker URL the bridge connects with: its own (``[bridge] mqtt_url``), else ``[mqtt] url``.
+
+    With ``[broker] auth = "dynsec"`` and no credentials in that URL, the bridge's
+    account from ``data_dir`` (made by ``dashdesk up``) is put in.
+    """
+    url = cfg.get("bridge", {}).get("mqtt_url") or cfg.get("mqtt", {}).get("url", "mqtt://127.0.0.1:1883")
+    if cfg.get("broker", {}).get("auth", "none") == "dynsec" and dd_mqtt.BrokerURL.parse(url).username is None:
+        password = broker_auth.load_service_passwords(data_dir).get(broker_auth.BRIDGE_USERNAME)
+        if password:
+            url = broker_auth.url_with_credentials(url, broker_auth.BRIDGE_USERNAME, password)
+    return url
 
 
 class Bridge:
@@ -82,7 +96,7 @@ class Bridge:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         self.acker = InOrderAcker(lambda mid: self.client.ack(mid, 1))
         # Presses waiting for a worker, with the callback that acks each to the broker.
         self._presses: queue.Queue[tuple[dict[str, Any], Any] | None] = queue.Queue()
@@ -143,6 +157,15 @@ class Bridge:
         client.subscribe([(self.topics.subscription(leaf), 1) for leaf in ("press", "telemetry", "status")])
         self.connected.set()
         log.info("connected to the broker at %s:%s", self._broker.host, self._broker.port)
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[Any],
+                      _props: Any = None) -> None:
+        refused = [str(rc) for rc in reason_codes if getattr(rc, "is_failure", False)]
+        if refused:
+            # A broker with accounts whose role for the bridge lacks these topics: presses would go unseen.
+            log.error("the broker refused the bridge's subscriptions (%s): check its account's role",
+                      ", ".join(refused))
+        self.subscribed.set()
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
                        _props: Any = None) -> None:
@@ -369,7 +392,8 @@ def run_bridge(cfg: dict[str, Any], ready_file: Path | None = None) -> int:
             if stop.is_set():
                 break
         ready_file.touch()
-    log.info("bridge running: %s → %s", bridge.settings.mqtt_url, bridge.settings.server_url)
+    log.info("bridge running: %s → %s", broker_auth.url_without_credentials(bridge.settings.mqtt_url),
+             bridge.settings.server_url)
     stop.wait()
     bridge.stop()
     return 0

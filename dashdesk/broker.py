@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import glob
+import ipaddress
 import re
 import shutil
 import socket
@@ -36,6 +38,36 @@ WS_BIND_FIXED_IN = (2, 0, 12)
 def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None)
+
+
+# Where Mosquitto 2's packages put its dynamic security plugin (Debian, Ubuntu, Fedora, a source build).
+DYNSEC_PLUGIN_GLOBS = ("/usr/lib/*/mosquitto_dynamic_security.so", "/usr/lib/mosquitto_dynamic_security.so",
+                       "/usr/lib64/mosquitto_dynamic_security.so", "/usr/local/lib/mosquitto_dynamic_security.so",
+                       "/usr/local/lib/*/mosquitto_dynamic_security.so")
+
+
+def find_dynsec_plugin(configured: str | None = None) -> str | None:
+    """The path of Mosquitto's dynamic security plugin: ``configured`` if given, else where packages put it."""
+    if configured:
+        return configured if Path(configured).is_file() else None
+    for pattern in DYNSEC_PLUGIN_GLOBS:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listener bound to ``host`` is reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def local_address(host: str) -> str:
+    """The address this machine reaches a listener bound to ``host`` at."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
 
 
 def mosquitto_version(exe: str | None = None) -> tuple[int, ...] | None:
@@ -74,16 +106,30 @@ def listens_on_every_interface(port: int) -> bool:
 
 
 def write_config(data_dir: Path, port: int, *, host: str = "127.0.0.1", ws_port: int | None = None,
-                 extra: str = "") -> Path:
-    """Write ``mosquitto.conf`` under ``data_dir`` and return its path."""
+                 extra: str = "", dynsec_config: Path | None = None, dynsec_plugin: str | None = None) -> Path:
+    """Write ``mosquitto.conf`` under ``data_dir`` and return its path.
+
+    With ``dynsec_config`` every client needs an account of the dynamic security
+    plugin (``dashdesk.broker_auth``), and its client id becomes its username.
+    """
     store = data_dir / "mosquitto"
     store.mkdir(parents=True, exist_ok=True)
     lines = [SETTINGS.format(store=store), f"user {getpass.getuser()}",
              f"log_dest file {data_dir / 'mosquitto.log'}", "log_type error", "log_type warning",
-             "log_type notice", f"listener {port} {host}", "allow_anonymous true"]
+             "log_type notice"]
+    listener_auth = ["allow_anonymous true"]
+    if dynsec_config is not None:
+        plugin = find_dynsec_plugin(dynsec_plugin)
+        if plugin is None:
+            raise FileNotFoundError("Mosquitto's dynamic security plugin (mosquitto_dynamic_security.so) was not "
+                                    "found: install Mosquitto 2, or set [broker] dynsec_plugin to its path")
+        lines += [f"plugin {plugin}", f"plugin_opt_config_file {dynsec_config}"]
+        # A client's id is its username (the device id): no device can take over another's session.
+        listener_auth = ["allow_anonymous false", "use_username_as_clientid true"]
+    lines += [f"listener {port} {host}", *listener_auth]
     if ws_port:
         # MQTT over WebSockets (browsers, the phone app); any URL path is accepted.
-        lines += [f"listener {ws_port} {host}", "protocol websockets", "allow_anonymous true"]
+        lines += [f"listener {ws_port} {host}", "protocol websockets", *listener_auth]
     conf = data_dir / "mosquitto.conf"
     conf.write_text("\n".join(lines) + "\n" + extra)
     return conf
@@ -102,18 +148,24 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
-def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None) -> subprocess.Popen:
-    """Start Mosquitto on ``port`` with dashdesk's settings; return once it accepts connections."""
+def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None, host: str = "127.0.0.1",
+                    dynsec_config: Path | None = None, dynsec_plugin: str | None = None) -> subprocess.Popen:
+    """Start Mosquitto on ``port`` with dashdesk's settings; return once it accepts connections.
+
+    ``dynsec_config``: the dynamic security plugin's file (``broker_auth.prepare`` makes it);
+    with it, anonymous clients are refused.
+    """
     exe = find_mosquitto()
     if exe is None:
         raise FileNotFoundError("Mosquitto is not installed: `apt-get install mosquitto`, or pass --mqtt-url")
-    conf = write_config(data_dir, port, ws_port=ws_port)
+    conf = write_config(data_dir, port, ws_port=ws_port, host=host, dynsec_config=dynsec_config,
+                        dynsec_plugin=dynsec_plugin)
     # Its own session: a Ctrl+C at `dashdesk up` must not stop the broker before the bridge.
     proc = subprocess.Popen([exe, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_for_port("127.0.0.1", port, proc=proc)
+        wait_for_port(local_address(host), port, proc=proc)
         if ws_port:
-            wait_for_port("127.0.0.1", ws_port, proc=proc)
+            wait_for_port(local_address(host), ws_port, proc=proc)
     except BaseException:
         if proc.poll() is None:
             proc.kill()

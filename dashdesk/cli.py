@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -68,6 +69,11 @@ def up(cfg: dict[str, Any], http_port: int | None, mqtt_port: int | None, mqtt_u
     """Run the whole system on this machine: broker, server, bridge (and the demo device)."""
     from .supervisor import Supervisor
 
+    config_path = click.get_current_context().find_root().params.get("config_path")
+    if config_path:
+        # The parts (`dashdesk server`, `bridge`) read the same file: the server needs its [broker]
+        # settings (accounts, device_url) to hand devices their credentials.
+        os.environ["DASHDESK_CONFIG"] = str(Path(config_path).resolve())
     _override(cfg, None, "data_dir", data_dir)
     _override(cfg, "server", "http_port", http_port)
     sys.exit(Supervisor(cfg, mqtt_port=mqtt_port, mqtt_url=mqtt_url, demo=demo, broker_kind=broker_kind,
@@ -79,7 +85,8 @@ def up(cfg: dict[str, Any], http_port: int | None, mqtt_port: int | None, mqtt_u
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", type=int, default=None,
               help="Worker processes (default: 1 on SQLite, whose writes queue on one lock anyway; 2 otherwise).")
-@click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
+@click.option("--threads", type=click.IntRange(min=2, max=256), default=32, show_default=True,
+              help="Threads per worker; each open desk page holds one for its live updates (up to half of them).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.pass_obj
 def server(cfg: dict[str, Any], http_port: int | None, host: str, workers: int | None, threads: int,
@@ -243,17 +250,247 @@ def token() -> None:
 @click.pass_obj
 def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None) -> None:
     """Create an API token and print it (it is shown only this once)."""
-    from server.app import database_url
     from server.auth import create_token
+
+    database = _database(cfg, data_dir)
+    try:
+        click.echo(create_token(database, name, role))
+    finally:
+        database.close()
+
+
+def _database(cfg: dict[str, Any], data_dir: str | None) -> Any:
+    """The server's database, migrated to the newest revision."""
+    from server.app import database_url
     from server.db import Database
     from server.migrate import upgrade
 
     _override(cfg, None, "data_dir", data_dir)
     url = database_url(cfg)
     upgrade(url)
-    database = Database(url)
-    click.echo(create_token(database, name, role))
-    database.close()
+    return Database(url)
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@cli.group()
+def user() -> None:
+    """Web users of the service desk (roles agent and admin)."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["agent", "admin"]), default="agent", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin "
+                                                     "instead of asking for it.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def user_create(cfg: dict[str, Any], username: str, role: str, password_stdin: bool, data_dir: str | None) -> None:
+    """Create a user who can sign in to the service desk."""
+    from server.users import UserError, create_user
+
+    database = _database(cfg, data_dir)
+    try:
+        create_user(database, username, _password(password_stdin), role)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.close()
+    click.echo(f"user {username} created ({role})")
+
+
+@user.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from the first line of stdin.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def user_password(cfg: dict[str, Any], username: str, password_stdin: bool, data_dir: str | None) -> None:
+    """Set a new password for a user."""
+    from server.users import UserError, set_password
+
+    database = _database(cfg, data_dir)
+    try:
+        set_password(database, username, _password(password_stdin))
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.close()
+    click.echo(f"password of {username} changed")
+
+
+@user.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="Enable the user again instead.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def user_disable(cfg: dict[str, Any], username: str, enable: bool, data_dir: str | None) -> None:
+    """Disable a user: signed out at once, cannot sign in; their tickets and history stay."""
+    from server.users import UserError, set_active
+
+    database = _database(cfg, data_dir)
+    try:
+        set_active(database, username, enable)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.close()
+    click.echo(f"user {username} {'enabled' if enable else 'disabled'}")
+
+
+@user.command("list")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def user_list(cfg: dict[str, Any], data_dir: str | None) -> None:
+    """The users, their role, whether active, and their last sign-in."""
+    from server.users import list_users
+
+    database = _database(cfg, data_dir)
+    try:
+        for u in list_users(database):
+            last = u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "never"
+            click.echo(f"{u.username}\t{u.role}\t{'active' if u.active else 'disabled'}\tlast sign-in {last}")
+    finally:
+        database.close()
+
+
+def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | None) -> Any:
+    """The account manager of the broker ``cfg`` names (``[broker] auth = "dynsec"``)."""
+    from .broker_auth import BrokerAuthError, DynsecAccounts
+
+    _override(cfg, None, "data_dir", data_dir)
+    broker_cfg = cfg.get("broker", {})
+    if broker_cfg.get("auth", "none") != "dynsec" and not broker_cfg.get("admin_url"):
+        raise click.ClickException('the broker runs without accounts ([broker] auth = "none"): devices need '
+                                   'no credentials; set [broker] auth = "dynsec" (DASHDESK_BROKER__AUTH) for them')
+    try:
+        return DynsecAccounts.from_config(cfg, mqtt_url=mqtt_url)
+    except BrokerAuthError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.group("broker")
+def broker_accounts() -> None:
+    """Devices' accounts on the broker (with [broker] auth = "dynsec")."""
+
+
+@broker_accounts.command("device-credentials")
+@click.argument("device_id")
+@click.option("--mqtt-url", default=None, help="The broker to change ([mqtt] url by default).")
+@click.option("--device-url", default=None,
+              help="The broker's URL as the device reaches it, for the printed mqtt_url "
+                   "([broker] device_url, else the broker's URL).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def broker_device_credentials(cfg: dict[str, Any], device_id: str, mqtt_url: str | None, device_url: str | None,
+                              data_dir: str | None) -> None:
+    """Give DEVICE_ID its own broker account and print its credentials, this once.
+
+    The account may publish and subscribe under the device's own topics only. A
+    device that had one gets a new password: the old one stops working at once.
+    """
+    from .broker_auth import BrokerAuthError, url_with_credentials
+
+    if not wire.valid_id(device_id):
+        raise click.BadParameter(f"DEVICE_ID must match {wire.ID_PATTERN.pattern}")
+    accounts = _broker_accounts(cfg, mqtt_url, data_dir)
+    try:
+        password = accounts.add_device(device_id)
+    except BrokerAuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    where = device_url or cfg.get("broker", {}).get("device_url") or mqtt_url or cfg["mqtt"]["url"]
+    click.echo(f"username: {device_id}")
+    click.echo(f"password: {password}")
+    click.echo(f"mqtt_url: {url_with_credentials(where, device_id, password)}")
+    click.echo("Put mqtt_url in the device's TOML file (readable by its owner only); the password is not "
+               "shown again.", err=True)
+
+
+@broker_accounts.command("retire")
+@click.argument("device_id")
+@click.option("--mqtt-url", default=None, help="The broker to change ([mqtt] url by default).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def broker_retire(cfg: dict[str, Any], device_id: str, mqtt_url: str | None, data_dir: str | None) -> None:
+    """Retire DEVICE_ID on the broker: disconnect it and delete its account."""
+    from .broker_auth import BrokerAuthError
+
+    if not wire.valid_id(device_id):
+        raise click.BadParameter(f"DEVICE_ID must match {wire.ID_PATTERN.pattern}")
+    accounts = _broker_accounts(cfg, mqtt_url, data_dir)
+    try:
+        accounts.remove_device(device_id)
+    except BrokerAuthError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"device {device_id} retired: disconnected, and its broker account deleted")
+
+
+@cli.group("config")
+def config_file() -> None:
+    """The whole configuration (categories, sites, devices, button mappings) as one TOML file."""
+
+
+@config_file.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def config_export(cfg: dict[str, Any], file: str, data_dir: str | None) -> None:
+    """Write the configuration to FILE ("-": standard output)."""
+    from server.config_io import export_text
+
+    database = _database(cfg, data_dir)
+    try:
+        text = export_text(database)
+    finally:
+        database.close()
+    if file == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(file).write_text(text, encoding="utf-8")
+        click.echo(f"configuration written to {file}", err=True)
+
+
+@config_file.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
+@click.option("--prune", is_flag=True, help="Also remove what FILE does not have (mappings; devices are retired; "
+                                            "sites and categories nothing refers to are deleted).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, data_dir: str | None) -> None:
+    """Import FILE in one transaction: checked first, all or nothing; adds and changes, removes only with --prune."""
+    import getpass
+
+    from server.app import load_categories
+    from server.config_io import ConfigRejected, decode, run
+
+    body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    database = _database(cfg, data_dir)
+    try:
+        report = run(database, decode(body), f"cli:{getpass.getuser()}", dry_run=dry_run, prune=prune,
+                     default_sla=load_categories()[1])
+    except ConfigRejected as exc:
+        for problem in exc.errors:
+            click.echo(f"{file}: {problem}", err=True)
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.close()
+    for kind, c in report.counts.items():
+        click.echo(f"{kind}: {c.added} added, {c.changed} changed, {c.unchanged} unchanged, {c.removed} removed")
+    for line in report.changes:
+        click.echo(f"  {line}")
+    if report.more_changes:
+        click.echo(f"  … and {report.more_changes} more")
+    for line in report.kept:
+        click.echo(f"kept: {line}")
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+    elif report.retired:
+        click.echo(f"retired: {', '.join(report.retired)}; with broker accounts on, delete theirs with "
+                   "`dashdesk broker retire DEVICE_ID`", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,9 @@ ENV_KEYS = {
     "DASHDESK_TOPIC_ROOT": ("mqtt", "topic_root"),
     "DASHDESK_DATA_DIR": ("data_dir",),
     "DASHDESK_SECRET_KEY": ("server", "secret_key"),
+    # Broker credentials of the bridge and of the account manager, when not made by `dashdesk up`.
+    "DASHDESK_BRIDGE_MQTT_URL": ("bridge", "mqtt_url"),
+    "DASHDESK_BROKER_ADMIN_URL": ("broker", "admin_url"),
 }
 
 

@@ -8,18 +8,21 @@ lost on SIGINT or SIGTERM.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import broker, config as dd_config
+from . import broker, broker_auth, config as dd_config
 
 log = logging.getLogger("dashdesk.up")
 
@@ -74,6 +77,15 @@ class Supervisor:
         self.ws_port_asked = ws_port
         self.ws_port: int | None = None
         self.protocol = int(cfg["mqtt"].get("protocol", 5))
+        broker_cfg = cfg.get("broker", {})
+        # "dynsec": the broker `up` starts asks every client for its own account (broker_auth).
+        self.auth = str(broker_cfg.get("auth") or "none").lower()
+        self.broker_host = str(broker_cfg.get("host") or "127.0.0.1")
+        self.dynsec_plugin = str(broker_cfg.get("dynsec_plugin") or "") or None
+        self.secrets: broker_auth.ServiceSecrets | None = None
+        self.bridge_mqtt_url: str | None = None  # with the bridge's credentials, when auth is on
+        self.demo_device_config: Path | None = None  # the demo device's file with its credentials
+        self.demo_enrolment_link: str | None = None  # sets up a phone as a demo shop button (the phone app)
         self.parts: list[Part] = []
         self.mosquitto: subprocess.Popen | None = None  # the broker process, Mosquitto or embedded
         self._stop = threading.Event()
@@ -99,8 +111,22 @@ class Supervisor:
             setup_demo(db)
             if not os.environ.get("DASHDESK_ADMIN_TOKEN"):
                 self._token_file(db, "admin.token", "admin (demo)", "admin")
+            self.demo_enrolment_link = self._demo_enrolment(db)
         db.close()
         return env
+
+    def _demo_enrolment(self, db: Any) -> str | None:
+        """A one-time link that sets up a phone as a button of the demo shop; None if phones cannot connect."""
+        from server import enrolments
+        from server.demo import DEMO_DEVICE, DEMO_SITE
+
+        app_cfg = self.cfg.get("app", {}) or {}
+        if not self.ws_port and not app_cfg.get("broker_ws_url"):
+            return None
+        with db.write() as s:
+            made = enrolments.create(s, DEMO_SITE[0], "dashdesk up --demo", source_device=DEMO_DEVICE)
+        base = str(app_cfg.get("public_url") or f"http://127.0.0.1:{self.http_port}").rstrip("/")
+        return f"{base}/app/enroll/{made.code}"
 
     def _token_file(self, db: Any, filename: str, name: str, role: str) -> str:
         from server.auth import create_token
@@ -116,19 +142,29 @@ class Supervisor:
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
         env.update(extra)
-        env["DASHDESK_MQTT_URL"] = self.mqtt_url or f"mqtt://127.0.0.1:{self.mqtt_port}"
+        env["DASHDESK_MQTT_URL"] = self.mqtt_url or self._local_url()
         env["DASHDESK_MQTT__PROTOCOL"] = str(self.protocol)
+        env["DASHDESK_BROKER__AUTH"] = self.auth
+        if self.mqtt_url is None:
+            # The broker is ours: the bridge uses its own account, or none when auth is off.
+            env["DASHDESK_BRIDGE_MQTT_URL"] = self.bridge_mqtt_url or ""
+            # The phone app connects to the broker's WebSockets listener (0: there is none).
+            env["DASHDESK_APP__WS_PORT"] = str(self.ws_port or 0)
         env["DASHDESK_HTTP_PORT"] = str(self.http_port)
         env["DASHDESK_SERVER_URL"] = f"http://127.0.0.1:{self.http_port}"
         return env
 
     # ------------------------------------------------------------ broker
 
+    def _local_url(self) -> str:
+        return f"mqtt://{broker.local_address(self.broker_host)}:{self.mqtt_port}"
+
     def _choose_broker(self) -> None:
         """Settle ``broker_kind`` (mosquitto, embedded or external), the protocol and the ws port."""
         if self.mqtt_url is not None:
             self.broker_kind = "external"
             return
+        self._check_auth()
         if self.broker_kind == "auto":
             self.broker_kind = "mosquitto" if broker.find_mosquitto() else "embedded"
         if self.broker_kind == "mosquitto" and broker.find_mosquitto() is None:
@@ -152,18 +188,62 @@ class Supervisor:
         else:
             self.ws_port = DEFAULT_WS_PORT if _port_free(DEFAULT_WS_PORT) else broker.free_port()
 
+    def _check_auth(self) -> None:
+        """Refuse a broker setting that cannot work, or that opens the broker to everyone."""
+        if self.auth not in broker_auth.AUTH_MODES:
+            raise BrokerChoiceError(f"[broker] auth must be one of {', '.join(broker_auth.AUTH_MODES)}, "
+                                    f"not {self.auth!r}")
+        if self.auth == "dynsec":
+            if self.broker_kind == "embedded":
+                raise BrokerChoiceError('[broker] auth = "dynsec" needs Mosquitto 2; the embedded broker has no '
+                                        "accounts")
+            if broker.find_mosquitto() is None:
+                raise BrokerChoiceError('[broker] auth = "dynsec" needs Mosquitto 2: `apt-get install mosquitto`')
+            if broker.find_dynsec_plugin(self.dynsec_plugin) is None:
+                raise BrokerChoiceError("Mosquitto's dynamic security plugin (mosquitto_dynamic_security.so) was "
+                                        "not found: set [broker] dynsec_plugin to its path")
+            self.broker_kind = "mosquitto"
+        elif not broker.is_loopback(self.broker_host):
+            raise BrokerChoiceError(f"[broker] host = {self.broker_host!r} opens the broker to other machines: "
+                                    'set [broker] auth = "dynsec" too, so that each device needs its own password')
+
     def _start_broker(self) -> subprocess.Popen:
         if self.broker_kind == "embedded":
             from .embedded_broker import start_embedded
 
             return start_embedded(self.data_dir, self.mqtt_port, self.ws_port)
-        return broker.start_mosquitto(self.data_dir, self.mqtt_port, ws_port=self.ws_port)
+        return broker.start_mosquitto(self.data_dir, self.mqtt_port, ws_port=self.ws_port, host=self.broker_host,
+                                      dynsec_config=self.secrets.dynsec_config if self.secrets else None,
+                                      dynsec_plugin=self.dynsec_plugin)
+
+    def _set_up_accounts(self) -> None:
+        """Give the bridge (and the demo device) their accounts on the broker just started."""
+        assert self.secrets is not None
+        local = self._local_url()
+        accounts = broker_auth.DynsecAccounts(
+            self.secrets.url(broker_auth.ADMIN_USERNAME, local), protocol=self.protocol,
+            topic_root=self.cfg["mqtt"].get("topic_root", "dashdesk/v1"),
+            service_passwords=self.secrets.passwords, secrets_dir=self.secrets.directory)
+        passwords = accounts.ensure_service_accounts()
+        self.bridge_mqtt_url = broker_auth.url_with_credentials(local, broker_auth.BRIDGE_USERNAME,
+                                                                passwords[broker_auth.BRIDGE_USERNAME])
+        if self.demo:
+            # A copy of the demo device's file with its credentials in mqtt_url: not on a command line,
+            # where every user of the machine could read them.
+            source = dd_config.default_file("demo-device.toml").read_text()
+            device_id = tomllib.loads(source)["device_id"]
+            url = broker_auth.url_with_credentials(local, device_id, accounts.add_device(device_id))
+            line = f"mqtt_url = {json.dumps(url)}"
+            path = self.secrets.directory / "demo-device.toml"
+            broker_auth.write_private_file(path, re.sub(r"^mqtt_url\s*=.*$", lambda _: line, source, count=1,
+                                                        flags=re.M))
+            self.demo_device_config = path
 
     def _broker_lines(self) -> list[str]:
         """What `up` says about the broker it runs, before the ready line."""
         if self.broker_kind == "external":
             return [f"broker: external, {self.mqtt_url}"]
-        ws = f", WebSockets ws://127.0.0.1:{self.ws_port}/mqtt" if self.ws_port else ""
+        ws = f", WebSockets ws://{broker.local_address(self.broker_host)}:{self.ws_port}/mqtt" if self.ws_port else ""
         if self.broker_kind == "embedded":
             from .embedded_broker import amqtt_version
 
@@ -173,14 +253,29 @@ class Supervisor:
                      "install Mosquitto (`apt-get install mosquitto`) for a shop"]
             return lines + [f"broker: embedded (amqtt, MQTT 3.1.1) on mqtt://127.0.0.1:{self.mqtt_port}{ws}"]
         version = ".".join(map(str, broker.mosquitto_version() or ())) or "?"
-        lines = [f"broker: Mosquitto {version} on mqtt://127.0.0.1:{self.mqtt_port}{ws}"]
+        lines = [f"broker: Mosquitto {version} on {self._local_url()}{ws}"]
+        if self.auth == "dynsec":
+            lines.append(f"broker accounts: each device needs its own (`dashdesk broker device-credentials "
+                         f"DEVICE_ID`); listening on {self.broker_host}")
         if self.ws_port and broker.listens_on_every_interface(self.ws_port):
+            unguarded = ", without a password" if self.auth == "none" else ""
             lines.append(f"WARNING: this Mosquitto binds its WebSockets listener (port {self.ws_port}) to every "
-                         "network interface, without a password (fixed in Mosquitto 2.0.12)")
+                         f"network interface{unguarded} (fixed in Mosquitto 2.0.12)")
         elif self.ws_port_asked is None and not self.ws_port:
             lines.append("note: no WebSockets listener: this Mosquitto would open it to every network "
                          "interface (fixed in 2.0.12); --ws-port PORT opens it anyway")
         return lines
+
+    def _phone_line(self) -> str:
+        """What `up --demo` says about the phone app."""
+        app = f"http://127.0.0.1:{self.http_port}/app"
+        if self.demo_enrolment_link:
+            return (f"phone app: {app}; set a phone up as a demo shop button with this one-time link (24 h), or "
+                    f"its QR code at /admin/enrolments: {self.demo_enrolment_link}")
+        why = (" (this Mosquitto opens it to every network interface)"
+               if self.broker_kind == "mosquitto" and not broker.ws_binds_loopback() else "")
+        return f"phone app: {app} needs the broker's WebSockets listener: start with --ws-port {DEFAULT_WS_PORT}{why}"
+
 
     def _wait_http(self, proc: subprocess.Popen) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -218,19 +313,31 @@ class Supervisor:
         for line in self._broker_lines():
             print(line, flush=True)
         print(f"dashdesk ready: http://127.0.0.1:{self.http_port}", flush=True)
-        if self.demo:
+        if self.demo and self.demo_device_config is not None:
+            print(f"demo: type `b1` (printer), `b2` (till), `b3` (sales app), `b2 long`, `b1 double` here; the "
+                  f"demo device's broker account is in {self.demo_device_config}; API token in "
+                  f"{self.data_dir / 'admin.token'}", flush=True)
+            threading.Thread(target=self._forward_stdin, daemon=True).start()
+        elif self.demo:
             print(f"demo: press with `dashdesk press shop-demo b1` (b1 printer, b2 till, b3 sales app), or type "
                   f"`b1`, `b2 long`, `b1 double` here; API token in {self.data_dir / 'admin.token'}", flush=True)
             threading.Thread(target=self._forward_stdin, daemon=True).start()
+        if self.demo:
+            print(self._phone_line(), flush=True)
         while not self._stop.wait(0.5):
             self._restart_dead()
         self._stop_all()
         return 0
 
     def _start_all(self) -> None:
-        env = self._env(self._prepare_database())
+        database_env = self._prepare_database()
         if self.mqtt_url is None:
+            if self.auth == "dynsec":
+                self.secrets = broker_auth.prepare(self.data_dir)
             self.mosquitto = self._start_broker()
+            if self.secrets is not None:
+                self._set_up_accounts()
+        env = self._env(database_env)
         exe = [sys.executable, "-m", "dashdesk.cli"]
         server = Part("server", exe + ["server", "--http-port", str(self.http_port)], env)
         server.start()
@@ -243,10 +350,13 @@ class Supervisor:
         self.parts.append(bridge)
         self._wait_file(ready, bridge.proc)
         if self.demo:
-            device_cfg = dd_config.default_file("demo-device.toml")
-            demo = Part("device", exe + ["device", "--device-config", str(device_cfg),
-                                         "--mqtt-url", env["DASHDESK_MQTT_URL"],
-                                         "--protocol", str(self.protocol)], env, stdin=subprocess.PIPE)
+            if self.demo_device_config is not None:
+                where = ["--device-config", str(self.demo_device_config)]
+            else:
+                where = ["--device-config", str(dd_config.default_file("demo-device.toml")),
+                         "--mqtt-url", env["DASHDESK_MQTT_URL"]]
+            demo = Part("device", exe + ["device", *where, "--protocol", str(self.protocol)], env,
+                        stdin=subprocess.PIPE)
             demo.start()
             self.parts.append(demo)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from dashdesk import wire
 
 from . import migrate, users
 from .auth import TokenCache, create_token
+from .credentials import BrokerAccounts
 from .db import Database
 from .incidents import Settings
 from .models import Category
@@ -34,6 +35,8 @@ class Extension:
     settings: Settings
     tokens: TokenCache
     default_sla: dict[str, Any]
+    # Devices' broker accounts ([broker] auth = "dynsec"); off unless the configuration says so.
+    broker: BrokerAccounts = field(default_factory=lambda: BrokerAccounts(False, "mqtt://127.0.0.1:1883"))
 
 
 def database_url(cfg: dict[str, Any]) -> str:
@@ -95,7 +98,12 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
                       # A form's token lasts as long as the session it belongs to.
                       WTF_CSRF_TIME_LIMIT=int(lifetime.total_seconds()),
                       DASHDESK_SSE_LIFETIME_S=float(server_cfg.get("sse_lifetime_s", 60)),
-                      DASHDESK_SSE_MAX_STREAMS=int(server_cfg.get("sse_max_streams", 16)))
+                      DASHDESK_SSE_MAX_STREAMS=int(server_cfg.get("sse_max_streams", 16)),
+                      DASHDESK_LOGIN_LIMIT_PER_USER=str(server_cfg.get("login_limit_per_user", "5 per minute")),
+                      DASHDESK_LOGIN_LIMIT_PER_ADDRESS=str(server_cfg.get("login_limit_per_address",
+                                                                          "30 per 10 minutes")),
+                      RATELIMIT_STORAGE_URI=str(server_cfg.get("rate_limit_storage", "memory://")),
+                      RATELIMIT_HEADERS_ENABLED=True)
     url = database_url(cfg)
     if upgrade:
         migrate.upgrade(url)
@@ -110,7 +118,11 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
                           late_after_s=float(server_cfg.get("late_after_s", 30))),
         tokens=TokenCache(),
         default_sla=default_sla,
+        broker=BrokerAccounts.from_config(cfg),
     )
+
+    # The whole configuration, for parts that read their own section (the phone app's [app]).
+    app.config["DASHDESK_CONFIG"] = cfg
 
     from .api import api
     from .web import init_web

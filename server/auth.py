@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from apiflask import HTTPTokenAuth
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
@@ -25,6 +26,10 @@ CACHE_S = 2.0
 # last_used_at is written at most this often per token: one write per request would
 # double the writes of a press.
 LAST_USED_EVERY_S = 60.0
+
+
+# admin: everything; bridge: hand over presses and read the feed (what `dashdesk bridge` needs).
+TOKEN_ROLES = ("admin", "bridge")
 
 
 def hash_token(token: str) -> str:
@@ -45,6 +50,23 @@ def create_token(db: Database, name: str, role: str = "admin", token: str | None
     return token
 
 
+def add_token(s: Session, name: str, role: str) -> tuple[ApiToken, str]:
+    """A new random token in ``s``'s transaction: its row, and the token itself (shown this once)."""
+    token = new_token()
+    row = ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=wire.utcnow())
+    s.add(row)
+    s.flush()
+    return row, token
+
+
+def revoke(s: Session, row: ApiToken) -> bool:
+    """Revoke a token (it is refused from then on: 401); False if it already was."""
+    if row.revoked_at is not None:
+        return False
+    row.revoked_at = wire.utcnow()
+    return True
+
+
 @dataclass(frozen=True)
 class Caller:
     token_id: int
@@ -57,6 +79,16 @@ class TokenCache:
         self._lock = threading.Lock()
         self._answers: dict[str, tuple[float, Caller | None]] = {}
         self._written: dict[int, float] = {}
+
+    def forget(self, token_id: int) -> None:
+        """Drop what this process remembers of a token (just revoked here): its next use is looked up.
+
+        Other processes (gunicorn workers) follow within ``CACHE_S``.
+        """
+        with self._lock:
+            for digest, (_, caller) in list(self._answers.items()):
+                if caller is not None and caller.token_id == token_id:
+                    del self._answers[digest]
 
     def verify(self, db: Database, token: str) -> Caller | None:
         digest = hash_token(token)

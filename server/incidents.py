@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -30,6 +30,10 @@ from .models import OPEN_STATUSES, Category, Device, Event, Press, Ticket
 from .prepared import Runner, Statement, Statements, insert_sql, select_sql, statements_for
 
 FALLBACK_CATEGORY = "other"
+# The title of a test ticket starts with this, wherever it is seen.
+TEST_TITLE_PREFIX = "[test] "
+# Devices whose presses are refused, and the reason the ack gives.
+REFUSED_DEVICES = {"retired": "device retired", "rejected": "device rejected by an admin"}
 T, P, D, E, C = Ticket.__table__, Press.__table__, Device.__table__, Event.__table__, Category.__table__
 
 
@@ -97,16 +101,21 @@ class _Row:
     p: IncomingPress
     received_at: datetime
     late: bool
+    # The device is in test mode: its ticket is a test ticket (``is_test``), in a dedup scope of its own.
+    test: bool = False
 
 
 def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Settings) -> dict[str, Any]:
     now = wire.utcnow()
     row = _Row(p, now, rules.is_late(p.pressed_at, p.bridge_received_at or now, settings.late_after_s))
     device = _seen_device(x, p.device_id, now)
-    if device["status"] == "retired":
-        return _finish(x, row, None, "rejected", "device is retired")
+    row.test = bool(device["test_mode"])
+    if device["status"] in REFUSED_DEVICES:
+        return _finish(x, row, None, "rejected", REFUSED_DEVICES[device["status"]])
 
     category = _mapped_category(x, p.device_id, p.button, p.press)
+    if category is not None and category["action"] == "cancel":
+        return _cancel_last(s, x, row, settings, now)
     if p.press == "double" and (category is None or category["press"] != "double"):
         return _cancel_last(s, x, row, settings, now)
     if category is None:
@@ -115,21 +124,25 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
             return _finish(x, row, None, "rejected",
                            f"button {p.button} is not mapped and there is no '{FALLBACK_CATEGORY}' category")
     priority = rules.press_priority(category["priority"], p.press)
-    scope = rules.dedup_scope(device["site_id"], p.device_id)
+    scope = rules.dedup_scope(device["site_id"], p.device_id, category["dedup_scope"], test=row.test)
 
     ticket = x.first(Q.open_ticket, {"scope": scope, "category_id": category["id"]})
     if ticket is not None:
         result, status = "merged", ticket["status"]
     else:
         ticket = x.first(Q.resolved_ticket, {"scope": scope, "category_id": category["id"]})
-        if ticket is not None and rules.within(ticket["resolved_at"], now, settings.reopen_window_s):
+        window_s = rules.reopen_window_s(category["reopen_window_min"], settings.reopen_window_s)
+        if ticket is not None and rules.within(ticket["resolved_at"], now, window_s):
             result, status = "reopened", "new"
         else:
             ticket, result, status = None, "created", "new"
 
     telemetry = p.telemetry or None
+    changes = None
     if ticket is None:
         label = category["label"] or category["name"]
+        if row.test:
+            label = f"{TEST_TITLE_PREFIX}{label}"
         deadlines = rules.sla_deadlines(now, priority, category["sla"])
         ticket_id = x.first(Q.insert_ticket, {
             "status": "new", "priority": priority, "category_id": category["id"], "site_id": device["site_id"],
@@ -137,14 +150,19 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
             "title": f"{label} at {device['site_name'] or p.device_id}", "occurrences": 1, "reopen_count": 0,
             "first_reported_at": p.pressed_at, "last_reported_at": p.pressed_at, "created_at": now,
             "updated_at": now, "respond_by": deadlines.respond_by, "resolve_by": deadlines.resolve_by,
-            "touched": False, "is_test": False, "telemetry": telemetry, "devices": [p.device_id]})["id"]
+            "touched": False, "is_test": row.test, "telemetry": telemetry, "devices": [p.device_id], "held_s": 0})["id"]
         devices = [p.device_id]
     else:
         ticket_id = ticket["id"]
         devices = ticket["devices"] if p.device_id in ticket["devices"] else sorted([*ticket["devices"], p.device_id])
         deadlines = rules.Deadlines(ticket["respond_by"], ticket["resolve_by"])
         if priority < ticket["priority"]:
-            deadlines = rules.sla_deadlines(ticket["created_at"], priority, category["sla"])
+            # Counted from creation, later by the time spent on hold (the SLA clock stops then).
+            held = ticket["held_s"] + (max(0, int((now - ticket["on_hold_since"]).total_seconds()))
+                                       if ticket["on_hold_since"] is not None else 0)
+            deadlines = rules.sla_deadlines(ticket["created_at"] + timedelta(seconds=held), priority,
+                                            category["sla"])
+            changes = {"priority": [ticket["priority"], priority]}
         x.run(Q.merge_into_ticket, {
             "id": ticket_id, "status": status, "updated_at": now,
             "first_reported_at": min(ticket["first_reported_at"], p.pressed_at),
@@ -156,7 +174,7 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
             "respond_by": deadlines.respond_by, "resolve_by": deadlines.resolve_by, "devices": devices})
     summary = {"id": ticket_id, "number": rules.ticket_number(ticket_id), "status": status,
                "category": category["slug"]}
-    return _finish(x, row, summary, result, None, devices)
+    return _finish(x, row, summary, result, None, devices, changes)
 
 
 def _cancel_last(s: Session, x: Statements | Runner, row: _Row, settings: Settings,
@@ -167,7 +185,7 @@ def _cancel_last(s: Session, x: Statements | Runner, row: _Row, settings: Settin
         return _finish(x, row, None, "rejected",
                        f"nothing to cancel: no report from this device in the last {settings.cancel_window_s:g} s")
     ticket = s.execute(select(T.c.id, T.c.status, T.c.occurrences, T.c.touched, T.c.reopen_count, T.c.devices,
-                              C.c.slug)
+                              T.c.is_test, C.c.slug)
                        .join(C, C.c.id == T.c.category_id).where(T.c.id == last["ticket_id"])).first()
     if ticket.touched or ticket.status not in OPEN_STATUSES:
         return _finish(x, row, None, "rejected", "the ticket is already being handled; it cannot be cancelled")
@@ -180,11 +198,12 @@ def _cancel_last(s: Session, x: Statements | Runner, row: _Row, settings: Settin
     s.execute(update(T).where(T.c.id == ticket.id).values(**values))
     summary = {"id": ticket.id, "number": rules.ticket_number(ticket.id),
                "status": values.get("status", ticket.status), "category": ticket.slug}
+    row.test = bool(ticket.is_test)
     return _finish(x, row, summary, "cancelled", None, ticket.devices)
 
 
 def _finish(x: Statements | Runner, row: _Row, ticket: dict[str, Any] | None, result: str, reason: str | None,
-            devices: list[str] | None = None) -> dict[str, Any]:
+            devices: list[str] | None = None, changes: dict[str, list[Any]] | None = None) -> dict[str, Any]:
     p = row.p
     response = wire.ack(p.event_id, result, ticket, reason)
     x.run(Q.insert_press, {
@@ -194,9 +213,11 @@ def _finish(x: Statements | Runner, row: _Row, ticket: dict[str, Any] | None, re
         "cancelled": False, "telemetry": p.telemetry or None, "response": response})
     if ticket is not None:
         x.run(Q.insert_event, {
-            "kind": f"ticket.{result}", "ticket_id": ticket["id"], "devices": devices,
+            # A test ticket's events are "test.*": the desk's live updates neither list nor announce them.
+            "kind": f"{'test' if row.test else 'ticket'}.{result}", "ticket_id": ticket["id"], "devices": devices,
             "actor": f"device:{p.device_id}", "created_at": row.received_at,
-            "data": {"event_id": p.event_id, "press": p.press, "status": ticket["status"], "late": row.late}})
+            "data": {"event_id": p.event_id, "press": p.press, "status": ticket["status"], "late": row.late,
+                     **({"changes": changes} if changes else {})}})
     return response
 
 
@@ -205,8 +226,8 @@ def _seen_device(x: Statements | Runner, device_id: str, now: datetime) -> dict[
     device = x.first(Q.device, {"device_id": device_id})
     if device is None:
         x.run(Q.insert_device, {"device_id": device_id, "status": "pending", "kind": "physical",
-                                "first_seen_at": now, "last_seen_at": now})
-        return {"status": "pending", "site_id": None, "site_name": None}
+                                "first_seen_at": now, "last_seen_at": now, "test_mode": False})
+        return {"status": "pending", "site_id": None, "site_name": None, "test_mode": False}
     x.run(Q.device_seen, {"id": device["id"], "now": now})
     return device
 
@@ -222,10 +243,10 @@ def _in(values: tuple[str, ...]) -> str:
 
 
 _TICKET = ("id status priority created_at resolved_at reopen_count first_reported_at last_reported_at "
-           "respond_by resolve_by telemetry devices")
+           "respond_by resolve_by telemetry devices held_s on_hold_since")
 _TICKET_TYPES = {k: T.c[k] for k in ("created_at", "resolved_at", "first_reported_at", "last_reported_at",
-                                     "respond_by", "resolve_by", "telemetry", "devices")}
-_CATEGORY = "id slug name priority sla label press"
+                                     "respond_by", "resolve_by", "telemetry", "devices", "on_hold_since")}
+_CATEGORY = "id slug name priority sla dedup_scope reopen_window_min label press action"
 
 
 class Q:
@@ -233,17 +254,20 @@ class Q:
 
     stored_answer = select_sql("SELECT response FROM presses WHERE event_id = :event_id", "response",
                                columns={"response": P.c.response})
-    device = select_sql("SELECT d.id, d.status, d.site_id, s.name AS site_name FROM devices d "
+    device = select_sql("SELECT d.id, d.status, d.site_id, s.name AS site_name, d.test_mode FROM devices d "
                         "LEFT JOIN sites s ON s.id = d.site_id WHERE d.device_id = :device_id",
-                        "id status site_id site_name")
-    insert_device = insert_sql(D, "device_id status kind first_seen_at last_seen_at")
+                        "id status site_id site_name test_mode", columns={"test_mode": D.c.test_mode})
+    insert_device = insert_sql(D, "device_id status kind first_seen_at last_seen_at test_mode")
     device_seen = Statement("UPDATE devices SET last_seen_at = :now WHERE id = :id", {"now": D.c.last_seen_at})
-    mappings = select_sql("SELECT c.id, c.slug, c.name, c.priority, c.sla, m.label, m.press FROM button_mappings m "
-                          "JOIN categories c ON c.id = m.category_id "
+    # LEFT JOIN: a "cancel" mapping has no category.
+    mappings = select_sql("SELECT c.id, c.slug, c.name, c.priority, c.sla, c.dedup_scope, c.reopen_window_min, "
+                          "m.label, m.press, m.action FROM button_mappings m "
+                          "LEFT JOIN categories c ON c.id = m.category_id "
                           "WHERE m.device_id = :device_id AND m.button = :button AND m.press IN (:press, '')",
                           _CATEGORY, columns={"sla": C.c.sla})
     # The fallback category's row has the shape of a mapped one: its name as label, no press type.
-    fallback_category = select_sql("SELECT id, slug, name, priority, sla, name AS label, '' AS press "
+    fallback_category = select_sql("SELECT id, slug, name, priority, sla, dedup_scope, reopen_window_min, "
+                                   "name AS label, '' AS press, 'report' AS action "
                                    "FROM categories WHERE slug = :slug", _CATEGORY, columns={"sla": C.c.sla})
     _ticket = f"SELECT {', '.join(_TICKET.split())} FROM tickets WHERE scope = :scope AND category_id = :category_id"
     open_ticket = select_sql(f"{_ticket} AND status IN {_in(OPEN_STATUSES)} ORDER BY id LIMIT 1", _TICKET,
@@ -252,7 +276,7 @@ class Q:
                                  columns=_TICKET_TYPES)
     insert_ticket = insert_sql(T, "status priority category_id site_id scope device_id button title occurrences "
                                   "reopen_count first_reported_at last_reported_at created_at updated_at "
-                                  "respond_by resolve_by touched is_test telemetry devices")
+                                  "respond_by resolve_by touched is_test telemetry devices held_s")
     _merged = ("status updated_at first_reported_at last_reported_at telemetry resolved_at reopen_count priority "
                "respond_by resolve_by devices").split()
     merge_into_ticket = Statement(

@@ -6,12 +6,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
-                        TypeDecorator, UniqueConstraint, case, text)
+                        TypeDecorator, UniqueConstraint, case, false, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 OPEN_STATUSES = ("new", "in_progress", "on_hold")
 TICKET_STATUSES = ("new", "in_progress", "on_hold", "resolved", "closed", "cancelled")
-DEVICE_STATUSES = ("pending", "active", "retired")
+# pending: pressed before anyone knew it (its presses still report); rejected and retired: presses refused.
+DEVICE_STATUSES = ("pending", "active", "retired", "rejected")
+DEVICE_KINDS = ("physical", "phone")
+# What merges presses into one open ticket: the same site (the default) or the same device.
+DEDUP_SCOPES = ("site", "device")
+# What a button mapping does: report its category, or cancel the device's last report.
+MAPPING_ACTIONS = ("report", "cancel")
 USER_ROLES = ("agent", "admin")
 # The tickets the desk's queue shows. Queries must use this very text (server.web.QUEUE_SQL) for
 # SQLite to use the partial index ix_tickets_open_due. The unary + keeps SQLite from answering the
@@ -43,10 +49,17 @@ class Base(DeclarativeBase):
 
 
 class Site(Base):
+    """A shop. ``hours``: ``{"mon": [["05:00", "18:00"]], ..., "sun": []}`` ({} while not given)."""
+
     __tablename__ = "sites"
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # An IANA time zone name (checked with zoneinfo): the shop's service hours are in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    hours: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    contact: Mapped[str] = mapped_column(String(300), default="", server_default="")
 
 
 class Category(Base):
@@ -56,8 +69,16 @@ class Category(Base):
     name: Mapped[str] = mapped_column(String(200))
     icon: Mapped[str] = mapped_column(String(32), default="")
     priority: Mapped[int] = mapped_column(Integer, default=3)
-    # {"1": {"respond_s": 900, "resolve_s": 14400}, ...}: targets per priority.
+    # {"1": {"respond_min": 15, "resolve_min": 240}, ...}: targets per priority.
     sla: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The name shown to staff per language: {"en": "Printer", "pl": "Drukarka"}.
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    # "site": presses at one site merge into its open ticket; "device": each device has its own.
+    dedup_scope: Mapped[str] = mapped_column(String(8), default="site", server_default="site")
+    # How long after resolution a press reopens the ticket; None: the server's reopen_window_s.
+    reopen_window_min: Mapped[int | None] = mapped_column(Integer)
+    # Who is told about new tickets (user names or e-mail addresses); stored and shown for now.
+    notify: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
 
 class Device(Base):
@@ -72,11 +93,17 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None]
     telemetry: Mapped[dict[str, Any] | None]
     telemetry_at: Mapped[datetime | None]
+    # Test mode: presses go through the whole pipe and are acked, but make ``is_test`` tickets that
+    # stay out of the queue, the API's listing and real tickets' dedup (an installer checks a button).
+    test_mode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The device that took this one's place (``devices.replace``): its tickets topic lists this one's.
+    replaced_by: Mapped[str | None] = mapped_column(String(63), index=True)
     site: Mapped[Site | None] = relationship()
 
 
 class ButtonMapping(Base):
-    """Which category a device's button reports; ``press`` set overrides one press type."""
+    """Which category a device's button reports (or, ``action`` cancel, that it cancels the last report);
+    ``press`` set overrides one press type."""
 
     __tablename__ = "button_mappings"
     __table_args__ = (UniqueConstraint("device_id", "button", "press", name="uq_button_press"),)
@@ -85,9 +112,11 @@ class ButtonMapping(Base):
     button: Mapped[str] = mapped_column(String(63))
     # "" = every press type not mapped on its own (NULL would defeat the unique key).
     press: Mapped[str] = mapped_column(String(8), default="")
-    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    # None for a mapping whose action is "cancel".
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     label: Mapped[str] = mapped_column(String(200), default="")
-    category: Mapped[Category] = relationship()
+    action: Mapped[str] = mapped_column(String(8), default="report", server_default="report")
+    category: Mapped[Category | None] = relationship()
 
 
 class Ticket(Base):
@@ -104,6 +133,22 @@ class Ticket(Base):
         # The queue's filters by site and by assignee.
         Index("ix_tickets_site_status", "site_id", "status"),
         Index("ix_tickets_assignee_status", "assignee", "status"),
+        # Migration 0004 (benchmarks.desk at 100,000 tickets): the queue in ix_tickets_open_due's order with
+        # every column its filters, search and counts read, so they never read a closed ticket nor, until
+        # it matches, an open ticket's row (status and is_test too: SQLite 3.40 calls an index covering
+        # only if it holds every column the query names); "assigned to me" in queue order; the API's
+        # listing per status, newest first.
+        Index("ix_tickets_open_due_filters", "priority", text("(CASE WHEN responded_at IS NULL THEN respond_by "
+                                                              "ELSE resolve_by END)"), "id", "status", "is_test",
+              "category_id", "site_id", "assignee", "device_id",
+              sqlite_where=text(QUEUE_WHERE), postgresql_where=text(QUEUE_WHERE_PG)),
+        Index("ix_tickets_open_assignee", "assignee", "priority", text("(CASE WHEN responded_at IS NULL THEN "
+                                                                       "respond_by ELSE resolve_by END)"), "id",
+              sqlite_where=text(QUEUE_WHERE), postgresql_where=text(QUEUE_WHERE_PG)),
+        Index("ix_tickets_status_id", "status", "id"),
+        # Migration 0006: the few test tickets (devices in test mode), so that the API's listing leaves them
+        # out with one small look-up while it walks the indexes above as before.
+        Index("ix_tickets_test", "id", sqlite_where=text("is_test = 1"), postgresql_where=text("is_test")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="new")
@@ -127,6 +172,10 @@ class Ticket(Base):
     assignee: Mapped[str | None] = mapped_column(String(100))
     # The first agent action (take, a status change, a note...): until then respond_by is the deadline.
     responded_at: Mapped[datetime | None]
+    # The SLA clock stops while a ticket is on hold: since when, and the seconds held before now.
+    # Leaving hold moves respond_by and resolve_by later by the time held.
+    on_hold_since: Mapped[datetime | None]
+    held_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set when an agent merged this ticket into another one (it is then closed as a duplicate).
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     # Set once an agent changes the ticket: a double press may no longer cancel it.
@@ -209,6 +258,22 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
 
 
+class AuditLog(Base):
+    """One admin action (web page or API), written in the transaction of the change it records."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_actor", "actor", "id"), Index("ix_audit_log_target", "target", "id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime]
+    # A web user's name, or "token:<name>" for an API token.
+    actor: Mapped[str] = mapped_column(String(120))
+    # What was done: "site.create", "device.approve", "mapping.copy", ...
+    action: Mapped[str] = mapped_column(String(40))
+    # What it was done to: "site:<code>", "device:<device_id>", "category:<slug>", "sites:import".
+    target: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class DeadLetter(Base):
     """A payload the bridge rejected, kept for admins to look at."""
 
@@ -221,3 +286,31 @@ class DeadLetter(Base):
     payload_size: Mapped[int]
     reason: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime]
+
+
+class Enrolment(Base):
+    """A one-time link that turns a phone into a device of a site (the phone app, ``server.phone``).
+
+    The link's code and, once redeemed, the phone's app token are kept as SHA-256 hashes only:
+    both are long random strings, shown once.
+    """
+
+    __tablename__ = "enrolments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The code's first characters, so admins can tell links apart in a list.
+    code_hint: Mapped[str] = mapped_column(String(8))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    # The device whose button mapping the phone gets; None: one button per category.
+    source_device: Mapped[str | None] = mapped_column(String(63))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(120))
+    used_at: Mapped[datetime | None]
+    # The phone's device id and the token it reads its configuration with, once redeemed.
+    device_id: Mapped[str | None] = mapped_column(String(63), unique=True)
+    app_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    used_user_agent: Mapped[str | None] = mapped_column(String(300))
+    site: Mapped[Site] = relationship()

@@ -46,9 +46,27 @@ def within(earlier: datetime | None, later: datetime, seconds: float) -> bool:
     return earlier is not None and timedelta(0) <= later - earlier <= timedelta(seconds=seconds)
 
 
-def dedup_scope(site_id: int | None, device_id: str) -> str:
-    """Presses merge per site; a device not yet placed in a site is a scope of its own."""
-    return f"site:{site_id}" if site_id is not None else f"device:{device_id}"
+def dedup_scope(site_id: int | None, device_id: str, per: str = "site", test: bool = False) -> str:
+    """What presses merge on: the site (``per`` "site", the default) or the device (``per`` "device").
+
+    A device not yet placed in a site is a scope of its own either way. A device in test mode
+    (``test``) has a scope of its own that no real press shares: its test tickets never merge with
+    real ones, nor with another device's tests.
+
+    >>> dedup_scope(7, "till-1"), dedup_scope(7, "till-1", "device"), dedup_scope(7, "till-1", test=True)
+    ('site:7', 'device:till-1', 'test:device:till-1')
+    """
+    if test:
+        return f"{TEST_SCOPE_PREFIX}device:{device_id}"
+    return f"site:{site_id}" if per != "device" and site_id is not None else f"device:{device_id}"
+
+
+TEST_SCOPE_PREFIX = "test:"
+
+
+def reopen_window_s(category_window_min: int | None, default_s: float) -> float:
+    """The category's own reopen window if it has one, else the server's."""
+    return default_s if category_window_min is None else category_window_min * 60.0
 
 
 def ticket_number(ticket_id: int) -> str:

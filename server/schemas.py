@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timezone
 
 from apiflask import Schema
-from apiflask.fields import AwareDateTime, Boolean, Dict, Integer, List, Nested, String
+from apiflask.fields import AwareDateTime, Boolean, Dict, Integer, List, Nested, Raw, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import RAISE, ValidationError
 
 from dashdesk import wire
 
-from .models import DEVICE_STATUSES, TICKET_STATUSES
+from .models import DEDUP_SCOPES, DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, TICKET_STATUSES
 
 # Marshmallow formats the message with str.format: the pattern's braces must be doubled.
 ID = Regexp(wire.ID_PATTERN, error="must match " + wire.ID_PATTERN.pattern.replace("{", "{{").replace("}", "}}"))
@@ -112,6 +112,11 @@ class TicketOut(Schema):
     resolved_at = String(allow_none=True)
     respond_by = String(allow_none=True)
     resolve_by = String(allow_none=True)
+    responded_at = String(allow_none=True, metadata={"description": "first agent action; from then on resolve_by "
+                                                                   "is the deadline that counts"})
+    on_hold_since = String(allow_none=True, metadata={"description": "set while on hold: the SLA clock is stopped"})
+    held_s = Integer(metadata={"description": "seconds spent on hold before now; the deadlines moved by them"})
+    merged_into = String(allow_none=True, metadata={"description": "the ticket number this one was merged into"})
     telemetry = Dict(allow_none=True)
     major_incident_id = Integer(allow_none=True)
     is_test = Boolean()
@@ -135,6 +140,8 @@ class TicketQuery(Strict):
     priority = Integer(validate=Range(1, 4))
     cursor = String(validate=Regexp(r"^[0-9]{1,12}$"))
     limit = Integer(load_default=50, validate=Range(1, 500))
+    include_tests = Boolean(load_default=False, metadata={
+        "description": "also list test tickets (`is_test`: made by devices in test mode); left out by default"})
 
 
 class TicketPatch(Strict):
@@ -149,12 +156,35 @@ class SlaTarget(Schema):
     resolve_min = Integer(validate=Range(1, 10**6))
 
 
+LABELS = {"description": 'the name shown to staff per language, e.g. {"en": "Printer", "pl": "Drukarka"}'}
+DEDUP = {"description": "what presses merge on: `site` (one open ticket per site) or `device`"}
+REOPEN = {"description": "minutes after resolution in which a press reopens the ticket; null: the server's "
+                         "`reopen_window_s`"}
+NOTIFY = {"description": "who is told of new tickets: user names or e-mail addresses (stored and shown for now)"}
+
+
 class CategoryIn(Strict):
     slug = String(required=True, validate=ID)
     name = String(required=True, validate=Length(1, 200))
     icon = String(load_default="", validate=Length(max=32))
     priority = Integer(load_default=3, validate=Range(1, 4))
     sla = Dict(keys=String(validate=OneOf(["1", "2", "3", "4"])), values=Nested(SlaTarget), load_default=None)
+    labels = Dict(keys=String(), values=String(), metadata=LABELS)
+    dedup_scope = String(validate=OneOf(DEDUP_SCOPES), metadata=DEDUP)
+    reopen_window_min = Integer(allow_none=True, validate=Range(0, 60 * 24 * 365), metadata=REOPEN)
+    notify = List(String(validate=Length(1, 200)), metadata=NOTIFY)
+
+
+class CategoryPatch(Strict):
+    name = String(validate=Length(1, 200))
+    icon = String(validate=Length(max=32))
+    priority = Integer(validate=Range(1, 4))
+    sla = Dict(keys=String(validate=OneOf(["1", "2", "3", "4"])), values=Nested(SlaTarget),
+               metadata={"description": "targets per priority; the priorities given replace theirs"})
+    labels = Dict(keys=String(), values=String(), metadata=LABELS)
+    dedup_scope = String(validate=OneOf(DEDUP_SCOPES), metadata=DEDUP)
+    reopen_window_min = Integer(allow_none=True, validate=Range(0, 60 * 24 * 365), metadata=REOPEN)
+    notify = List(String(validate=Length(1, 200)), metadata=NOTIFY)
 
 
 class CategoryOut(Schema):
@@ -163,6 +193,10 @@ class CategoryOut(Schema):
     icon = String()
     priority = Integer()
     sla = Dict()
+    labels = Dict()
+    dedup_scope = String()
+    reopen_window_min = Integer(allow_none=True)
+    notify = List(String())
 
 
 class CategoryList(Schema):
@@ -172,8 +206,9 @@ class CategoryList(Schema):
 class ButtonOut(Schema):
     button = String()
     press = String(allow_none=True)
-    category = String()
+    category = String(allow_none=True, metadata={"description": "null for a `cancel` mapping"})
     label = String()
+    action = String(metadata={"enum": list(MAPPING_ACTIONS)})
 
 
 class DeviceIn(Strict):
@@ -181,13 +216,15 @@ class DeviceIn(Strict):
     site = String(load_default=None, allow_none=True, validate=Length(max=64))
     site_name = String(load_default=None, allow_none=True, validate=Length(max=200))
     status = String(load_default="active", validate=OneOf(DEVICE_STATUSES))
-    kind = String(load_default="physical", validate=OneOf(["physical", "phone"]))
+    kind = String(load_default="physical", validate=OneOf(DEVICE_KINDS))
 
 
 class DevicePatch(Strict):
     site = String(allow_none=True, validate=Length(max=64))
     site_name = String(allow_none=True, validate=Length(max=200))
     status = String(validate=OneOf(DEVICE_STATUSES))
+    test_mode = Boolean(metadata={"description": "test mode (admin): presses make test tickets, kept out of the "
+                                                 "queue and the ticket list; turning it off closes open ones"})
 
 
 class DeviceOut(Schema):
@@ -200,6 +237,9 @@ class DeviceOut(Schema):
     last_seen_at = String(allow_none=True)
     telemetry = Dict(allow_none=True)
     telemetry_at = String(allow_none=True)
+    firmware = String(allow_none=True, metadata={"description": "from the latest telemetry, if it says"})
+    test_mode = Boolean(metadata={"description": "its presses make test tickets (`is_test`)"})
+    replaced_by = String(allow_none=True, metadata={"description": "the device that took its place"})
     buttons = List(Nested(ButtonOut))
 
 
@@ -208,10 +248,221 @@ class DeviceList(Schema):
 
 
 class ButtonIn(Strict):
-    category = String(required=True, validate=ID)
-    label = String(load_default="", validate=Length(max=200))
+    category = String(validate=ID, allow_none=True,
+                      metadata={"description": "the category reported; required unless `action` is cancel"})
+    label = String(load_default="", validate=Length(max=200), metadata={"description": "shown to staff"})
     press = String(load_default=None, allow_none=True, validate=OneOf(wire.PRESS_TYPES),
                    metadata={"description": "map only this press type (default: every type)"})
+    action = String(load_default="report", validate=OneOf(MAPPING_ACTIONS),
+                    metadata={"description": "`report` the category, or `cancel` the device's last report"})
+
+
+class DeviceQuery(Strict):
+    status = String(validate=OneOf(DEVICE_STATUSES))
+    site = String(validate=Length(max=64))
+
+
+class DeviceButtonQuery(Strict):
+    press = String(validate=OneOf(wire.PRESS_TYPES), metadata={"description": "that press type's own mapping"})
+
+
+class BrokerOut(Schema):
+    auth = String(metadata={"enum": ["none", "dynsec"], "description": "the broker's `[broker] auth`"})
+    credentials = String(metadata={
+        "enum": ["issued", "removed", "not_needed", "failed"],
+        "description": "`issued`: a new account, its password below, shown this once; `removed`: the account is "
+                       "gone and its connection closed; `not_needed`: the broker has no accounts; `failed`: the "
+                       "broker did not answer (`error`), try again with `.../credentials`"})
+    username = String(allow_none=True)
+    password = String(allow_none=True, metadata={"description": "shown this once; stored only as a hash"})
+    mqtt_url = String(allow_none=True, metadata={"description": "put into the device's TOML file (`mqtt_url`)"})
+    broker_url = String(allow_none=True, metadata={"description": "the broker as devices reach it"})
+    error = String(allow_none=True)
+
+
+class DeviceBrokerOut(DeviceOut):
+    broker = Nested(BrokerOut, metadata={"description": "what happened to the device's broker account"})
+
+
+class RegisterIn(Strict):
+    device_id = String(required=True, validate=ID)
+    site = String(required=True, validate=Length(1, 64))
+    kind = String(load_default="physical", validate=OneOf(DEVICE_KINDS))
+
+
+class ReplaceIn(Strict):
+    by = String(required=True, validate=ID, metadata={"description": "the new device's id (created if unknown)"})
+
+
+class ReplaceOut(Schema):
+    device = Nested(DeviceBrokerOut, metadata={"description": "the new device, active in the old one's site"})
+    replaced = Nested(DeviceBrokerOut, metadata={"description": "the old device, now retired"})
+    mappings = Integer(metadata={"description": "button mapping rows copied"})
+    tickets = List(String(), metadata={"description": "the open tickets taken over"})
+
+
+class ConfigImportQuery(Strict):
+    dry_run = Boolean(load_default=False, metadata={"description": "say what would change; change nothing"})
+    prune = Boolean(load_default=False, metadata={"description": "also remove what the file does not have"})
+
+
+class ImportCounts(Schema):
+    added = Integer()
+    changed = Integer()
+    unchanged = Integer()
+    removed = Integer()
+
+
+class ConfigImportOut(Schema):
+    dry_run = Boolean()
+    prune = Boolean()
+    counts = Dict(keys=String(metadata={"enum": ["categories", "sites", "devices", "mappings"]}),
+                  values=Nested(ImportCounts))
+    changes = List(String(), metadata={"description": "what changed, one line each (the first 500)"})
+    more_changes = Integer(metadata={"description": "changes past those listed"})
+    kept = List(String(), metadata={"description": "with prune: what stays because something refers to it"})
+    retired = List(String(), metadata={"description": "devices the import retired"})
+    broker = List(Nested(BrokerOut), metadata={"description": "their broker accounts, with accounts on"})
+
+
+USERNAME = Regexp(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$",
+                  error="1-100 letters, digits and . _ @ -, starting with a letter or digit")
+
+
+class UserOut(Schema):
+    username = String()
+    role = String(metadata={"enum": ["agent", "admin"]})
+    active = Boolean()
+    created_at = String()
+    last_login_at = String(allow_none=True, metadata={"description": "the last sign-in"})
+    password = String(metadata={"description": "only when dashdesk made the password: shown this once"})
+
+
+class UserList(Schema):
+    items = List(Nested(UserOut))
+
+
+class UserIn(Strict):
+    username = String(required=True, validate=USERNAME)
+    role = String(load_default="agent", validate=OneOf(["agent", "admin"]))
+    password = String(validate=Length(8, 1024), metadata={
+        "description": "the initial password; left out, dashdesk makes one and answers it (shown this once)"})
+
+
+class UserPatch(Strict):
+    role = String(validate=OneOf(["agent", "admin"]))
+    active = Boolean(metadata={"description": "false: signed out at the next request, cannot sign in"})
+
+
+class PasswordIn(Strict):
+    password = String(validate=Length(8, 1024), metadata={"description": "left out: dashdesk makes one"})
+
+
+class TokenOut(Schema):
+    id = Integer()
+    name = String()
+    role = String(metadata={"enum": ["admin", "bridge"]})
+    created_at = String()
+    last_used_at = String(allow_none=True, metadata={"description": "written at most once a minute"})
+    revoked_at = String(allow_none=True)
+    token = String(metadata={"description": "only when created: shown this once, stored as a hash"})
+
+
+class TokenList(Schema):
+    items = List(Nested(TokenOut))
+
+
+class TokenIn(Strict):
+    name = String(required=True, validate=Length(1, 100))
+    role = String(load_default="admin", validate=OneOf(["admin", "bridge"]))
+
+
+class ApproveIn(Strict):
+    site = String(required=True, validate=Length(1, 64), metadata={"description": "the site's code"})
+
+
+class ReasonIn(Strict):
+    reason = String(load_default="", validate=Length(max=500))
+
+
+class CopyMappingIn(Strict):
+    from_ = String(required=True, validate=ID, data_key="from", metadata={"description": "the template device"})
+    to = List(String(validate=ID), required=True, validate=Length(1, 2000),
+              metadata={"description": "devices whose mapping is replaced by the template's"})
+
+
+class CopyMappingOut(Schema):
+    copied = Integer(metadata={"description": "mappings per device"})
+    devices = List(String())
+
+
+class SiteIn(Strict):
+    code = String(required=True, validate=Length(1, 64))
+    name = String(required=True, validate=Length(1, 200))
+    address = String(validate=Length(max=1000))
+    timezone = String(validate=Length(max=64), metadata={"description": "an IANA time zone, e.g. Europe/Warsaw"})
+    hours = Raw(metadata={"description": 'service hours: "Mon–Sat 05:00–18:00; Sun closed", or '
+                                         '{"mon": [["05:00", "18:00"]], ..., "sun": []}'})
+    contact = String(validate=Length(max=300))
+
+
+class SitePatch(Strict):
+    code = String(validate=Length(1, 64))
+    name = String(validate=Length(1, 200))
+    address = String(validate=Length(max=1000))
+    timezone = String(validate=Length(max=64))
+    hours = Raw()
+    contact = String(validate=Length(max=300))
+
+
+class SiteOut(Schema):
+    code = String()
+    name = String()
+    address = String()
+    timezone = String()
+    hours = Dict()
+    hours_text = String(metadata={"description": "the hours as people write them"})
+    contact = String()
+    devices = Integer()
+
+
+class SitePage(Schema):
+    items = List(Nested(SiteOut))
+    next = String(allow_none=True)
+
+
+class SiteQuery(Strict):
+    q = String(validate=Length(max=100), metadata={"description": "part of the code, name or address"})
+    cursor = String(validate=Length(max=64))
+    limit = Integer(load_default=100, validate=Range(1, 1000))
+
+
+class ImportOut(Schema):
+    rows = Integer()
+    created = Integer()
+    updated = Integer()
+    unchanged = Integer()
+
+
+class AuditOut(Schema):
+    id = Integer()
+    created_at = String()
+    actor = String()
+    action = String()
+    target = String()
+    details = Dict()
+
+
+class AuditPage(Schema):
+    items = List(Nested(AuditOut))
+    next = String(allow_none=True)
+
+
+class AuditQuery(Strict):
+    actor = String(validate=Length(max=120))
+    target = String(validate=Length(max=200), metadata={"description": "a target or its start, e.g. `site:`"})
+    cursor = String(validate=Regexp(r"^[0-9]{1,12}$"))
+    limit = Integer(load_default=100, validate=Range(1, 500))
 
 
 class TelemetryIn(Strict):

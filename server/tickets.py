@@ -14,7 +14,7 @@ Every change:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -61,6 +61,35 @@ def check_transition(ticket: Ticket, status: str) -> None:
                       f"(from {here}: {allowed})")
 
 
+def set_deadlines(ticket: Ticket) -> None:
+    """The SLA deadlines for the ticket's priority, counted from its creation plus the time it spent on hold."""
+    start = ticket.created_at + timedelta(seconds=ticket.held_s or 0)
+    deadlines = rules.sla_deadlines(start, ticket.priority, ticket.category.sla)
+    ticket.respond_by, ticket.resolve_by = deadlines.respond_by, deadlines.resolve_by
+    if ticket.on_hold_since is not None:
+        # Still on hold: the hold so far moves them too, as it will when the hold ends.
+        _shift(ticket, max(0, int((wire.utcnow() - ticket.on_hold_since).total_seconds())))
+
+
+def _shift(ticket: Ticket, seconds: int) -> None:
+    if seconds:
+        if ticket.respond_by is not None:
+            ticket.respond_by += timedelta(seconds=seconds)
+        if ticket.resolve_by is not None:
+            ticket.resolve_by += timedelta(seconds=seconds)
+
+
+def _end_hold(ticket: Ticket, now: datetime) -> int:
+    """The SLA clock starts again: the deadlines move later by the time held. Returns those seconds."""
+    if ticket.on_hold_since is None:
+        return 0
+    held = max(0, int((now - ticket.on_hold_since).total_seconds()))
+    ticket.on_hold_since = None
+    ticket.held_s = (ticket.held_s or 0) + held
+    _shift(ticket, held)
+    return held
+
+
 def _text(value: str | None, what: str, required: bool = False) -> str | None:
     value = (value or "").strip()
     if required and not value:
@@ -88,7 +117,13 @@ def change(s: Session, ticket: Ticket, actor: str, *, status: str | None = None,
         changes["status"] = [ticket.status, status]
         if status in ("new", "in_progress", "on_hold") and ticket.status in ("resolved", "cancelled"):
             ticket.reopen_count += 1
+        if ticket.status == "on_hold":
+            held = _end_hold(ticket, now)
+            if held:
+                extra = {**(extra or {}), "sla_paused_s": held}
         ticket.status = status
+        if status == "on_hold":
+            ticket.on_hold_since = now
         if status == "resolved":
             ticket.resolved_at = now
         elif status == "closed":
@@ -103,8 +138,7 @@ def change(s: Session, ticket: Ticket, actor: str, *, status: str | None = None,
             raise TicketError(f"priority is {rules.HIGHEST_PRIORITY} (most urgent) to {rules.LOWEST_PRIORITY}")
         changes["priority"] = [ticket.priority, priority]
         ticket.priority = priority
-        deadlines = rules.sla_deadlines(ticket.created_at, priority, ticket.category.sla)
-        ticket.respond_by, ticket.resolve_by = deadlines.respond_by, deadlines.resolve_by
+        set_deadlines(ticket)
     if not changes and note is None and not extra:
         return None
     ticket.touched = True
@@ -211,14 +245,15 @@ def merge(s: Session, ticket: Ticket, target: Ticket, actor: str) -> Event:
     if ticket.priority < target.priority:
         target_changes["priority"] = [target.priority, ticket.priority]
         target.priority = ticket.priority
-        deadlines = rules.sla_deadlines(target.created_at, target.priority, target.category.sla)
-        target.respond_by, target.resolve_by = deadlines.respond_by, deadlines.resolve_by
+        set_deadlines(target)
     target.touched, target.updated_at = True, now
     target.responded_at = target.responded_at or now
     s.add(Event(kind="ticket.updated", ticket_id=target.id, devices=devices, actor=actor, created_at=now,
                 data={"changes": target_changes, "status": target.status, "merged_from": ticket.id,
                       "merged_from_number": _number(ticket), "presses_moved": moved}))
     source_changes = {"status": [ticket.status, "closed"], "merged_into": [None, target.id]}
+    if ticket.status == "on_hold":
+        _end_hold(ticket, now)
     ticket.status, ticket.merged_into_id = "closed", target.id
     ticket.resolved_at = ticket.resolved_at or now
     ticket.touched, ticket.updated_at = True, now

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
@@ -44,23 +45,77 @@ def check_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def create_user(db: Database, username: str, password: str, role: str = "agent") -> User:
-    """Create an active user; ``UserError`` if the name is taken or an argument is not acceptable."""
+def check_new_user(username: str, password: str, role: str) -> None:
+    """Raise ``UserError`` unless a user could be made with these (the name may still be taken)."""
     if not USERNAME.match(username or ""):
         raise UserError("a username is 1-100 letters, digits and . _ @ -, starting with a letter or digit")
     if role not in USER_ROLES:
         raise UserError(f"role must be one of {', '.join(USER_ROLES)}")
+    check_password_rules(password)
+
+
+def check_password_rules(password: str) -> None:
     if not (MIN_PASSWORD <= len(password or "") <= MAX_PASSWORD):
         raise UserError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+
+
+def generate_password() -> str:
+    """A password for someone to sign in with once and change: 16 URL-safe characters (96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+def add_user(s: Session, username: str, password_hash: str, role: str) -> User:
+    """Add an active user in ``s``'s transaction (hash the password before: it takes a while)."""
+    if s.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UserError(f"user {username} already exists")
+    user = User(username=username, password_hash=password_hash, role=role, active=True, created_at=wire.utcnow())
+    s.add(user)
+    s.flush()
+    return user
+
+
+def create_user(db: Database, username: str, password: str, role: str = "agent") -> User:
+    """Create an active user; ``UserError`` if the name is taken or an argument is not acceptable."""
+    check_new_user(username, password, role)
     password_hash = hash_password(password)
     with db.write() as s:
-        if s.scalar(select(User.id).where(User.username == username)) is not None:
-            raise UserError(f"user {username} already exists")
-        user = User(username=username, password_hash=password_hash, role=role, active=True,
-                    created_at=wire.utcnow())
-        s.add(user)
-        s.flush()
-        return user
+        return add_user(s, username, password_hash, role)
+
+
+def active_admins(s: Session) -> int:
+    return s.scalar(select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))) or 0
+
+
+def _keep_an_admin(s: Session, user: User, doing: str) -> None:
+    """Refuse to leave the desk without an active admin (nobody could then run it from the web)."""
+    if user.role == "admin" and user.active and active_admins(s) <= 1:
+        raise UserError(f"{user.username} is the last active admin and cannot be {doing}; make another user "
+                        "an admin first")
+
+
+def change_role(s: Session, user: User, role: str) -> bool:
+    """Make ``user`` an agent or an admin; False if it already was. Never demotes the last active admin."""
+    if role not in USER_ROLES:
+        raise UserError(f"role must be one of {', '.join(USER_ROLES)}")
+    if user.role == role:
+        return False
+    if role != "admin":
+        _keep_an_admin(s, user, "demoted")
+    user.role = role
+    return True
+
+
+def change_active(s: Session, user: User, active: bool) -> bool:
+    """Enable or disable ``user`` (disabled: signed out at the next request); False if nothing changed.
+
+    Never disables the last active admin.
+    """
+    if bool(user.active) == active:
+        return False
+    if not active:
+        _keep_an_admin(s, user, "disabled")
+    user.active = active
+    return True
 
 
 def set_password(db: Database, username: str, password: str) -> None:
@@ -71,6 +126,20 @@ def set_password(db: Database, username: str, password: str) -> None:
         if user is None:
             raise UserError(f"no user {username}")
         user.password_hash = hash_password(password)
+
+
+def set_active(db: Database, username: str, active: bool) -> None:
+    """Disable (signed out at their next request, cannot sign in) or enable a user."""
+    with db.write() as s:
+        user = s.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise UserError(f"no user {username}")
+        user.active = active
+
+
+def list_users(db: Database) -> list[User]:
+    with db.read() as s:
+        return list(s.scalars(select(User).order_by(User.username)))
 
 
 def authenticate(db: Database, username: str, password: str) -> User | None:
@@ -89,6 +158,7 @@ def authenticate(db: Database, username: str, password: str) -> User | None:
         row.last_login_at = wire.utcnow()
         if _hasher.check_needs_rehash(row.password_hash):
             row.password_hash = hash_password(password)
+        user.password_hash = row.password_hash  # what the session's stamp is made from
     return user
 
 

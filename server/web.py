@@ -10,17 +10,21 @@ Paths (a public contract): ``/login``, ``/`` (the queue), ``/tickets/<id>``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from functools import wraps
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlencode, urlsplit
 
 from flask import (Blueprint, Flask, Response, abort, current_app, flash, redirect, render_template, request,
                    session, url_for)
+from markupsafe import Markup, escape
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
@@ -38,6 +42,8 @@ web = Blueprint("web", __name__)
 web.enable_openapi = False  # type: ignore[attr-defined]  # APIFlask: pages are not part of the API document
 csrf = CSRFProtect()
 login_manager = LoginManager()
+# Guessing passwords: failed sign-ins are counted (server.login_limit_*), others are free.
+limiter = Limiter(get_remote_address, default_limits=[])
 
 PAGE_SIZE = 100
 # How often a live-update stream looks for new events, and sends a keep-alive comment.
@@ -62,14 +68,20 @@ def ext() -> Any:
 # ------------------------------------------------------------------ users and sessions
 
 
+def password_stamp(password_hash: str) -> str:
+    """A short fingerprint of the user's password hash, kept in the session: a new password ends old sessions."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 @dataclass
 class WebUser(UserMixin):
     id: int
     username: str
     role: str
+    stamp: str = ""
 
     def get_id(self) -> str:
-        return str(self.id)
+        return f"{self.id}.{self.stamp}"
 
     @property
     def is_admin(self) -> bool:
@@ -78,13 +90,14 @@ class WebUser(UserMixin):
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> WebUser | None:
-    try:
-        uid = int(user_id)
-    except (TypeError, ValueError):
+    uid, _, stamp = (user_id or "").partition(".")
+    if not uid.isdigit() or len(uid) > 18:
         return None
     with ext().db.read() as s:
-        row = s.get(User, uid)
-        return WebUser(row.id, row.username, row.role) if row is not None and row.active else None
+        row = s.get(User, int(uid))
+        if row is None or not row.active or not hmac.compare_digest(stamp, password_stamp(row.password_hash)):
+            return None  # disabled, or the password changed since this session signed in
+        return WebUser(row.id, row.username, row.role, stamp)
 
 
 @login_manager.unauthorized_handler
@@ -102,20 +115,6 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
         return url_for("web.queue")
     return target
-
-
-def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Only signed-in admins: others signed in get 403, the signed-out the sign-in page."""
-
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not current_user.is_authenticated:
-            return login_manager.unauthorized()
-        if not current_user.is_admin:
-            abort(403, "This page is for admins.")
-        return view(*args, **kwargs)
-
-    return wrapped
 
 
 PUBLIC_ENDPOINTS = {"web.login"}
@@ -144,7 +143,19 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Sign in")
 
 
+def _sign_in_failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _address_and_username() -> str:
+    return f"{get_remote_address()}|{(request.form.get('username') or '').strip().lower()[:100]}"
+
+
 @web.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["DASHDESK_LOGIN_LIMIT_PER_USER"], key_func=_address_and_username,
+               methods=["POST"], deduct_when=_sign_in_failed, scope="login-user")
+@limiter.limit(lambda: current_app.config["DASHDESK_LOGIN_LIMIT_PER_ADDRESS"], methods=["POST"],
+               deduct_when=_sign_in_failed, scope="login-address")
 def login() -> Any:
     form = LoginForm()
     next_url = safe_next(request.args.get("next"))
@@ -155,7 +166,7 @@ def login() -> Any:
         if user is not None:
             session.clear()  # a fresh session (and CSRF token) for whoever signs in
             session.permanent = True
-            login_user(WebUser(user.id, user.username, user.role))
+            login_user(WebUser(user.id, user.username, user.role, password_stamp(user.password_hash)))
             return redirect(next_url)
         form.password.errors.append("Wrong username or password.")
         return render_template("login.html", form=form, next_url=next_url), 401
@@ -201,6 +212,9 @@ def sla_state(responded_at: datetime | None, respond_by: datetime | None, resolv
     """The deadline that counts now and how close it is: warn under a quarter of its window, or 10 min."""
     if status not in OPEN_STATUSES:
         return Sla("", "—", "sla-none", None)
+    if status == "on_hold":
+        # The clock is stopped; leaving hold moves the deadlines later by the time held.
+        return Sla("", "paused (on hold)", "sla-paused", None)
     label, deadline = ("respond", respond_by) if responded_at is None else ("resolve", resolve_by)
     if deadline is None:
         return Sla(label, "no target", "sla-none", None)
@@ -268,7 +282,8 @@ class QueueRow:
 def queue_rows(s: Session, f: QueueFilters, username: str, now: datetime) -> tuple[list[QueueRow], int, bool]:
     """One page of the open queue: most urgent priority first, then the deadline nearest to breach.
 
-    One query for the page (categories and sites joined), one to count it.
+    One query for the page (categories and sites joined), one to count it unless the page, filtered and
+    not full, is the count.
     """
     due = Ticket.due_expr()
     cols = (Ticket.id, Ticket.status, Ticket.priority, Ticket.device_id, Ticket.title, Ticket.occurrences,
@@ -276,7 +291,6 @@ def queue_rows(s: Session, f: QueueFilters, username: str, now: datetime) -> tup
             Ticket.resolve_by, Category.slug, Category.name, Category.icon, Site.code, Site.name)
     sqlite = s.get_bind().dialect.name == "sqlite"
     conditions: list[Any] = [QUEUE_SQL if sqlite else QUEUE_SQL_PG]
-    joins_site = False
     if f.status:
         # + again: walk the queue's index in order and skip the other statuses, rather than sort them all.
         conditions.append(text("+tickets.status = :status").bindparams(status=f.status) if sqlite
@@ -297,9 +311,11 @@ def queue_rows(s: Session, f: QueueFilters, username: str, now: datetime) -> tup
         if number is not None and f.q.strip().upper().startswith("INC-"):
             conditions.append(Ticket.id == number)
         else:
-            joins_site = True
-            found = [Site.code.contains(f.q, autoescape=True), Site.name.contains(f.q, autoescape=True),
-                     Ticket.device_id.contains(f.q, autoescape=True)]
+            # The sites that match, found once; then each open ticket is tested on the queue's index
+            # (ix_tickets_open_due_filters holds site_id and device_id), with no join per ticket.
+            sites = select(Site.id).where(or_(Site.code.contains(f.q, autoescape=True),
+                                              Site.name.contains(f.q, autoescape=True)))
+            found = [Ticket.site_id.in_(sites), Ticket.device_id.contains(f.q, autoescape=True)]
             if number is not None:
                 found.append(Ticket.id == number)
             conditions.append(or_(*found))
@@ -308,10 +324,11 @@ def queue_rows(s: Session, f: QueueFilters, username: str, now: datetime) -> tup
             .order_by(Ticket.priority, due, Ticket.id).limit(PAGE_SIZE + 1).offset(f.page * PAGE_SIZE))
     rows = s.execute(stmt).all()
     matching = select(Ticket.id).where(*conditions)
-    if joins_site:
-        matching = matching.outerjoin(Site, Site.id == Ticket.site_id)
     if len(conditions) == 1:
         total = s.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    elif len(rows) <= PAGE_SIZE and (rows or f.page == 0):
+        # A filtered queue's last page holds all the rest of it: its rows tell the count.
+        total = f.page * PAGE_SIZE + len(rows)
     else:
         total = s.scalar(select(func.count()).select_from(matching.limit(COUNT_CAP + 1).subquery())) or 0
     out = [QueueRow(
@@ -333,7 +350,16 @@ def queue() -> Any:
         categories = s.execute(select(Category.slug, Category.name, Category.icon).order_by(Category.name)).all()
         sites = s.execute(select(Site.code, Site.name).order_by(Site.code).limit(2000)).all()
     return render_template("queue.html", rows=rows, total=total, more=more, f=f, cap=COUNT_CAP, categories=categories,
-                           sites=sites, statuses=OPEN_STATUSES, labels=tickets.STATUS_LABELS)
+                           site_options=site_options(sites, f.site), statuses=OPEN_STATUSES,
+                           labels=tickets.STATUS_LABELS)
+
+
+def site_options(sites: Any, chosen: str) -> Markup:
+    """The site filter's options, one string: a chain has hundreds of shops, and a template loop
+    over them costs more than the rest of the queue page."""
+    return Markup("".join(
+        f'<option value="{escape(code)}"{" selected" if code == chosen else ""}>{escape(code)}'
+        f'{f" — {escape(name)}" if name != code else ""}</option>' for code, name in sites))
 
 
 # ------------------------------------------------------------------ one ticket
@@ -379,13 +405,18 @@ def describe(e: Event) -> list[str]:
     d = e.data or {}
     press = d.get("press", "single")
     late = " (late: it waited in the device's queue)" if d.get("late") else ""
+    # A test-mode device's tickets have "test.*" events, kept off the desk's live updates.
+    kind = "ticket." + e.kind[len("test."):] if e.kind.startswith("test.") else e.kind
     lines = {
         "ticket.created": [f"Reported by a {press} press{late}"],
         "ticket.merged": [f"Another {press} press merged into it{late}"],
         "ticket.reopened": [f"Reopened by a {press} press{late}"],
         "ticket.cancelled": [f"A double press cancelled a report{late}"],
-    }.get(e.kind)
+    }.get(kind)
     if lines is not None:
+        raised = (d.get("changes") or {}).get("priority")
+        if isinstance(raised, list) and len(raised) == 2:
+            lines.append(f"Priority: {raised[0]} → {raised[1]} (a long press)")
         return lines
     out: list[str] = []
     for field, (old, new) in (d.get("changes") or {}).items():
@@ -416,7 +447,8 @@ def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
 MAX_PRESSES_SHOWN = 500
 
 
-def ticket_page(ticket_id: int, error: str | None = None, status: int = 200) -> Any:
+def ticket_page(ticket_id: int, error: str | None = None, status: int = 200, partial: bool = False) -> Any:
+    """The ticket's page; ``partial``: only the parts that change, for the page's live updates (desk.js)."""
     now = wire.utcnow()
     with ext().db.read() as s:
         t = _ticket_or_404(s, ticket_id)
@@ -428,12 +460,17 @@ def ticket_page(ticket_id: int, error: str | None = None, status: int = 200) -> 
         agents = s.scalars(select(User.username).where(User.active.is_(True)).order_by(User.username)).all()
         merged_into = s.get(Ticket, t.merged_into_id) if t.merged_into_id else None
         readings, probes = telemetry_rows(t.telemetry)
+        # The forms a ticket in this status takes: the live page hides the others (unless they hold unsent text).
+        forms = {"resolve": t.status in OPEN_STATUSES, "hold": t.status in ("new", "in_progress"),
+                 "assign": t.status in OPEN_STATUSES, "priority": t.status != "closed",
+                 "merge": t.status not in ("closed", "cancelled"), "note": True}
         body = render_template(
-            "ticket.html", t=t, number=rules.ticket_number(t.id), presses=presses, press_count=press_count,
+            "_ticket_live.html" if partial else "ticket.html", t=t, number=rules.ticket_number(t.id),
+            presses=presses, press_count=press_count,
             history=[(e, describe(e)) for e in history], device=device, agents=agents, merged_into=merged_into,
             readings=readings, probes=probes, sla=sla_state(t.responded_at, t.respond_by, t.resolve_by,
                                                             t.created_at, t.status, now),
-            age=duration((now - t.first_reported_at).total_seconds()), error=error,
+            age=duration((now - t.first_reported_at).total_seconds()), error=error, forms=forms,
             labels=tickets.STATUS_LABELS, transitions=tickets.TRANSITIONS, open_statuses=OPEN_STATUSES,
             fmt=local_time, duration=duration, now=now)
     return body, status
@@ -441,7 +478,7 @@ def ticket_page(ticket_id: int, error: str | None = None, status: int = 200) -> 
 
 @web.get("/tickets/<int:ticket_id>")
 def ticket(ticket_id: int) -> Any:
-    return ticket_page(ticket_id)
+    return ticket_page(ticket_id, partial=bool(request.args.get("partial")))
 
 
 def _target(s: Session, text_: str) -> Ticket:
@@ -559,6 +596,8 @@ def _sse(event_id: int | None = None, event: str | None = None, data: Any = None
 def event_stream() -> Response:
     """Server-Sent Events: one ``ticket`` event per row of the event feed after ``Last-Event-ID``.
 
+    Each says what happened to which ticket and the ticket's priority now (with ``priority_was``
+    when the event changed it), so that a queue page can alert on a new priority-1 ticket.
     Lasts ``sse_lifetime_s`` (60 s), then ends; the browser's EventSource reconnects with the
     last id it saw, so nothing is missed. A comment every 15 s keeps proxies from closing it.
     """
@@ -570,6 +609,15 @@ def event_stream() -> Response:
         newest = s.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
     # A cursor past the newest event (a database started anew) falls back to it, as the feed does.
     last = min(int(asked), newest) if asked.isdigit() and len(asked) < 19 else newest
+
+    def event_data(row: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": row.id, "kind": row.kind, "ticket_id": row.ticket_id}
+        if row.ticket_id is not None:
+            data.update(number=rules.ticket_number(row.ticket_id), priority=row.priority, title=row.title)
+            changed = ((row.data or {}).get("changes") or {}).get("priority")
+            if isinstance(changed, list) and len(changed) == 2:
+                data["priority_was"] = changed[0]
+        return data
 
     def stream() -> Iterator[str]:
         nonlocal last
@@ -583,12 +631,13 @@ def event_stream() -> Response:
             beat = time.monotonic() + HEARTBEAT_S
             while time.monotonic() < end and not STOPPING.is_set():
                 with db.read() as s:
-                    rows = s.execute(select(Event.id, Event.kind, Event.ticket_id).where(Event.id > last)
+                    rows = s.execute(select(Event.id, Event.kind, Event.ticket_id, Event.data, Ticket.priority,
+                                            Ticket.title)
+                                     .outerjoin(Ticket, Ticket.id == Event.ticket_id).where(Event.id > last)
                                      .order_by(Event.id).limit(200)).all()
                 for row in rows:
                     last = row.id
-                    yield _sse(event_id=row.id, event="ticket",
-                               data={"id": row.id, "kind": row.kind, "ticket_id": row.ticket_id})
+                    yield _sse(event_id=row.id, event="ticket", data=event_data(row))
                 if rows:
                     beat = time.monotonic() + HEARTBEAT_S
                 elif time.monotonic() >= beat:
@@ -601,15 +650,6 @@ def event_stream() -> Response:
 
     return Response(stream(), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-
-# ------------------------------------------------------------------ admin (built by a later task)
-
-
-@web.get("/admin")
-@admin_required
-def admin() -> Any:
-    return render_template("admin.html")
 
 
 # ------------------------------------------------------------------ errors and set-up
@@ -633,6 +673,14 @@ def _unauthenticated(exc: Any) -> tuple[str, int]:
     return _error_page(401, "Signed out", "Sign in again to see this.")
 
 
+@web.errorhandler(429)
+def _too_many(exc: Any) -> Any:
+    retry = getattr(exc, "retry_after", None)
+    body, code = _error_page(429, "Too many attempts",
+                             "Too many failed sign-ins from here. Wait a minute, then try again.")
+    return body, code, ({"Retry-After": str(retry)} if retry else {})
+
+
 @web.errorhandler(403)
 def _forbidden(exc: Any) -> tuple[str, int]:
     return _error_page(403, "Not allowed", getattr(exc, "description", "") or "You may not see this page.")
@@ -647,7 +695,14 @@ def init_web(app: Flask, exempt: list[Any]) -> None:
     """Sessions, CSRF protection (not for ``exempt`` blueprints: they take bearer tokens) and the pages."""
     login_manager.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
     for blueprint in exempt:
         csrf.exempt(blueprint)
     app.register_blueprint(web)
+    from .admin import admin  # the admin pages (/admin) use this module's sign-in and error pages
+
+    app.register_blueprint(admin)
+    from .phone import init_phone  # the phone app (/app, no sign-in) and its enrolments (/admin/enrolments)
+
+    init_phone(app, csrf)
     app.jinja_env.globals.update(ticket_number=rules.ticket_number)

@@ -24,3 +24,26 @@ def presser(stack):
     p = Presser(stack.broker.url)
     yield p
     p.close()
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    """Playwright, started once for the whole run (its ``devices`` describe phones to emulate)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    """Debian's Chromium, one for the whole run (each test opens contexts of its own)."""
+    import os
+
+    from tests.browser import CHROMIUM
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test does)")
+    b = playwright.chromium.launch(executable_path=CHROMIUM)
+    yield b
+    b.close()

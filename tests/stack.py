@@ -20,7 +20,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import requests
 
-from dashdesk import broker, wire
+from dashdesk import broker, broker_auth, wire
 from dashdesk import mqtt as dd_mqtt
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -41,19 +41,44 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02, wh
 
 
 class Broker:
-    """A real Mosquitto with dashdesk's settings, on a free port."""
+    """A real Mosquitto with dashdesk's settings, on a free port.
 
-    def __init__(self, data_dir: Path, port: int | None = None):
+    ``auth=True``: with the dynamic security plugin, as ``[broker] auth = "dynsec"``
+    runs it: no anonymous clients, the admin's and bridge's passwords under ``data_dir``.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, auth: bool = False, ws: bool = False):
+        """``ws=True``: also an MQTT-over-WebSockets listener (``ws_port``), as the phone app needs."""
         self.data_dir = data_dir
         self.port = port or broker.free_port()
+        self.ws_port = broker.free_port() if ws else None
         self.proc: subprocess.Popen | None = None
+        self.auth = auth
+        self.secrets = broker_auth.prepare(data_dir) if auth else None
 
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    def url_for(self, username: str, password: str) -> str:
+        """This broker's URL with a username and password in it."""
+        return broker_auth.url_with_credentials(self.url, username, password)
+
+    @property
+    def bridge_url(self) -> str:
+        return self.secrets.url(broker_auth.BRIDGE_USERNAME, self.url)
+
+    def accounts(self) -> broker_auth.DynsecAccounts:
+        """The account manager, as the admin account."""
+        return broker_auth.DynsecAccounts(self.secrets.url(broker_auth.ADMIN_USERNAME, self.url),
+                                          service_passwords=self.secrets.passwords,
+                                          secrets_dir=self.secrets.directory)
+
     def start(self) -> None:
-        self.proc = broker.start_mosquitto(self.data_dir, self.port)
+        if self.auth:
+            self.secrets = broker_auth.prepare(self.data_dir)
+        self.proc = broker.start_mosquitto(self.data_dir, self.port, ws_port=self.ws_port,
+                                           dynsec_config=self.secrets.dynsec_config if self.auth else None)
 
     def stop(self) -> None:
         """Stop cleanly (SIGTERM): Mosquitto saves its store."""
@@ -99,10 +124,16 @@ class Part:
 class Stack:
     """Mosquitto + ticket server + bridge, each a real process, on free ports."""
 
-    def __init__(self, root: Path, *, bridge_workers: int = 2, server_workers: int = 1, env: dict[str, str] | None = None):
+    def __init__(self, root: Path, *, bridge_workers: int = 2, server_workers: int = 1, env: dict[str, str] | None = None,
+                 auth: bool = False, ws: bool = False):
+        """``auth=True``: the broker asks every client for an account; the bridge has its own
+        (``accounts`` gives devices theirs once started). ``ws=True``: the broker has a WebSockets
+        listener too, and the server tells phones its port (``[app] ws_port``)."""
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.broker = Broker(root / "broker")
+        self.auth = auth
+        self.broker = Broker(root / "broker", auth=auth, ws=ws)
+        self.accounts: broker_auth.DynsecAccounts | None = None
         self.http_port = broker.free_port()
         self.base = f"http://127.0.0.1:{self.http_port}"
         base_env = dict(os.environ)
@@ -121,6 +152,14 @@ class Stack:
             "DASHDESK_BRIDGE__WORKERS": str(bridge_workers),
             "DASHDESK_CONFIG": str(root / "none.toml"),
         })
+        if auth:
+            base_env["DASHDESK_BRIDGE_MQTT_URL"] = self.broker.bridge_url
+            # The server hands devices their accounts (approve, retire, replace) as the account manager.
+            base_env["DASHDESK_BROKER__AUTH"] = "dynsec"
+            base_env["DASHDESK_BROKER_ADMIN_URL"] = self.broker.secrets.url(broker_auth.ADMIN_USERNAME,
+                                                                           self.broker.url)
+        if ws:
+            base_env["DASHDESK_APP__WS_PORT"] = str(self.broker.ws_port)
         base_env.update(env or {})
         self.env = base_env
         self.server = Part("server", PYTHON + ["server", "--workers", str(server_workers)], base_env,
@@ -135,6 +174,9 @@ class Stack:
 
     def start(self) -> "Stack":
         self.broker.start()
+        if self.auth:
+            self.accounts = self.broker.accounts()
+            self.accounts.ensure_service_accounts()
         self.start_server()
         self.start_bridge()
         return self

@@ -1,20 +1,61 @@
-// dashdesk desk: live updates (Server-Sent Events) and keyboard shortcuts. No framework.
+// dashdesk desk: live updates (Server-Sent Events), priority-1 alerts and keyboard shortcuts. No framework.
 (function () {
   "use strict";
   var page = document.body.dataset.page;
   var live = document.getElementById("live");
+  var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
 
   function typing(e) {
     var t = e.target;
     return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
   }
 
+  function say(html, ms) {
+    if (!live) return;
+    live.innerHTML = html;
+    clearTimeout(say.timer);
+    if (ms) say.timer = setTimeout(function () { live.innerHTML = ""; }, ms);
+  }
+
+  function escape(text) {
+    var d = document.createElement("div");
+    d.textContent = text == null ? "" : String(text);
+    return d.innerHTML;
+  }
+
+  // Fetch a fragment of this page and hand it to apply(); one at a time, a burst of events costs one fetch.
+  function refresher(url, apply) {
+    var busy = false, again = false, pending = null;
+    function now() {
+      if (busy) { again = true; return; }
+      busy = true;
+      fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}})
+        .then(function (r) {
+          if (r.status === 401) { location.reload(); throw new Error("signed out"); }
+          if (!r.ok) throw new Error(r.status);
+          return r.text();
+        })
+        .then(apply)
+        .catch(function () {})
+        .then(function () { busy = false; if (again) { again = false; now(); } });
+    }
+    now.soon = function () { if (!pending) pending = setTimeout(function () { pending = null; now(); }, 100); };
+    return now;
+  }
+
   // ------------------------------------------------------------ the queue
   var table = document.getElementById("queue-table");
   var selectedId = null;
+  // The priority of each ticket as the page last heard it: a merged press that raises one to P1 alerts too.
+  // Learnt from the table as the page loads, then from the events alone: a refreshed table may already
+  // show what an event on its way has yet to tell.
+  var known = {};
 
   function rows() { return table ? Array.prototype.slice.call(table.querySelectorAll("tbody tr[data-id]")) : []; }
   function selectedRow() { return rows().filter(function (r) { return r.dataset.id === selectedId; })[0] || null; }
+  function learnPriorities() {
+    rows().forEach(function (r) { var m = /\bprio-(\d)\b/.exec(r.className); if (m) known[r.dataset.id] = +m[1]; });
+  }
 
   function select(row, scroll) {
     rows().forEach(function (r) { r.setAttribute("aria-selected", r === row ? "true" : "false"); });
@@ -30,51 +71,228 @@
     select(all[i], true);
   }
 
-  var refreshing = false, again = false;
-  function refresh() {
-    if (!table) return;
-    if (refreshing) { again = true; return; }
-    refreshing = true;
-    fetch(table.dataset.partial, {credentials: "same-origin", headers: {"Accept": "text/html"}})
-      .then(function (r) {
-        if (r.status === 401) { location.reload(); throw new Error("signed out"); }
-        if (!r.ok) throw new Error(r.status);
-        return r.text();
-      })
-      .then(function (html) {
-        table.innerHTML = html;
-        var row = selectedRow();
-        if (row) row.setAttribute("aria-selected", "true");
-        table.dataset.updated = String(Date.now());
-      })
-      .catch(function () {})
-      .then(function () { refreshing = false; if (again) { again = false; refresh(); } });
-  }
-
-  var pending = null;
-  function soon() { if (!pending) pending = setTimeout(function () { pending = null; refresh(); }, 100); }
+  var refreshQueue = table && refresher(table.dataset.partial, function (html) {
+    table.innerHTML = html;
+    var row = selectedRow();
+    if (row) row.setAttribute("aria-selected", "true");
+    table.dataset.updated = String(Date.now());
+  });
 
   if (table) {
+    learnPriorities();
     table.addEventListener("click", function (e) {
       var row = e.target.closest("tr[data-id]");
       if (row && !e.target.closest("a, button")) select(row, false);
     });
     // The SLA column counts down: refresh now and then even without news.
-    setInterval(refresh, 30000);
+    setInterval(refreshQueue, 30000);
   }
+
+  // ------------------------------------------------------------ priority-1 alerts (the queue)
+  // Opt-in: "P1 alerts" asks for the browser's permission to notify (it must come from a click), "Sound" adds
+  // a beep. Both choices stay in localStorage, per browser.
+  var alertsBox = document.getElementById("alerts");
+  var alertsButton = document.getElementById("alerts-toggle");
+  var soundButton = document.getElementById("sound-toggle");
+  var alertsNote = document.getElementById("alerts-note");
+  var audio = null;
+
+  function stored(key, fallback) {
+    try { var v = localStorage.getItem(key); return v === null ? fallback : v === "on"; } catch (e) { return fallback; }
+  }
+  function store(key, on) { try { localStorage.setItem(key, on ? "on" : "off"); } catch (e) { /* private mode */ } }
+  function alertsOn() { return stored("dashdesk.alerts", false); }
+  function soundOn() { return stored("dashdesk.sound", true); }
+  function permission() { return window.Notification ? Notification.permission : "unsupported"; }
+
+  function showAlertState() {
+    if (!alertsBox) return;
+    alertsBox.dataset.alerts = alertsOn() ? "on" : "off";
+    [[alertsButton, alertsOn()], [soundButton, soundOn()]].forEach(function (pair) {
+      pair[0].setAttribute("aria-pressed", pair[1] ? "true" : "false");
+      pair[0].querySelector(".state").textContent = pair[1] ? "on" : "off";
+    });
+    var p = permission(), note = "";
+    if (alertsOn() && p === "denied") note = "Notifications are blocked for this site in the browser's settings.";
+    else if (alertsOn() && p === "unsupported") note = "This browser cannot show notifications.";
+    else if (alertsOn() && p === "default") note = "Turn P1 alerts off and on to allow notifications.";
+    alertsNote.textContent = note;
+  }
+
+  // The page may only start sound after a click or key press on it: make (or wake) the audio then.
+  function wakeAudio() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return null;
+    if (!audio) { try { audio = new Ctx(); } catch (e) { return null; } }
+    if (audio.state === "suspended" && audio.resume) audio.resume().catch(function () {});
+    return audio;
+  }
+
+  function beep() {
+    var ctx = wakeAudio();
+    if (!ctx) return;
+    // Two short high tones: noticeable across a room, over before anyone has to look for the tab.
+    [0, 0.22].forEach(function (at) {
+      var osc = ctx.createOscillator(), gain = ctx.createGain(), t0 = ctx.currentTime + at;
+      osc.type = "sine";
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.0001, t0);
+      gain.gain.exponentialRampToValueAtTime(0.3, t0 + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t0 + 0.18);
+      osc.connect(gain);
+      gain.connect(ctx.destination);
+      osc.start(t0);
+      osc.stop(t0 + 0.2);
+    });
+  }
+
+  function notify(d) {
+    var url = "/tickets/" + d.ticket_id;
+    say('New priority-1 ticket <a href="' + url + '">' + escape(d.number) + "</a>: " + escape(d.title), 15000);
+    if (permission() === "granted") {
+      try {
+        var n = new Notification("P1 ticket " + d.number, {body: d.title || "", tag: "dashdesk-" + d.ticket_id});
+        n.onclick = function () { window.focus(); location.href = url; n.close(); };
+      } catch (e) { /* a browser that only notifies from a service worker: the page's message remains */ }
+    }
+    if (soundOn()) beep();
+  }
+
+  // A new priority-1 ticket: created or reopened at P1, or raised to P1 by an agent or a long press.
+  function newP1(d) {
+    if (d.priority !== 1) return false;
+    if (d.kind === "ticket.created" || d.kind === "ticket.reopened") return true;
+    if (d.kind === "ticket.updated") return d.priority_was !== undefined && d.priority_was !== 1;
+    if (d.kind === "ticket.merged") return known[d.ticket_id] !== undefined && known[d.ticket_id] !== 1;
+    return false;
+  }
+
+  function onQueueEvent(d) {
+    if (d.ticket_id == null) return;
+    if (newP1(d) && alertsOn()) notify(d);
+    if (d.priority) known[d.ticket_id] = d.priority;
+  }
+
+  if (alertsBox && page === "queue") {
+    alertsBox.hidden = false;
+    alertsButton.addEventListener("click", function () {
+      var on = !alertsOn();
+      store("dashdesk.alerts", on);
+      if (on) {
+        wakeAudio();
+        if (permission() === "default") {
+          Notification.requestPermission().then(showAlertState, showAlertState);
+        }
+      }
+      showAlertState();
+      say(on ? "P1 alerts are on." : "P1 alerts are off.", 4000);
+    });
+    soundButton.addEventListener("click", function () {
+      var on = !soundOn();
+      store("dashdesk.sound", on);
+      showAlertState();
+      if (on) beep();  // what a new P1 ticket will sound like
+    });
+    // Another tab of the desk changed the choice.
+    window.addEventListener("storage", function (e) { if (/^dashdesk\./.test(e.key || "")) showAlertState(); });
+    ["pointerdown", "keydown"].forEach(function (type) {
+      document.addEventListener(type, function () { if (alertsOn() && soundOn()) wakeAudio(); }, {once: true});
+    });
+    showAlertState();
+  }
+
+  // ------------------------------------------------------------ the ticket page, live
+  var ticketEl = document.querySelector("article[data-ticket-id]");
+
+  // Has the agent typed or chosen something in this form block that is not sent yet?
+  function changed(el) {
+    if (el.tagName === "SELECT") {
+      // Unchanged: the option the page gave selected, or (none given) the first one.
+      var given = Array.prototype.filter.call(el.options, function (o) { return o.defaultSelected; })[0];
+      return el.selectedIndex !== (given ? given.index : 0);
+    }
+    return el.value !== el.defaultValue;
+  }
+  function unsent(block) {
+    return Array.prototype.some.call(block.querySelectorAll("textarea, input:not([type=hidden]), select"), changed);
+  }
+
+  // A select follows the ticket (assignee, priority) unless the agent has chosen something else in it.
+  function follow(selectEl, value) {
+    if (!selectEl) return;
+    var mine = changed(selectEl);
+    each(selectEl.options, function (o) { o.defaultSelected = o.value === value; });
+    if (!mine) selectEl.value = value;
+  }
+
+  // Show the forms the ticket takes now; one it no longer takes but that holds unsent text stays, its button off.
+  function showForms(state) {
+    var allowed = (state.dataset.forms || "").split(" ");
+    each(document.querySelectorAll("[data-form]"), function (block) {
+      var ok = allowed.indexOf(block.dataset.form) >= 0;
+      var stale = block.querySelector(".stale");
+      var submit = block.querySelector("button[type=submit]");
+      if (ok) {
+        block.hidden = false;
+        if (stale) stale.remove();
+        if (submit) submit.disabled = false;
+      } else if (!block.hidden && unsent(block)) {
+        if (!stale) {
+          stale = document.createElement("p");
+          stale.className = "stale";
+          if (submit) submit.parentNode.insertBefore(stale, submit); else block.appendChild(stale);
+        }
+        stale.textContent = "The ticket is " + state.dataset.statusLabel.toLowerCase() +
+          " now: this can no longer be sent. What you typed stays here.";
+        if (submit) submit.disabled = true;
+      } else {
+        block.hidden = true;
+      }
+    });
+    follow(document.getElementById("assignee-select"), state.dataset.assignee);
+    follow(document.getElementById("priority-select"), state.dataset.priority);
+  }
+
+  // Where the focus was, to put it back on the new version of the same control.
+  function focusKey(el) {
+    if (el.id) return "#" + el.id;
+    var form = el.closest("form[id]");
+    return form ? "#" + form.id + " " + el.tagName.toLowerCase() : null;
+  }
+
+  function applyTicket(html) {
+    var fresh = document.createElement("template");
+    fresh.innerHTML = html;
+    var focused = document.activeElement, refocus = null;
+    each(fresh.content.querySelectorAll("[data-region]"), function (part) {
+      var old = document.querySelector('[data-region="' + part.dataset.region + '"]');
+      if (!old) return;
+      if (focused && focused !== document.body && old.contains(focused)) refocus = focusKey(focused);
+      old.replaceWith(part);
+    });
+    if (refocus) { var el = document.querySelector(refocus); if (el) el.focus({preventScroll: true}); }
+    var state = document.getElementById("ticket-state");
+    if (state) showForms(state);
+    ticketEl.dataset.updated = String(Date.now());
+  }
+
+  var refreshTicket = ticketEl && refresher(ticketEl.dataset.partial, applyTicket);
+  if (ticketEl) setInterval(refreshTicket, 30000);  // the SLA counts down
 
   // ------------------------------------------------------------ live updates
   if (window.EventSource && (page === "queue" || page === "ticket")) {
-    var ticketEl = document.querySelector("[data-ticket-id]");
     var es = new EventSource("/events/stream");
     es.onopen = function () { document.body.dataset.live = "on"; };
     es.onerror = function () { document.body.dataset.live = "reconnecting"; };
     es.addEventListener("ticket", function (e) {
       var data = {};
       try { data = JSON.parse(e.data); } catch (err) { return; }
-      if (page === "queue") { soon(); }
-      else if (ticketEl && String(data.ticket_id) === ticketEl.dataset.ticketId && live && !live.firstChild) {
-        live.innerHTML = 'This ticket has changed. <a href="">Reload</a>';
+      if (page === "queue") {
+        onQueueEvent(data);
+        if (refreshQueue) refreshQueue.soon();
+      } else if (ticketEl && String(data.ticket_id) === ticketEl.dataset.ticketId) {
+        refreshTicket.soon();
+        say("This ticket was updated.", 5000);
       }
     });
   }
@@ -98,7 +316,7 @@
 
   function openResolve() {
     var d = document.getElementById("resolve");
-    if (!d) return false;
+    if (!d || d.hidden) return false;
     d.open = true;
     var t = document.getElementById("resolution");
     if (t) t.focus();

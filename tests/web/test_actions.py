@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
-from server.models import Event, Press, Ticket
+from server import rules
+from server.models import Category, Event, Press, Ticket
 
 from .conftest import api, press
 
@@ -227,3 +230,45 @@ def test_api_patch_uses_the_same_transitions(app):
     r = api(app, "PATCH", f"/api/v1/tickets/{tid}", json={"note": "still allowed"})
     assert r.status_code == 200
     assert ticket(app, tid).responded_at is not None
+
+
+def _sla(app, t):
+    with app.extensions["dashdesk"].db.read() as s:
+        return s.get(Category, t.category_id).sla
+
+
+def test_on_hold_stops_the_sla_clock_and_leaving_it_moves_the_deadlines(app, ann):
+    tid = new_ticket(app)
+    assert ann.act(tid, "hold", reason="waiting for the supplier").status_code == 303
+    held = ticket(app, tid)
+    assert held.on_hold_since is not None and held.held_s == 0
+    assert "paused (on hold)" in ann.c.get("/").text
+    # An hour on hold, as if the hold began an hour ago.
+    with app.extensions["dashdesk"].db.write() as s:
+        s.get(Ticket, tid).on_hold_since = held.on_hold_since - timedelta(hours=1)
+    assert ann.act(tid, "start").status_code == 303
+    after = ticket(app, tid)
+    assert after.on_hold_since is None and 3600 <= after.held_s <= 3605
+    assert after.resolve_by - held.resolve_by == timedelta(seconds=after.held_s)
+    assert after.respond_by - held.respond_by == timedelta(seconds=after.held_s)
+    assert last_change(app, tid)[2]["sla_paused_s"] == after.held_s
+    # A later priority change counts the deadlines from creation plus the time held.
+    ann.act(tid, "priority", priority="2")
+    moved = ticket(app, tid)
+    plain = rules.sla_deadlines(moved.created_at, 2, _sla(app, moved))
+    assert moved.resolve_by - plain.resolve_by == timedelta(seconds=after.held_s)
+    body = api(app, "GET", f"/api/v1/tickets/{tid}").get_json()
+    assert body["held_s"] == after.held_s and body["on_hold_since"] is None and body["responded_at"]
+
+
+def test_a_long_press_on_a_held_ticket_keeps_the_time_held_out_of_its_deadlines(app, ann):
+    tid = new_ticket(app)
+    ann.act(tid, "hold", reason="parts")
+    with app.extensions["dashdesk"].db.write() as s:
+        t = s.get(Ticket, tid)
+        t.on_hold_since -= timedelta(hours=2)
+    assert press(app, press="long")["ticket"]["id"] == tid  # merged, one priority step up
+    t = ticket(app, tid)
+    plain = rules.sla_deadlines(t.created_at, t.priority, _sla(app, t))
+    assert t.status == "on_hold" and timedelta(hours=2) <= t.resolve_by - plain.resolve_by <= timedelta(hours=2,
+                                                                                                           seconds=5)

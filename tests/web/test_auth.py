@@ -188,3 +188,51 @@ def test_env_secret_key_is_read(tmp_path, monkeypatch):
     from dashdesk import config
     cfg = config.load(env={"DASHDESK_SECRET_KEY": "from-env", "DASHDESK_CONFIG": str(tmp_path / "none.toml")})
     assert cfg["server"]["secret_key"] == "from-env"
+
+
+def test_failed_sign_ins_are_limited_per_address_and_username_and_successes_are_free(tmp_path, monkeypatch):
+    monkeypatch.setenv("DASHDESK_ADMIN_TOKEN", "t")
+    app = create_app({"data_dir": str(tmp_path), "server": {"login_limit_per_user": "3 per minute",
+                                                            "login_limit_per_address": "5 per minute"}})
+    db = app.extensions["dashdesk"].db
+    for name in ("ann", "bob", "cy"):
+        create_user(db, name, AGENT_PASSWORD, "agent")
+    try:
+        for _ in range(4):  # successful sign-ins cost nothing
+            assert Desk(app).sign_in("ann", AGENT_PASSWORD).status_code == 302
+        d = Desk(app)
+        assert [d.sign_in("ann", "wrong-password").status_code for _ in range(3)] == [401, 401, 401]
+        blocked = d.sign_in("ann", AGENT_PASSWORD)  # even the right password waits now
+        assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+        assert int(blocked.headers["Retry-After"]) > 0
+        assert d.c.get("/").status_code == 302  # not signed in
+        # Another user from the same address still may, until the address's own limit.
+        assert d.sign_in("bob", "wrong-password").status_code == 401
+        assert d.sign_in("bob", "wrong-password").status_code == 401
+        assert d.sign_in("cy", AGENT_PASSWORD).status_code == 429  # 5 failures from this address
+        # The API (bearer tokens) is not limited by the web's sign-in failures.
+        assert app.test_client().get("/api/v1/categories", headers={"Authorization": "Bearer t"}).status_code == 200
+    finally:
+        db.close()
+
+
+def test_a_new_password_ends_the_sessions_signed_in_with_the_old_one(app):
+    from server.users import set_password
+
+    ann = Desk(app, "ann")
+    assert ann.c.get("/").status_code == 200
+    set_password(app.extensions["dashdesk"].db, "ann", "a-brand-new-password")
+    assert ann.c.get("/").status_code == 302  # signed out
+    again = Desk(app, "ann", "a-brand-new-password")
+    assert again.c.get("/").status_code == 200
+
+
+def test_a_rehash_at_sign_in_keeps_that_session(app, monkeypatch):
+    from argon2 import PasswordHasher
+
+    from server import users
+
+    # Stronger parameters than the stored hash: the sign-in rehashes it.
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=2, memory_cost=2048, parallelism=1))
+    ann = Desk(app, "ann")
+    assert ann.c.get("/").status_code == 200

@@ -14,15 +14,15 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from server.db import Database
 from server.users import create_user
+from tests.browser import sign_in
 from tests.stack import ADMIN_PASSWORD, wait_until
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
 AGENT, AGENT_PASSWORD = "agent1", "agent1-password"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -40,26 +40,6 @@ def desk(stack):
         stack.map_button(f"web-dev-{i}", "b2", "till", label="Till")
         stack.map_button(f"web-dev-{i}", "b3", "sales-app", label="Sales app")
     return stack
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test does)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM)
-        yield b
-        b.close()
-
-
-def sign_in(browser, base: str, username: str, password: str, width: int = 1280) -> Page:
-    page = browser.new_context(viewport={"width": width, "height": 860}).new_page()
-    page.goto(base + "/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(base + "/")
-    return page
 
 
 def live(page: Page) -> None:
@@ -166,6 +146,26 @@ def test_keys_move_open_and_take_in_the_queue(desk, browser, presser):
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{desk.base}/tickets/{ticket_id}")
+    page.context.close()
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(desk, browser, presser):
+    ack = presser.final_ack(presser.press("web-dev-0", "b3"))
+    ticket_id, number = ack["ticket"]["id"], ack["ticket"]["number"]
+    page = sign_in(browser, desk.base, AGENT, AGENT_PASSWORD)
+    page.goto(f"{desk.base}/tickets/{ticket_id}")
+    # The page's own Take form, its token removed, as a forged form from another site would be.
+    page.evaluate("document.querySelectorAll('#take-form input[name=csrf_token]').forEach(e => e.remove())")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Take").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("The form has expired")
+    # The signed-in session's cookie went with it, yet nothing changed.
+    ticket = desk.api("GET", f"/api/v1/tickets/{ticket_id}").json()
+    assert (ticket["number"], ticket["status"], ticket["assignee"]) == (number, "new", None)
+    # With its token the same form works.
+    page.goto(f"{desk.base}/tickets/{ticket_id}")
+    page.get_by_role("button", name="Take").click()
+    expect(page.get_by_text(f"You took {number}.")).to_be_visible()
     page.context.close()
 
 

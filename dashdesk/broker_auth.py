@@ -1,0 +1,512 @@
+"""Broker accounts: each device its own MQTT username and password, each service its own.
+
+With ``[broker] auth = "dynsec"`` the Mosquitto that ``dashdesk up`` starts loads
+its dynamic security plugin (shipped with Mosquitto 2). The accounts live in
+the plugin's JSON file under the data dir; :class:`DynsecAccounts` changes them
+while the broker runs, as the admin account, by publishing JSON commands to
+``$CONTROL/dynamic-security/v1`` and reading the answers on ``.../response``.
+
+How the plugin behaves (checked against Mosquitto 2.0.11, and relied on here):
+
+- Its ACL topics know no ``%u``/``%c`` substitution (that comes with 2.1), so
+  every device has a role of its own, ``dashdesk-device:<device_id>``, that
+  allows ``<root>/devices/<device_id>/#`` and nothing else.
+- A publish the ACLs deny is dropped: an MQTT 5 QoS 1 publish gets PUBACK
+  0x87 (Not authorized), a denied subscription SUBACK 0x87; the connection
+  stays up. A wrong password or no username gets CONNACK "not authorised".
+- Setting a client's password, disabling or deleting it closes its
+  connection at once.
+- Client ids: a plugin client may pin one (``clientid``), but the device agent
+  and ``dashdesk press`` choose their own. The broker's listeners run with
+  ``use_username_as_clientid`` instead, so every client id *is* its username
+  (the device id) and no device can take over another's session. The price:
+  one connection per account at a time; a second one takes the first's place.
+- Nothing is allowed unless a role says so, receiving included: a session
+  that subscribed before authentication was switched on gets nothing now.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import quote, urlsplit
+
+from . import wire
+
+AUTH_MODES = ("none", "dynsec")
+ADMIN_USERNAME = "dashdesk.admin"
+# The dot keeps dashdesk's own accounts apart from devices: no device id may hold one.
+BRIDGE_USERNAME = "dashdesk.bridge"
+ADMIN_ROLE = "dashdesk-admin"
+BRIDGE_ROLE = "dashdesk-bridge"
+DEVICE_ROLE_PREFIX = "dashdesk-device:"
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
+
+# Where `dashdesk up` keeps the plugin's file and the services' passwords (a 0700 directory).
+AUTH_DIR = "broker-auth"
+DYNSEC_FILE = "dynamic-security.json"
+SERVICE_PASSWORDS_FILE = "service-accounts.json"
+
+# 24 random bytes, 32 URL-safe characters: no brute force reaches them, so the
+# plugin's own PBKDF2 cost (101 rounds of SHA-512) is no weakness.
+PASSWORD_BYTES = 24
+HASH_ITERATIONS = 101
+SALT_BYTES = 12
+# How long one round of commands may take (connect, subscribe, answer).
+COMMAND_TIMEOUT_S = 10.0
+
+
+class BrokerAuthError(RuntimeError):
+    """The broker, or its dynamic security plugin, did not do what was asked."""
+
+
+class NoSuchDevice(BrokerAuthError, KeyError):
+    """The device has no broker account (``add_device`` makes one)."""
+
+
+@dataclass(frozen=True)
+class DeviceAccount:
+    """A device's account on the broker, as the plugin holds it."""
+
+    device_id: str
+    enabled: bool
+
+
+# ---------------------------------------------------------------- passwords and URLs
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(PASSWORD_BYTES)
+
+
+def url_with_credentials(url: str, username: str, password: str) -> str:
+    """``url`` (``mqtt://host:port``, ``ws://host:port/mqtt``...) with this username and password in it."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}{port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` with any username and password taken out, for logs and messages."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _hash(password: str, salt: bytes | None = None, iterations: int = HASH_ITERATIONS) -> dict[str, Any]:
+    """The password as the plugin stores it: PBKDF2-HMAC-SHA512, salt and hash in base64."""
+    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    return {"password": base64.b64encode(digest).decode(), "salt": base64.b64encode(salt).decode(),
+            "iterations": iterations}
+
+
+def _hash_matches(client: Mapping[str, Any], password: str) -> bool:
+    try:
+        salt = base64.b64decode(client["salt"])
+        return _hash(password, salt, int(client["iterations"]))["password"] == client["password"]
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+# ---------------------------------------------------------------- roles
+
+
+def _acl(acltype: str, topic: str) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
+
+
+def admin_acls() -> list[dict[str, Any]]:
+    """The account manager sends commands and reads their answers; nothing else."""
+    return [_acl("publishClientSend", CONTROL_TOPIC), _acl("subscribePattern", RESPONSE_TOPIC),
+            _acl("publishClientReceive", RESPONSE_TOPIC)]
+
+
+def bridge_acls(topic_root: str = wire.DEFAULT_TOPIC_ROOT) -> list[dict[str, Any]]:
+    """Read every device's presses, telemetry and status; write every device's acks and tickets."""
+    acls = []
+    for leaf in ("press", "telemetry", "status"):
+        topic = f"{topic_root}/devices/+/{leaf}"
+        # $share/...: several bridges sharing one subscription (the plugin checks the filter as given).
+        acls += [_acl("subscribePattern", topic), _acl("subscribePattern", f"$share/+/{topic}"),
+                 _acl("publishClientReceive", topic)]
+    for leaf in ("ack", "tickets"):
+        acls.append(_acl("publishClientSend", f"{topic_root}/devices/+/{leaf}"))
+    return acls
+
+
+def device_role(device_id: str) -> str:
+    return DEVICE_ROLE_PREFIX + device_id
+
+
+def device_acls(device_id: str, topic_root: str = wire.DEFAULT_TOPIC_ROOT) -> list[dict[str, Any]]:
+    """Publish, subscribe and receive under ``<root>/devices/<device_id>/`` only."""
+    subtree = f"{topic_root}/devices/{device_id}/#"
+    return [_acl(kind, subtree) for kind in ("publishClientSend", "subscribePattern", "publishClientReceive")]
+
+
+# Everything not allowed by a role is refused, receiving included.
+DEFAULT_ACL_ACCESS = {"publishClientSend": False, "publishClientReceive": False, "subscribe": False,
+                      "unsubscribe": True}
+# dashdesk's own accounts other than the admin: username → (role, its ACLs for a topic root).
+SERVICES = {BRIDGE_USERNAME: (BRIDGE_ROLE, bridge_acls)}
+
+
+def check_device_id(device_id: Any) -> str:
+    if not wire.valid_id(device_id):
+        raise ValueError(f"device id {str(device_id)[:70]!r} does not match {wire.ID_PATTERN.pattern}")
+    return device_id
+
+
+# ---------------------------------------------------------------- files under the data dir
+
+
+@dataclass(frozen=True)
+class ServiceSecrets:
+    """The passwords of dashdesk's own broker accounts and the plugin's file, under ``data_dir``."""
+
+    directory: Path
+    passwords: Mapping[str, str]
+
+    @property
+    def dynsec_config(self) -> Path:
+        return self.directory / DYNSEC_FILE
+
+    def url(self, username: str, broker_url: str) -> str:
+        """``broker_url`` with the credentials of service account ``username``."""
+        return url_with_credentials(broker_url, username, self.passwords[username])
+
+
+def auth_dir(data_dir: str | Path) -> Path:
+    return Path(data_dir) / AUTH_DIR
+
+
+def load_service_passwords(data_dir: str | Path) -> dict[str, str]:
+    """The services' passwords kept in ``data_dir`` ({} if none were made there)."""
+    path = auth_dir(data_dir) / SERVICE_PASSWORDS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise BrokerAuthError(f"{path} is not JSON: {exc}") from None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, replacing it in one step."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _save_service_passwords(directory: Path, passwords: Mapping[str, str]) -> None:
+    write_private_file(directory / SERVICE_PASSWORDS_FILE, json.dumps(dict(passwords), indent=2) + "\n")
+
+
+def _admin_client(password: str) -> dict[str, Any]:
+    return {"username": ADMIN_USERNAME, "textname": "dashdesk account manager", **_hash(password),
+            "roles": [{"rolename": ADMIN_ROLE}]}
+
+
+def initial_dynsec_config(admin_password: str) -> dict[str, Any]:
+    """The plugin's file before the first start: the admin account and the default access, nothing more."""
+    return {"clients": [_admin_client(admin_password)],
+            "roles": [{"rolename": ADMIN_ROLE, "textname": "dashdesk account manager", "acls": admin_acls()}],
+            "groups": [], "defaultACLAccess": dict(DEFAULT_ACL_ACCESS)}
+
+
+def prepare(data_dir: str | Path) -> ServiceSecrets:
+    """Make what a broker with accounts needs under ``data_dir``, while that broker is not running.
+
+    The first time: the services' passwords (``broker-auth/service-accounts.json``,
+    mode 0600) and the plugin's file with the admin account. Later: the admin
+    account in the plugin's file is made to match the password kept, so a lost
+    or replaced passwords file does not lock dashdesk out of its own broker.
+    """
+    directory = auth_dir(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    passwords = load_service_passwords(data_dir)
+    changed = False
+    for username in (ADMIN_USERNAME, *SERVICES):
+        if not passwords.get(username):
+            passwords[username] = new_password()
+            changed = True
+    if changed:
+        _save_service_passwords(directory, passwords)
+    config_path = directory / DYNSEC_FILE
+    admin_password = passwords[ADMIN_USERNAME]
+    if not config_path.exists():
+        write_private_file(config_path, json.dumps(initial_dynsec_config(admin_password), indent=2) + "\n")
+    else:
+        _sync_admin(config_path, admin_password)
+    return ServiceSecrets(directory, passwords)
+
+
+def _sync_admin(config_path: Path, admin_password: str) -> None:
+    try:
+        config = json.loads(config_path.read_text())
+    except ValueError as exc:
+        raise BrokerAuthError(f"{config_path} is not JSON: {exc}") from None
+    clients = config.setdefault("clients", [])
+    roles = config.setdefault("roles", [])
+    admin = next((c for c in clients if c.get("username") == ADMIN_USERNAME), None)
+    role = next((r for r in roles if r.get("rolename") == ADMIN_ROLE), None)
+    if (admin is not None and _hash_matches(admin, admin_password) and not admin.get("disabled")
+            and {"rolename": ADMIN_ROLE} in admin.get("roles", []) and role is not None
+            and role.get("acls") == admin_acls()):
+        return
+    clients[:] = [c for c in clients if c.get("username") != ADMIN_USERNAME] + [_admin_client(admin_password)]
+    roles[:] = [r for r in roles if r.get("rolename") != ADMIN_ROLE] + [
+        {"rolename": ADMIN_ROLE, "textname": "dashdesk account manager", "acls": admin_acls()}]
+    write_private_file(config_path, json.dumps(config, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------- the account manager
+
+
+class DynsecAccounts:
+    """Give devices their own broker accounts, disable and retire them, on Mosquitto's dynsec plugin.
+
+    Each call connects as the admin account, sends its commands, waits for the
+    answers and disconnects. Calls are safe to repeat: a call cut short (the
+    broker restarting, say) can simply be made again.
+
+    >>> accounts = DynsecAccounts("mqtt://dashdesk.admin:secret@127.0.0.1:1883")
+    >>> password = accounts.add_device("shop-042-front")  # show it once, to the installer
+    >>> accounts.set_device_enabled("shop-042-front", False)  # disconnected, refused until enabled
+    >>> accounts.remove_device("shop-042-front")  # retired: disconnected, its account gone
+    """
+
+    # One admin connection at a time per process: with use_username_as_clientid
+    # two would share a client id and take each other's place.
+    _lock = threading.Lock()
+
+    def __init__(self, admin_url: str, *, topic_root: str = wire.DEFAULT_TOPIC_ROOT, protocol: int = 5,
+                 service_passwords: Mapping[str, str] | None = None, secrets_dir: Path | None = None,
+                 timeout: float = COMMAND_TIMEOUT_S):
+        self.admin_url = admin_url
+        self.topic_root = topic_root
+        self.protocol = int(protocol)
+        self.service_passwords = dict(service_passwords or {})
+        self.secrets_dir = secrets_dir
+        self.timeout = timeout
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], *, mqtt_url: str | None = None) -> "DynsecAccounts":
+        """The manager for the broker ``cfg`` names: ``[broker] admin_url`` if set (the
+        ``DASHDESK_BROKER_ADMIN_URL`` variable), else ``mqtt_url`` or ``[mqtt] url`` with the admin
+        password ``dashdesk up`` made in the data dir."""
+        data_dir = Path(cfg.get("data_dir") or "./dashdesk-data")
+        mqtt_cfg = cfg.get("mqtt", {})
+        passwords = load_service_passwords(data_dir)
+        admin_url = str(cfg.get("broker", {}).get("admin_url") or "")
+        if not admin_url:
+            if ADMIN_USERNAME not in passwords:
+                raise BrokerAuthError(
+                    f"no admin account for the broker: {auth_dir(data_dir) / SERVICE_PASSWORDS_FILE} does not "
+                    "exist (`dashdesk up` with [broker] auth = \"dynsec\" makes it), and [broker] admin_url "
+                    "(DASHDESK_BROKER_ADMIN_URL) is not set")
+            admin_url = url_with_credentials(mqtt_url or mqtt_cfg.get("url", "mqtt://127.0.0.1:1883"),
+                                             ADMIN_USERNAME, passwords[ADMIN_USERNAME])
+        directory = auth_dir(data_dir)
+        return cls(admin_url, topic_root=mqtt_cfg.get("topic_root", wire.DEFAULT_TOPIC_ROOT),
+                   protocol=int(mqtt_cfg.get("protocol", 5)), service_passwords=passwords,
+                   secrets_dir=directory if directory.is_dir() else None)
+
+    # ------------------------------------------------------------ devices
+
+    def add_device(self, device_id: str) -> str:
+        """Create or replace ``device_id``'s account and return its new password (show it once).
+
+        A device that had an account is disconnected and its old password stops working.
+        """
+        self._device_client(device_id)  # refuses to replace an account that is not a device's
+        password = new_password()
+        role, acls = device_role(device_id), device_acls(device_id, self.topic_root)
+        self._run([
+            {"command": "createRole", "rolename": role, "textname": f"device {device_id}", "acls": acls},
+            # A role made by an older dashdesk (or a topic root since changed) gets today's ACLs.
+            {"command": "modifyRole", "rolename": role, "acls": acls},
+            # Delete, then create: the old password and connection go, in one round.
+            {"command": "deleteClient", "username": device_id},
+            {"command": "createClient", "username": device_id, "password": password,
+             "textname": f"device {device_id}", "roles": [{"rolename": role}]},
+        ], allowed={"createRole": "Role already exists", "deleteClient": "Client not found"})
+        return password
+
+    def remove_device(self, device_id: str) -> None:
+        """Retire ``device_id``: close its connection and delete its account (no error if it has none)."""
+        self._device_client(device_id)
+        self._run([{"command": "deleteClient", "username": device_id},
+                   {"command": "deleteRole", "rolename": device_role(device_id)}],
+                  allowed={"deleteClient": "Client not found", "deleteRole": "Role not found"})
+
+    def set_device_enabled(self, device_id: str, enabled: bool) -> None:
+        """Let ``device_id`` connect again, or close its connection and refuse it until enabled.
+
+        Raises :class:`NoSuchDevice` if it has no account.
+        """
+        if self._device_client(device_id) is None:
+            raise NoSuchDevice(device_id)
+        self._run([{"command": "enableClient" if enabled else "disableClient", "username": device_id}])
+
+    def device(self, device_id: str) -> DeviceAccount | None:
+        """``device_id``'s account (whether it is enabled), or None if it has none."""
+        client = self._device_client(device_id)
+        return None if client is None else DeviceAccount(device_id, enabled=not client.get("disabled", False))
+
+    def _device_client(self, device_id: str) -> dict[str, Any] | None:
+        """The plugin's client ``device_id``, None if there is none; an error if it is not a device's.
+
+        On a broker shared with other programs, a device id ("admin", say) may name
+        someone else's account: that one is never changed here.
+        """
+        check_device_id(device_id)
+        [answer] = self._run([{"command": "getClient", "username": device_id}],
+                             allowed={"getClient": "Client not found"})
+        if answer.get("error"):
+            return None
+        client = answer.get("data", {}).get("client", {})
+        roles = [r.get("rolename") for r in client.get("roles", [])]
+        if roles != [device_role(device_id)] or client.get("groups"):
+            raise BrokerAuthError(f"the broker's account {device_id!r} is not a dashdesk device's (roles "
+                                  f"{roles}): it is left alone")
+        return client
+
+    # ------------------------------------------------------------ services
+
+    def ensure_service_accounts(self) -> dict[str, str]:
+        """Make dashdesk's own accounts (the bridge's) as this dashdesk needs them; return their passwords.
+
+        Roles get today's ACLs; each account gets the password kept for it (a new
+        one, saved beside the others, if none was), which closes a connection it
+        had: call it before the bridge starts. Nothing else is allowed by default.
+        """
+        commands: list[dict[str, Any]] = [{"command": "setDefaultACLAccess", "acls": [
+            {"acltype": kind, "allow": allow} for kind, allow in DEFAULT_ACL_ACCESS.items()]}]
+        made = {}
+        for username, (role, acls_for) in SERVICES.items():
+            password = self.service_passwords.get(username) or new_password()
+            made[username] = password
+            acls = acls_for(self.topic_root)
+            commands += [
+                {"command": "createRole", "rolename": role, "acls": acls},
+                {"command": "modifyRole", "rolename": role, "acls": acls},
+                {"command": "createClient", "username": username, "password": password,
+                 "roles": [{"rolename": role}]},
+                {"command": "setClientPassword", "username": username, "password": password},
+                {"command": "modifyClient", "username": username, "roles": [{"rolename": role}]},
+                {"command": "enableClient", "username": username},
+            ]
+        if made != {u: self.service_passwords.get(u) for u in made} and self.secrets_dir is not None:
+            _save_service_passwords(self.secrets_dir, {**self.service_passwords, **made})
+        self._run(commands, allowed={"createRole": "Role already exists", "createClient": "Client already exists"})
+        self.service_passwords.update(made)
+        return made
+
+    # ------------------------------------------------------------ the wire
+
+    def _run(self, commands: list[dict[str, Any]], allowed: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Send ``commands`` in one message; return their answers, in order.
+
+        An error answer raises :class:`BrokerAuthError` unless ``allowed`` names it
+        for that command (``Client not found`` when deleting, say).
+        """
+        answers = self._exchange(commands)
+        allowed = allowed or {}
+        for command, answer in zip(commands, answers):
+            error = answer.get("error")
+            if error and allowed.get(command["command"]) != error:
+                what = command.get("username") or command.get("rolename") or ""
+                raise BrokerAuthError(f"{command['command']} {what}: {error}".replace("  ", " "))
+        return answers
+
+    def _exchange(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from paho.mqtt.reasoncodes import ReasonCode
+
+        from . import mqtt as dd_mqtt
+
+        tag = uuid.uuid4().hex
+        commands = [{**c, "correlationData": f"{tag}-{i}"} for i, c in enumerate(commands)]
+        payload = json.dumps({"commands": commands})
+        answers: dict[str, dict[str, Any]] = {}
+        done, connected = threading.Event(), threading.Event()
+        failure: list[str] = []
+
+        def fail(reason: str) -> None:
+            failure.append(reason)
+            done.set()
+
+        def on_connect(c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None) -> None:
+            if rc.is_failure:
+                fail(f"the broker refused the admin account: {rc}")
+                return
+            connected.set()
+            # Subscribed anew on every connection: a connection taken over by another
+            # admin (same client id) comes back, and the commands go again.
+            c.subscribe(RESPONSE_TOPIC, qos=1)
+
+        def on_subscribe(c: Any, _u: Any, _mid: Any, codes: list[ReasonCode], _p: Any = None) -> None:
+            if any(code.is_failure for code in codes):
+                fail(f"the admin account may not read {RESPONSE_TOPIC}")
+                return
+            c.publish(CONTROL_TOPIC, payload, qos=1)
+
+        def on_message(_c: Any, _u: Any, msg: Any) -> None:
+            try:
+                responses = json.loads(msg.payload).get("responses", [])
+            except (ValueError, AttributeError):
+                return
+            for r in responses:
+                key = r.get("correlationData") if isinstance(r, dict) else None
+                if isinstance(key, str) and key.startswith(tag):
+                    answers[key] = r
+            if len(answers) == len(commands):
+                done.set()
+
+        def on_connect_fail(_c: Any, _u: Any) -> None:
+            if not connected.is_set():
+                fail(f"could not reach the broker at {url_without_credentials(self.admin_url)}")
+
+        with self._lock:
+            client, broker = dd_mqtt.make_client(self.admin_url, f"dashdesk-admin-{tag[:12]}",
+                                                 protocol=self.protocol, persistent=False)
+            client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+            client.on_connect_fail = on_connect_fail
+            try:
+                dd_mqtt.connect(client, broker, protocol=self.protocol, persistent=False)
+                client.loop_start()
+                answered = done.wait(self.timeout)
+            finally:
+                client.disconnect()
+                client.loop_stop()
+        if failure:
+            raise BrokerAuthError(failure[0])
+        if not answered:
+            where = url_without_credentials(self.admin_url)
+            raise BrokerAuthError(f"no answer from the broker's dynamic security plugin at {where} within "
+                                  f"{self.timeout:g} s" + ("" if connected.is_set() else " (not connected)"))
+        return [answers[f"{tag}-{i}"] for i in range(len(commands))]
+

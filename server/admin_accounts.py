@@ -1,0 +1,179 @@
+"""The admin pages of people and machines: web users (``/admin/users``) and API tokens (``/admin/tokens``).
+
+On the ``admin`` blueprint (admins only, CSRF-protected forms). A password or token dashdesk
+makes is shown once, on the page that answers the form (never in a redirect, a flash message
+or a log), and kept only as a hash. Every change writes its audit row in its own transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit, users
+from .admin import admin, me, refused
+from .auth import TOKEN_ROLES, add_token, revoke
+from .models import USER_ROLES, ApiToken, User
+from .web import ext, local_time
+
+ROLE_LABELS = {"agent": "Agent", "admin": "Admin"}
+TOKEN_ROLE_HINTS = {"admin": "everything, the admin API included", "bridge": "hand over presses, read the feed "
+                    "(what `dashdesk bridge` needs)"}
+
+
+def _user_or_404(s: Session, username: str) -> User:
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None:
+        abort(404, f"There is no user {username[:100]}.")
+    return user
+
+
+# ------------------------------------------------------------------ users
+
+
+@admin.get("/users")
+def user_list(form: dict[str, Any] | None = None, error: str | None = None, shown: dict[str, str] | None = None,
+              status: int = 200) -> Any:
+    with ext().db.read() as s:
+        rows = s.scalars(select(User).order_by(User.username)).all()
+        admins = users.active_admins(s)
+    return render_template("admin/users.html", rows=rows, form=form or {"role": "agent"}, error=error,
+                           shown=shown, roles=USER_ROLES, role_labels=ROLE_LABELS, admins=admins,
+                           fmt=local_time), status
+
+
+@admin.post("/users")
+def user_create() -> Any:
+    form = {"username": request.form.get("username", "").strip(), "role": request.form.get("role", "agent")}
+    password = request.form.get("password", "")
+    made = not password
+    if made:
+        password = users.generate_password()
+    try:
+        users.check_new_user(form["username"], password, form["role"])
+        password_hash = users.hash_password(password)  # before the transaction: it takes a while
+        with ext().db.write() as s:
+            user = users.add_user(s, form["username"], password_hash, form["role"])
+            audit.record(s, me(), "user.create", f"user:{user.username}", role=user.role, password_made=made)
+    except users.UserError as exc:
+        return user_list(form=form, error=refused(exc), status=409 if "already exists" in str(exc) else 422)
+    flash(f"User {form['username']} created ({ROLE_LABELS[form['role']].lower()}).", "ok")
+    if made:
+        return user_list(shown={"username": form["username"], "password": password})
+    return redirect(url_for("admin.user_list"), 303)
+
+
+@admin.get("/users/<username>")
+def user(username: str, error: str | None = None, shown: str | None = None, status: int = 200) -> Any:
+    with ext().db.read() as s:
+        row = _user_or_404(s, username)
+        admins = users.active_admins(s)
+        history = s.scalars(audit.query(audit.AuditFilter(target=f"user:{row.username}")).limit(20)).all()
+    last_admin = row.role == "admin" and row.active and admins <= 1
+    return render_template("admin/user.html", u=row, error=error, shown=shown, roles=USER_ROLES,
+                           role_labels=ROLE_LABELS, last_admin=last_admin, history=history, fmt=local_time,
+                           me=me()), status
+
+
+def _user_change(username: str, run: Any) -> Any:
+    try:
+        with ext().db.write() as s:
+            message = run(s, _user_or_404(s, username))
+    except users.UserError as exc:
+        return user(username, error=refused(exc), status=409)
+    flash(message, "ok")
+    return redirect(url_for("admin.user", username=username), 303)
+
+
+@admin.post("/users/<username>/role")
+def user_role(username: str) -> Any:
+    role = request.form.get("role", "")
+
+    def run(s: Session, u: User) -> str:
+        was = u.role
+        if not users.change_role(s, u, role):
+            return "Nothing changed."
+        audit.record(s, me(), "user.role", f"user:{username}", was=was, now=u.role)
+        return f"{username} is now {'an admin' if role == 'admin' else 'an agent'}."
+
+    return _user_change(username, run)
+
+
+@admin.post("/users/<username>/active")
+def user_active(username: str) -> Any:
+    active = request.form.get("active") == "1"
+
+    def run(s: Session, u: User) -> str:
+        if not users.change_active(s, u, active):
+            return "Nothing changed."
+        audit.record(s, me(), "user.enable" if active else "user.disable", f"user:{username}")
+        return (f"{username} is enabled: they can sign in again." if active else
+                f"{username} is disabled: signed out at their next request, and cannot sign in.")
+
+    return _user_change(username, run)
+
+
+@admin.post("/users/<username>/password")
+def user_password(username: str) -> Any:
+    password = request.form.get("password", "")
+    made = not password
+    if made:
+        password = users.generate_password()
+    try:
+        users.check_password_rules(password)
+    except users.UserError as exc:
+        return user(username, error=refused(exc), status=422)
+    password_hash = users.hash_password(password)
+    with ext().db.write() as s:
+        row = _user_or_404(s, username)
+        row.password_hash = password_hash
+        audit.record(s, me(), "user.password", f"user:{username}", password_made=made)
+    flash(f"{username}'s password is changed.", "ok")
+    if made:
+        return user(username, shown=password)
+    return redirect(url_for("admin.user", username=username), 303)
+
+
+# ------------------------------------------------------------------ API tokens
+
+
+@admin.get("/tokens")
+def token_list(form: dict[str, Any] | None = None, error: str | None = None, shown: dict[str, Any] | None = None,
+               status: int = 200) -> Any:
+    with ext().db.read() as s:
+        rows = s.scalars(select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())).all()
+    return render_template("admin/tokens.html", rows=rows, form=form or {"role": "admin"}, error=error, shown=shown,
+                           roles=TOKEN_ROLES, hints=TOKEN_ROLE_HINTS, fmt=local_time), status
+
+
+@admin.post("/tokens")
+def token_create() -> Any:
+    form = {"name": request.form.get("name", "").strip(), "role": request.form.get("role", "admin")}
+    if not form["name"] or len(form["name"]) > 100:
+        return token_list(form=form, error="Give the token a name of at most 100 characters (who or what uses it).",
+                          status=422)
+    if form["role"] not in TOKEN_ROLES:
+        return token_list(form=form, error=f"The role is one of {', '.join(TOKEN_ROLES)}.", status=422)
+    with ext().db.write() as s:
+        row, token = add_token(s, form["name"], form["role"])
+        audit.record(s, me(), "token.create", f"token:{row.id}", name=row.name, role=row.role)
+        shown = {"id": row.id, "name": row.name, "role": row.role, "token": token}
+    flash(f"Token {form['name']} created.", "ok")
+    return token_list(shown=shown)
+
+
+@admin.post("/tokens/<int:token_id>/revoke")
+def token_revoke(token_id: int) -> Any:
+    with ext().db.write() as s:
+        row = s.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
+        if row is None:
+            abort(404, f"There is no token {token_id}.")
+        name = row.name
+        if revoke(s, row):
+            audit.record(s, me(), "token.revoke", f"token:{row.id}", name=row.name, role=row.role)
+    ext().tokens.forget(token_id)
+    flash(f"Token {name} is revoked: it is refused from now on.", "ok")
+    return redirect(url_for("admin.token_list"), 303)

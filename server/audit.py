@@ -1,0 +1,65 @@
+"""The audit log: who did what to which thing, written in the transaction of the change itself.
+
+Every admin action (a web page's form or the API) calls :func:`record` with the
+session it changes things in, so the change and its audit row commit together
+or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dashdesk import wire
+
+from .models import AuditLog
+
+MAX_DETAIL_CHARS = 4000
+
+
+def record(s: Session, actor: str, action: str, target: str, **details: Any) -> AuditLog:
+    """Add one audit row to ``s``'s transaction."""
+    row = AuditLog(created_at=wire.utcnow(), actor=actor[:120], action=action[:40], target=target[:200],
+                   details=_short(details))
+    s.add(row)
+    return row
+
+
+def _short(details: dict[str, Any]) -> dict[str, Any]:
+    """Long lists (a copy to 500 devices) are kept whole; a long string is cut, so one row stays small."""
+    return {k: (v[:MAX_DETAIL_CHARS] if isinstance(v, str) else v) for k, v in details.items()}
+
+
+def token_actor(name: str) -> str:
+    """The actor of an API call: the token's name."""
+    return f"token:{name}"
+
+
+@dataclass
+class AuditFilter:
+    actor: str = ""
+    # A target ("site:hs-01") or the start of one ("site:").
+    target: str = ""
+
+
+def query(f: AuditFilter) -> Any:
+    """The rows ``f`` selects, newest first."""
+    stmt = select(AuditLog).order_by(AuditLog.id.desc())
+    if f.actor:
+        stmt = stmt.where(AuditLog.actor == f.actor)
+    if f.target:
+        # A prefix as a range, so the index serves it (LIKE would not on SQLite).
+        stmt = stmt.where(AuditLog.target >= f.target, AuditLog.target < f.target + "\U0010ffff")
+    return stmt
+
+
+def count(s: Session, f: AuditFilter, cap: int = 10000) -> int:
+    return s.scalar(select(func.count()).select_from(query(f).limit(cap).subquery())) or 0
+
+
+def as_dict(row: AuditLog) -> dict[str, Any]:
+    return {"id": row.id, "created_at": wire.format_time(row.created_at), "actor": row.actor,
+            "action": row.action, "target": row.target, "details": row.details}

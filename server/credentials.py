@@ -1,0 +1,147 @@
+"""Devices' broker accounts, as the admin pages and the API hand them out.
+
+With ``[broker] auth = "dynsec"`` (or ``[broker] admin_url`` set) in the configuration the
+server runs with, approving a device makes its MQTT account (``dashdesk.broker_auth``) and
+shows its password once, with the MQTT URL to put into the device's file; retiring it
+deletes the account (its connection is closed). With auth off, devices need none.
+
+The broker is called after the change is committed, never inside the transaction (a broker
+that does not answer must not hold the database's write lock): a failure leaves the approval
+standing and says so, and the admin makes the credentials again later. Each call is audited
+in a short transaction of its own; a password is never stored, logged or audited.
+
+>>> accounts = BrokerAccounts.from_config({"broker": {"auth": "none"}})
+>>> accounts.issue("shop-1").result
+'not_needed'
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from dashdesk import broker_auth
+
+from . import audit
+from .db import Database
+
+log = logging.getLogger("dashdesk.server.credentials")
+
+# A page waits at most this long for the broker: long enough for a loaded Mosquitto, short
+# enough that an admin is not left staring at a spinner when it is down.
+BROKER_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a device's broker account: ``result`` is issued, removed, not_needed or failed."""
+
+    device_id: str
+    auth: str
+    result: str
+    # "issue" (a new account or password) or "remove" (the account deleted).
+    action: str = "issue"
+    password: str | None = None
+    mqtt_url: str | None = None
+    broker_url: str | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.result == "failed"
+
+    def as_dict(self) -> dict[str, Any]:
+        issued = self.result == "issued"
+        return {"auth": self.auth, "credentials": self.result, "username": self.device_id if issued else None,
+                "password": self.password, "mqtt_url": self.mqtt_url, "broker_url": self.broker_url,
+                "error": self.error}
+
+
+class BrokerAccounts:
+    """Make, replace and delete devices' accounts on the broker the configuration names."""
+
+    def __init__(self, enabled: bool, device_url: str, manager: Callable[[], Any] | None = None):
+        self.enabled = enabled
+        # The broker as devices reach it, without credentials: the base of the mqtt_url shown.
+        self.device_url = broker_auth.url_without_credentials(device_url)
+        self._manager = manager
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "BrokerAccounts":
+        broker_cfg = cfg.get("broker", {}) or {}
+        enabled = str(broker_cfg.get("auth") or "none").lower() == "dynsec" or bool(broker_cfg.get("admin_url"))
+        device_url = (broker_cfg.get("device_url") or (cfg.get("mqtt", {}) or {}).get("url")
+                      or "mqtt://127.0.0.1:1883")
+
+        def manager() -> Any:
+            # Made per call: `dashdesk up` writes the admin's password file after the server may have started.
+            accounts = broker_auth.DynsecAccounts.from_config(cfg)
+            accounts.timeout = BROKER_TIMEOUT_S
+            return accounts
+
+        return cls(enabled, str(device_url), manager if enabled else None)
+
+    @property
+    def auth(self) -> str:
+        return "dynsec" if self.enabled else "none"
+
+    def _call(self, device_id: str, what: str, run: Callable[[Any], Any]) -> tuple[Any, str | None]:
+        assert self._manager is not None
+        try:
+            return run(self._manager()), None
+        except (broker_auth.BrokerAuthError, OSError, ValueError) as exc:
+            # BrokerAuthError's messages carry no password (url_without_credentials).
+            log.warning("could not %s the broker account of %s: %s", what, device_id, exc)
+            return None, str(exc) or type(exc).__name__
+
+    def issue(self, device_id: str) -> Outcome:
+        """Give ``device_id`` a new account (or a new password: the old one stops working at once)."""
+        if not self.enabled:
+            return Outcome(device_id, self.auth, "not_needed")
+        password, error = self._call(device_id, "make", lambda m: m.add_device(device_id))
+        if error is not None:
+            return Outcome(device_id, self.auth, "failed", error=error, broker_url=self.device_url)
+        return Outcome(device_id, self.auth, "issued", password=password, broker_url=self.device_url,
+                       mqtt_url=broker_auth.url_with_credentials(self.device_url, device_id, password))
+
+    def remove(self, device_id: str) -> Outcome:
+        """Delete ``device_id``'s account: it is disconnected and cannot connect again."""
+        if not self.enabled:
+            return Outcome(device_id, self.auth, "not_needed", "remove")
+        _, error = self._call(device_id, "delete", lambda m: m.remove_device(device_id))
+        if error is not None:
+            return Outcome(device_id, self.auth, "failed", "remove", error=error)
+        return Outcome(device_id, self.auth, "removed", "remove")
+
+
+def recorded(db: Database, actor: str, outcome: Outcome, action: str) -> Outcome:
+    """Audit what the broker did (``action``: issue or remove), unless there was nothing to do."""
+    if outcome.result != "not_needed":
+        with db.write() as s:
+            audit.record(s, actor, f"broker.{action}", f"device:{outcome.device_id}", result=outcome.result,
+                         **({"error": outcome.error} if outcome.error else {}))
+    return outcome
+
+
+def issue(ext: Any, device_id: str, actor: str) -> Outcome:
+    return recorded(ext.db, actor, ext.broker.issue(device_id), "issue")
+
+
+def remove(ext: Any, device_id: str, actor: str) -> Outcome:
+    return recorded(ext.db, actor, ext.broker.remove(device_id), "remove")
+
+
+def remove_many(ext: Any, device_ids: list[str], actor: str) -> list[Outcome]:
+    """Delete several devices' accounts; once the broker fails to answer, the rest are not tried (each
+    would wait as long) and are reported failed with the same error."""
+    out: list[Outcome] = []
+    error: str | None = None
+    for device_id in device_ids:
+        if error is not None:
+            out.append(Outcome(device_id, ext.broker.auth, "failed", "remove", error=error))
+            continue
+        outcome = remove(ext, device_id, actor)
+        error = outcome.error if outcome.failed else None
+        out.append(outcome)
+    return out

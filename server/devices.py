@@ -1,0 +1,373 @@
+"""What admins do to devices: approve, reject, retire, map buttons, copy a mapping to many.
+
+Each function works in the caller's session (one transaction with its audit row) and raises
+:class:`AdminError` with an HTTP status and a sentence for people when it refuses. The press
+path (``server.incidents``) reads the mappings on every press, so a change here takes effect on
+the next press, with no restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from dashdesk import wire
+
+from . import audit, rules
+from .models import (DEVICE_KINDS, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category, Device, Event, Press, Site,
+                     Ticket)
+
+# A rollout template goes to at most this many devices at once.
+MAX_COPY_TARGETS = 2000
+PRESS_LABELS = {"": "every press type", "single": "single press", "double": "double press", "long": "long press"}
+
+
+class AdminError(Exception):
+    """An admin action refused: ``status`` is the HTTP status, the message says why."""
+
+    def __init__(self, status: int, message: str, detail: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+def get(s: Session, device_id: str) -> Device:
+    device = s.scalar(select(Device).options(joinedload(Device.site)).where(Device.device_id == device_id))
+    if device is None:
+        raise AdminError(404, f"no device {device_id[:70]}")
+    return device
+
+
+def site_by_code(s: Session, code: str) -> Site:
+    site = s.scalar(select(Site).where(Site.code == (code or "").strip()))
+    if site is None:
+        raise AdminError(404 if code else 400, f"no site {code.strip()[:70]}; create it first (Admin → Sites)"
+                         if code and code.strip() else "choose the site the device is in")
+    return site
+
+
+def approve(s: Session, device_id: str, site_code: str, actor: str) -> Device:
+    """A pending (or rejected) device becomes active in ``site_code``: its presses report for that site."""
+    device = get(s, device_id)
+    if device.status not in ("pending", "rejected"):
+        raise AdminError(409, f"device {device_id} is {device.status}; only pending or rejected devices "
+                              "can be approved")
+    site = site_by_code(s, site_code)
+    was = device.status
+    device.status, device.site = "active", site
+    audit.record(s, actor, "device.approve", f"device:{device_id}", site=site.code, was=was)
+    return device
+
+
+def reject(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
+    """A pending device is refused: its presses come back ``rejected`` (approving it later undoes this)."""
+    device = get(s, device_id)
+    if device.status != "pending":
+        raise AdminError(409, f"device {device_id} is {device.status}; only a pending device can be rejected"
+                              + (" (retire an active one)" if device.status == "active" else ""))
+    device.status = "rejected"
+    audit.record(s, actor, "device.reject", f"device:{device_id}", reason=(reason or "").strip()[:500])
+    return device
+
+
+def register(s: Session, device_id: str, site_code: str, actor: str, kind: str = "physical") -> Device:
+    """A device nobody has seen yet becomes active in ``site_code`` (with broker accounts on, a device
+    cannot press before it has its credentials, so it never shows up as pending by itself)."""
+    device_id = (device_id or "").strip()
+    if not wire.valid_id(device_id):
+        raise AdminError(400, f"device id '{device_id[:70]}' must match {wire.ID_PATTERN.pattern} "
+                              "(e.g. shop-042-front)")
+    if kind not in DEVICE_KINDS:
+        raise AdminError(400, f"kind must be one of {', '.join(DEVICE_KINDS)}")
+    existing = s.scalar(select(Device).where(Device.device_id == device_id))
+    if existing is not None:
+        raise AdminError(409, f"there is already a device {device_id} ({existing.status}); open its page")
+    site = site_by_code(s, site_code)
+    device = Device(device_id=device_id, status="active", kind=kind, site=site, test_mode=False)
+    s.add(device)
+    audit.record(s, actor, "device.create", f"device:{device_id}", site=site.code, kind=kind, status="active")
+    return device
+
+
+def retire(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
+    """The device stops reporting (its presses come back ``rejected``: "device retired"); its history stays."""
+    device = get(s, device_id)
+    if device.status == "retired":
+        raise AdminError(409, f"device {device_id} is already retired")
+    was = device.status
+    device.status = "retired"
+    audit.record(s, actor, "device.retire", f"device:{device_id}", was=was, reason=(reason or "").strip()[:500])
+    return device
+
+
+@dataclass(frozen=True)
+class MappingIn:
+    """One line of a button mapping: ``press`` "" means every press type not mapped on its own."""
+
+    button: str
+    press: str
+    action: str
+    category: str | None
+    label: str
+
+
+def check_mapping(button: str, press: str | None, action: str | None, category: str | None,
+                  label: str | None) -> MappingIn:
+    button = (button or "").strip()
+    press = (press or "").strip()
+    action = (action or "report").strip()
+    category = (category or "").strip() or None
+    label = (label or "").strip()
+    if not wire.valid_id(button):
+        raise AdminError(400, f"button '{button[:70]}' must match {wire.ID_PATTERN.pattern} (e.g. b1)")
+    if press not in PRESS_LABELS:
+        raise AdminError(400, "press must be single, double, long, or empty for every press type")
+    if action not in MAPPING_ACTIONS:
+        raise AdminError(400, "action must be report or cancel")
+    if action == "report" and category is None:
+        raise AdminError(400, "choose the category the button reports (or cancel last report)")
+    if action == "cancel":
+        category = None
+    if len(label) > 200:
+        raise AdminError(400, "the label has at most 200 characters")
+    return MappingIn(button, press, action, category, label)
+
+
+def _category(s: Session, slug: str) -> Category:
+    category = s.scalar(select(Category).where(Category.slug == slug))
+    if category is None:
+        raise AdminError(404, f"no category {slug[:70]}")
+    return category
+
+
+def set_mapping(s: Session, device: Device, m: MappingIn, actor: str) -> ButtonMapping:
+    """Map one button (or one press type of it); replaces what that button and press type did."""
+    category = _category(s, m.category) if m.category else None
+    mapping = s.scalar(select(ButtonMapping).where(ButtonMapping.device_id == device.device_id,
+                                                   ButtonMapping.button == m.button, ButtonMapping.press == m.press))
+    before = describe(mapping) if mapping is not None else None
+    if mapping is None:
+        mapping = ButtonMapping(device_id=device.device_id, button=m.button, press=m.press)
+        s.add(mapping)
+    mapping.category, mapping.label, mapping.action = category, m.label, m.action
+    after = {"button": m.button, "press": m.press or None, "action": m.action, "category": m.category,
+             "label": m.label}
+    if before != after:
+        audit.record(s, actor, "mapping.set", f"device:{device.device_id}", was=before, now=after)
+    return mapping
+
+
+def remove_mapping(s: Session, device: Device, button: str, press: str, actor: str) -> None:
+    mapping = s.scalar(select(ButtonMapping).where(ButtonMapping.device_id == device.device_id,
+                                                   ButtonMapping.button == button, ButtonMapping.press == (press or "")))
+    if mapping is None:
+        raise AdminError(404, f"button {button[:63]} ({PRESS_LABELS.get(press or '', press)}) of {device.device_id} "
+                              "is not mapped")
+    was = describe(mapping)
+    s.delete(mapping)
+    audit.record(s, actor, "mapping.remove", f"device:{device.device_id}", was=was)
+
+
+def describe(m: ButtonMapping) -> dict[str, Any]:
+    return {"button": m.button, "press": m.press or None, "action": m.action,
+            "category": m.category.slug if m.category else None, "label": m.label}
+
+
+def mappings(s: Session, device_id: str) -> list[ButtonMapping]:
+    return list(s.scalars(select(ButtonMapping).options(joinedload(ButtonMapping.category))
+                          .where(ButtonMapping.device_id == device_id)
+                          .order_by(ButtonMapping.button, ButtonMapping.press)))
+
+
+def copy_mapping(s: Session, source: str, targets: list[str], actor: str) -> tuple[int, list[str]]:
+    """Give every device of ``targets`` the mapping of ``source`` (theirs is replaced): a rollout template.
+
+    All or nothing: an unknown or retired target refuses the whole copy. Returns
+    (mappings per device, the devices changed).
+    """
+    src = get(s, source)
+    wanted: list[str] = []
+    for t in targets:
+        t = t.strip()
+        if t and t not in wanted:
+            wanted.append(t)
+    if not wanted:
+        raise AdminError(400, "name the devices to copy the mapping to")
+    if len(wanted) > MAX_COPY_TARGETS:
+        raise AdminError(400, f"at most {MAX_COPY_TARGETS} devices at once")
+    bad = [t for t in wanted if not wire.valid_id(t)]
+    if bad:
+        raise AdminError(400, f"not a device id: {', '.join(b[:63] for b in bad[:10])}")
+    if src.device_id in wanted:
+        raise AdminError(400, f"{src.device_id} is the device copied from; leave it out of the targets")
+    found: dict[str, Device] = {}
+    for i in range(0, len(wanted), 500):
+        found.update((d.device_id, d) for d in s.scalars(select(Device).where(Device.device_id.in_(wanted[i:i + 500]))))
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise AdminError(404, f"no device {', '.join(missing[:10])}" + (f" and {len(missing) - 10} more"
+                                                                          if len(missing) > 10 else ""),
+                         {"missing": missing})
+    retired = [t for t in wanted if found[t].status == "retired"]
+    if retired:
+        raise AdminError(409, f"retired: {', '.join(retired[:10])}; leave retired devices out")
+    template = mappings(s, src.device_id)
+    if not template:
+        raise AdminError(409, f"{src.device_id} has no button mapping to copy")
+    for i in range(0, len(wanted), 500):
+        s.execute(delete(ButtonMapping).where(ButtonMapping.device_id.in_(wanted[i:i + 500])))
+    for t in wanted:
+        for m in template:
+            s.add(ButtonMapping(device_id=t, button=m.button, press=m.press, category_id=m.category_id,
+                                label=m.label, action=m.action))
+    audit.record(s, actor, "mapping.copy", f"device:{src.device_id}", to=wanted,
+                 mapping=[describe(m) for m in template])
+    return len(template), wanted
+
+
+# ------------------------------------------------------------------ test mode
+
+
+def set_test_mode(s: Session, device: Device, on: bool, actor: str) -> list[int]:
+    """Turn test mode on or off; returns the test tickets closed (turning it off closes the device's
+    open test tickets, so that they leave its ``tickets`` topic: nobody works them)."""
+    if bool(device.test_mode) == on:
+        return []
+    device.test_mode = on
+    closed: list[int] = []
+    if not on:
+        now = wire.utcnow()
+        for ticket in s.scalars(select(Ticket).where(Ticket.device_id == device.device_id, Ticket.is_test.is_(True),
+                                                     Ticket.status.in_(OPEN_STATUSES))):
+            s.add(Event(kind="test.updated", ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
+                        created_at=now, data={"changes": {"status": [ticket.status, "closed"]}, "status": "closed",
+                                              "reason": "test mode turned off"}))
+            ticket.status, ticket.resolved_at, ticket.updated_at = "closed", now, now
+            closed.append(ticket.id)
+    audit.record(s, actor, "device.test_mode", f"device:{device.device_id}", on=on,
+                 **({"closed": [rules.ticket_number(t) for t in closed]} if closed else {}))
+    return closed
+
+
+def test_tickets(s: Session, device_id: str, limit: int = 10) -> list[Ticket]:
+    """The device's latest test tickets, newest first."""
+    return list(s.scalars(select(Ticket).options(joinedload(Ticket.category))
+                          .where(Ticket.device_id == device_id, Ticket.is_test.is_(True))
+                          .order_by(Ticket.id.desc()).limit(limit)))
+
+
+# ------------------------------------------------------------------ replacement
+
+
+@dataclass
+class Replaced:
+    """What :func:`replace` did: the new device, the old one, and what moved over."""
+
+    device: Device
+    old: Device
+    mappings: int
+    tickets: list[int]
+    scopes: int
+    created: bool
+
+
+def predecessors(s: Session, device_ids: list[str], depth: int = 10) -> dict[str, set[str]]:
+    """{replaced device: the devices of ``device_ids`` that stand in its place}, following chains of
+    replacements (a replaced by b replaced by c: a's tickets are c's, and b's if b is asked for)."""
+    out: dict[str, set[str]] = {}
+    frontier: dict[str, set[str]] = {d: {d} for d in device_ids}
+    for _ in range(depth):
+        found: dict[str, set[str]] = {}
+        keys = list(frontier)
+        for i in range(0, len(keys), 500):
+            for old, new in s.execute(select(Device.device_id, Device.replaced_by)
+                                      .where(Device.replaced_by.in_(keys[i:i + 500]))):
+                found.setdefault(old, set()).update(frontier[new])
+        for old, owners in found.items():
+            out.setdefault(old, set()).update(owners)
+        if not found:
+            break
+        frontier = found
+    return out
+
+
+def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
+    """``new_id`` takes ``old_id``'s place: its site, its button mapping (the mapping belongs to the place,
+    not the hardware: the rows are copied), its open tickets; ``old_id`` is retired.
+
+    The open tickets ``old_id`` reported (or pressed into) now name ``new_id`` (``device_id`` of those it
+    created, ``devices`` of all), so the new device's ``tickets`` topic lists them; the dedup scope
+    ``device:<old_id>`` of its device-scoped tickets (open, and resolved ones a press may reopen)
+    becomes ``device:<new_id>``, so its presses merge into them. An unknown ``new_id`` is created.
+    """
+    new_id = (new_id or "").strip()
+    if not wire.valid_id(new_id):
+        raise AdminError(400, f"the new device id '{new_id[:70]}' must match {wire.ID_PATTERN.pattern}")
+    old = get(s, old_id)
+    if new_id == old.device_id:
+        raise AdminError(400, "a device cannot replace itself; name the new device")
+    if old.status not in ("active", "retired"):
+        raise AdminError(409, f"device {old.device_id} is {old.status}: only an active (or retired) device is "
+                              "replaced; approve the new one instead")
+    if old.site is None:
+        raise AdminError(409, f"device {old.device_id} has no site; there is nothing to take over")
+    new = s.scalar(select(Device).options(joinedload(Device.site)).where(Device.device_id == new_id))
+    created = new is None
+    if new is None:
+        new = Device(device_id=new_id, status="active", kind=old.kind, test_mode=False, first_seen_at=None)
+        s.add(new)
+    elif new.status == "retired":
+        raise AdminError(409, f"device {new_id} is retired; a retired device cannot take another's place")
+    was = {"status": new.status, "site": new.site.code if new.site else None, "test_mode": bool(new.test_mode)}
+    if new.test_mode:
+        set_test_mode(s, new, False, actor)
+    new.status, new.site = "active", old.site
+    s.flush()
+
+    template = mappings(s, old.device_id)
+    s.execute(delete(ButtonMapping).where(ButtonMapping.device_id == new_id))
+    for m in template:
+        s.add(ButtonMapping(device_id=new_id, button=m.button, press=m.press, category_id=m.category_id,
+                            label=m.label, action=m.action))
+
+    now = wire.utcnow()
+    taken = _tickets_of(s, old.device_id)
+    for ticket in taken:
+        changes: dict[str, list[Any]] = {}
+        if ticket.device_id == old.device_id:
+            changes["device_id"] = [old.device_id, new_id]
+            ticket.device_id = new_id
+        devices = [d for d in ticket.devices if d != old.device_id]
+        ticket.devices = sorted({*devices, new_id})
+        ticket.updated_at = now
+        s.add(Event(kind="ticket.updated", ticket_id=ticket.id, devices=sorted({old.device_id, *ticket.devices}),
+                    actor=actor, created_at=now,
+                    data={"changes": changes, "status": ticket.status,
+                          "note": f"{new_id} replaced {old.device_id}"}))
+    scopes = s.execute(update(Ticket).where(Ticket.scope == f"device:{old.device_id}",
+                                            Ticket.status.in_((*OPEN_STATUSES, "resolved")))
+                       .values(scope=f"device:{new_id}")).rowcount or 0
+
+    old_status = old.status
+    if old.test_mode:
+        set_test_mode(s, old, False, actor)
+    old.status, old.replaced_by = "retired", new_id
+    numbers = [rules.ticket_number(t.id) for t in taken]
+    audit.record(s, actor, "device.replace", f"device:{old.device_id}", by=new_id, was=old_status,
+                 mappings=len(template), tickets=numbers)
+    audit.record(s, actor, "device.replaces", f"device:{new_id}", replaces=old.device_id, site=old.site.code,
+                 created=created, was=None if created else was)
+    return Replaced(new, old, len(template), [t.id for t in taken], scopes, created)
+
+
+def _tickets_of(s: Session, device_id: str) -> list[Ticket]:
+    """The device's open real tickets: those it pressed into (a press not cancelled) or that name it."""
+    pressed = select(Press.ticket_id).where(Press.device_id == device_id, Press.cancelled.is_(False),
+                                            Press.ticket_id.is_not(None))
+    return list(s.scalars(select(Ticket).where(Ticket.status.in_(OPEN_STATUSES), Ticket.is_test.is_(False),
+                                               (Ticket.id.in_(pressed)) | (Ticket.device_id == device_id))
+                          .order_by(Ticket.id)))

@@ -1,0 +1,88 @@
+"""The admin pages are for admins: agents get 403, the signed-out the sign-in page; every form needs its
+CSRF token; the admin API needs an admin token."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from server.auth import create_token
+
+from .conftest import api, audit_rows, press
+
+PAGES = ["/admin", "/admin/sites", "/admin/sites/hs-01", "/admin/sites/import", "/admin/devices",
+         "/admin/devices?status=pending", "/admin/devices/shop-1", "/admin/devices/copy-mapping",
+         "/admin/categories", "/admin/categories/till", "/admin/audit"]
+FORMS = ["/admin/sites", "/admin/sites/hs-01", "/admin/sites/import", "/admin/devices/shop-1/approve",
+         "/admin/devices/shop-1/reject", "/admin/devices/shop-1/retire", "/admin/devices/shop-1/buttons",
+         "/admin/devices/shop-1/buttons/remove", "/admin/devices/copy-mapping", "/admin/categories",
+         "/admin/categories/till"]
+
+
+@pytest.fixture
+def known(app):
+    """A site hs-01 and a pending device shop-1, so that every page exists."""
+    press(app, device_id="shop-1")
+    assert api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"}).status_code == 201
+    return app
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_admin_page_is_200_for_an_admin_403_for_an_agent(known, admin, ann, path):
+    assert admin.c.get(path).status_code == 200
+    r = ann.c.get(path)
+    assert r.status_code == 403 and "for admins" in r.text
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_signed_out_every_admin_page_redirects_to_sign_in(known, path):
+    r = known.test_client().get(path)
+    assert r.status_code == 302
+    assert parse_qs(urlsplit(r.headers["Location"]).query)["next"] == [path]
+    assert urlsplit(r.headers["Location"]).path == "/login"
+
+
+@pytest.mark.parametrize("path", FORMS)
+def test_every_admin_form_refuses_a_post_without_its_csrf_token(known, admin, ann, path):
+    before = len(audit_rows(known))
+    r = admin.c.post(path, data={"site": "hs-01", "code": "x-1", "name": "X", "button": "b1", "target": "till",
+                                 "from": "shop-1", "to": "shop-2", "slug": "new-cat", "csv": "code,name\nx,X\n"})
+    assert r.status_code == 400 and "security token" in r.text
+    assert admin.c.post(path, data={"csrf_token": "forged"}).status_code == 400
+    # an agent with a valid token of their own is still refused
+    assert ann.c.post(path, data={"csrf_token": ann.token("/")}).status_code == 403
+    assert known.test_client().post(path).status_code in (302, 400)
+    assert len(audit_rows(known)) == before
+
+
+def test_the_nav_links_to_admin_for_admins_only(known, admin, ann):
+    assert 'href="/admin"' in admin.c.get("/").text
+    assert 'href="/admin"' not in ann.c.get("/").text
+    page = admin.c.get("/admin/devices").text
+    assert 'href="/static/admin.css' in page and 'aria-current="page"' in page
+
+
+ADMIN_API = [("GET", "/api/v1/sites", None), ("POST", "/api/v1/sites", {"code": "a", "name": "A"}),
+             ("GET", "/api/v1/sites/hs-01", None), ("PATCH", "/api/v1/sites/hs-01", {"name": "B"}),
+             ("PATCH", "/api/v1/categories/till", {"priority": 1}),
+             ("POST", "/api/v1/devices/shop-1/approve", {"site": "hs-01"}),
+             ("POST", "/api/v1/devices/shop-1/reject", {}), ("POST", "/api/v1/devices/shop-1/retire", {}),
+             ("POST", "/api/v1/devices/copy-mapping", {"from": "shop-1", "to": ["shop-2"]}),
+             ("GET", "/api/v1/audit", None), ("PUT", "/api/v1/devices/shop-1/buttons/b1", {"category": "till"})]
+
+
+@pytest.mark.parametrize("method,path,body", ADMIN_API)
+def test_the_admin_api_needs_an_admin_token(known, method, path, body):
+    bridge = create_token(known.extensions["dashdesk"].db, "a bridge", "bridge")
+    c = known.test_client()
+    r = c.open(path, method=method, json=body, headers={"Authorization": f"Bearer {bridge}"})
+    assert r.status_code == 403 and r.get_json()["error"]["message"] == "this needs an admin token"
+    assert c.open(path, method=method, json=body).status_code == 401
+
+
+def test_the_csv_import_needs_an_admin_token(known):
+    bridge = create_token(known.extensions["dashdesk"].db, "a bridge", "bridge")
+    r = known.test_client().post("/api/v1/sites/import", data="code,name\nx,X\n", content_type="text/csv",
+                                 headers={"Authorization": f"Bearer {bridge}"})
+    assert r.status_code == 403

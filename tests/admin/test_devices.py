@@ -1,0 +1,87 @@
+"""The devices pages: the pending list first, approve or reject, and what a device page shows
+(site, kind, firmware, online state, battery and signal from telemetry, open tickets)."""
+
+from __future__ import annotations
+
+from .conftest import api, audit_rows, post, press
+
+
+def telemetry(app, device_id, **values):
+    r = api(app, "POST", f"/api/v1/devices/{device_id}/telemetry", json={"telemetry": values})
+    assert r.status_code == 204
+
+
+def test_the_overview_lists_pending_devices_first_and_approves_them(app, admin):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    press(app, device_id="new-a")
+    press(app, device_id="new-b")
+    page = admin.c.get("/admin").text
+    assert page.index("Pending devices") < page.index("At a glance")
+    assert page.index('data-device="new-b"') < page.index('data-device="new-a"')  # newest first
+    r = post(admin, "/admin/devices/new-a/approve", "/admin", site="hs-01", next="/admin")
+    assert r.status_code == 303 and r.headers["Location"] == "/admin"
+    page = admin.c.get("/admin").text
+    assert "new-a is approved into hs-01." in page and 'data-device="new-a"' not in page
+    device = api(app, "GET", "/api/v1/devices/new-a").get_json()
+    assert (device["status"], device["site"]) == ("active", "hs-01")
+    (row,) = audit_rows(app, "device.approve")
+    assert (row.actor, row.target, row.details) == ("admin", "device:new-a", {"site": "hs-01", "was": "pending"})
+    # reject the other one from the overview
+    post(admin, "/admin/devices/new-b/reject", "/admin", next="/admin")
+    assert api(app, "GET", "/api/v1/devices/new-b").get_json()["status"] == "rejected"
+    assert "No device is waiting for approval." in admin.c.get("/admin").text
+
+
+def test_approving_into_an_unknown_site_is_refused_with_the_reason(app, admin):
+    press(app, device_id="new-a")
+    r = post(admin, "/admin/devices/new-a/approve", "/admin/devices/new-a", site="nowhere")
+    assert r.status_code == 303
+    assert "No site nowhere; create it first" in admin.c.get(r.headers["Location"]).text
+    assert api(app, "GET", "/api/v1/devices/new-a").get_json()["status"] == "pending"
+    assert audit_rows(app) == []
+
+
+def test_the_device_list_filters_by_status_and_site(app, admin):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    api(app, "POST", "/api/v1/sites", json={"code": "mm-02", "name": "Market Mall"})
+    for device, site in (("dev-1", "hs-01"), ("dev-2", "mm-02"), ("dev-3", None)):
+        press(app, device_id=device)
+        if site:
+            api(app, "POST", f"/api/v1/devices/{device}/approve", json={"site": site})
+    page = admin.c.get("/admin/devices?status=pending").text
+    assert 'data-device="dev-3"' in page and 'data-device="dev-1"' not in page and "1 device" in page
+    page = admin.c.get("/admin/devices?site=mm-02").text
+    assert 'data-device="dev-2"' in page and 'data-device="dev-1"' not in page
+    page = admin.c.get("/admin/devices?status=active").text
+    assert 'data-device="dev-1"' in page and 'data-device="dev-2"' in page and 'data-device="dev-3"' not in page
+    assert [d["device_id"] for d in api(app, "GET", "/api/v1/devices?site=hs-01").get_json()["items"]] == ["dev-1"]
+    assert api(app, "GET", "/api/v1/devices?status=lost").status_code == 400
+
+
+def test_a_device_page_shows_its_health_and_open_tickets(app, admin):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    ticket = press(app, device_id="dev-1")["ticket"]
+    api(app, "POST", "/api/v1/devices/dev-1/approve", json={"site": "hs-01"})
+    telemetry(app, "dev-1", battery_pct=14, rssi_dbm=-58, firmware="1.4.2", probes={"printer": {"ok": False}})
+    assert api(app, "POST", "/api/v1/devices/dev-1/status", json={"online": False}).status_code == 204
+    page = admin.c.get("/admin/devices/dev-1").text
+    for text in ("High Street", "1.4.2", "14 %", "-58 dBm", 'class="offline">offline', "battery low",
+                 f'href="/tickets/{ticket["id"]}">{ticket["number"]}', "physical"):
+        assert text in page, text
+    listing = admin.c.get("/admin/devices").text
+    assert "1.4.2" in listing and "14 %" in listing and f'href="/admin/devices/dev-1#tickets">1<' in listing
+    api(app, "POST", "/api/v1/devices/dev-1/status", json={"online": True})
+    assert 'class="online">online' in admin.c.get("/admin/devices/dev-1").text
+    assert api(app, "GET", "/api/v1/devices/dev-1").get_json()["firmware"] == "1.4.2"
+    assert admin.c.get("/admin/devices/ghost").status_code == 404
+
+
+def test_retire_from_the_device_page(app, admin):
+    press(app, device_id="dev-1")
+    r = post(admin, "/admin/devices/dev-1/retire", "/admin/devices/dev-1", reason="broken")
+    assert r.status_code == 303
+    page = admin.c.get("/admin/devices/dev-1").text
+    assert "dev-1 is retired" in page and "Retire device" not in page
+    again = post(admin, "/admin/devices/dev-1/retire", "/admin/devices/dev-1")
+    assert "Device dev-1 is already retired" in admin.c.get(again.headers["Location"]).text
+    assert len(audit_rows(app, "device.retire")) == 1

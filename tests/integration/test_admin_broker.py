@@ -1,0 +1,219 @@
+"""The admin flow against real parts: Mosquitto with its dynamic security plugin, the server and the bridge as
+processes, devices as MQTT clients with the credentials the admin pages and the API hand out.
+
+Approve → connect with the shown credentials → press → ticket; retire → that connection is closed and refused;
+replace → the new device's credentials work and its press merges into the old one's ticket; a broker that does
+not answer → the approval stands and the retry makes the credentials; `dashdesk up` passes its configuration
+file to the server; a revoked API token gets 401 over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from dashdesk import broker, broker_auth, wire
+from tests.stack import ADMIN_PASSWORD, ADMIN_TOKEN, PYTHON, Stack, wait_until
+from tests.web.conftest import csrf_of
+
+from .test_broker_auth import NOT_AUTHORIZED, Device, connack_refused, device_id, press_body
+
+pytestmark = pytest.mark.integration
+TOPICS = wire.Topics()
+
+
+@pytest.fixture(scope="module")
+def auth_stack(tmp_path_factory):
+    s = Stack(tmp_path_factory.mktemp("admin-broker"), auth=True).start()
+    yield s
+    s.stop()
+
+
+def pending(stack: Stack, name: str) -> str:
+    """A device the server knows as pending (with accounts on it cannot press before it has its own), and a
+    site of its own, ``ab-<device id>``, to be approved into (so tests do not merge into each other's tickets)."""
+    d = device_id(name)
+    r = stack.api("POST", "/api/v1/devices", json={"device_id": d, "status": "pending"})
+    assert r.status_code == 201, r.text
+    assert stack.api("POST", "/api/v1/sites", json={"code": f"ab-{d}", "name": f"Shop {d}"}).status_code == 201
+    return d
+
+
+def pressed(dev: Device, d: str) -> dict:
+    """Press b1 as ``d`` over MQTT and return the final ack."""
+    assert dev.subscribe(TOPICS.ack(d)) == 1
+    body = press_body(d)
+    assert dev.publish(TOPICS.press(d), body) == 0
+    return dev.ack_for(body["event_id"])
+
+
+def test_approve_connect_press_ticket_then_retire_and_the_connection_is_refused(auth_stack):
+    stack = auth_stack
+    d = pending(stack, "ab-api")
+    r = stack.api("POST", f"/api/v1/devices/{d}/approve", json={"site": f"ab-{d}"})
+    assert r.status_code == 200, r.text
+    creds = r.json()["broker"]
+    assert creds["credentials"] == "issued" and creds["username"] == d and len(creds["password"]) >= 32
+    assert creds["mqtt_url"] == stack.broker.url_for(d, creds["password"])
+    dev = Device(creds["mqtt_url"])
+    assert dev.connected
+    ack = pressed(dev, d)
+    assert ack["result"] == "created"
+    ticket = stack.api("GET", f"/api/v1/tickets/{ack['ticket']['id']}").json()
+    assert (ticket["device_id"], ticket["site"]) == (d, f"ab-{d}")
+    r = stack.api("POST", f"/api/v1/devices/{d}/retire", json={"reason": "broken"})
+    assert r.status_code == 200 and r.json()["broker"]["credentials"] == "removed"
+    wait_until(lambda: dev.disconnects, timeout=10, what="the retired device's connection to close")
+    dev.close()
+    assert connack_refused(creds["mqtt_url"]).value == NOT_AUTHORIZED
+    assert "password" not in str(stack.api("GET", "/api/v1/audit").json()["items"]).lower().replace(
+        "password_made", "")
+
+
+def sign_in(stack: Stack) -> requests.Session:
+    web = requests.Session()
+    page = web.get(stack.base + "/login", timeout=10)
+    r = web.post(stack.base + "/login", data={"csrf_token": csrf(page.text), "username": "admin",
+                                              "password": ADMIN_PASSWORD}, timeout=10, allow_redirects=False)
+    assert r.status_code == 302, r.text[:300]
+    return web
+
+
+def csrf(html: str) -> str:
+    return csrf_of(html)
+
+
+def shown(html: str, key: str) -> str:
+    return re.search(rf'id="cred-{key}">([^<]+)<', html).group(1).replace("&amp;", "&")
+
+
+def test_the_admin_page_shows_the_credentials_once_and_new_ones_replace_them(auth_stack):
+    stack = auth_stack
+    d = pending(stack, "ab-page")
+    web = sign_in(stack)
+    page = web.get(f"{stack.base}/admin/devices/{d}", timeout=10).text
+    r = web.post(f"{stack.base}/admin/devices/{d}/approve", data={"csrf_token": csrf(page), "site": f"ab-{d}"},
+                 timeout=30)
+    assert r.status_code == 200 and f"{d} is approved into ab-{d}." in r.text and "shown this once" in r.text
+    url = shown(r.text, "url")
+    assert shown(r.text, "password") not in web.get(f"{stack.base}/admin/devices/{d}", timeout=10).text
+    first = Device(url)
+    assert first.connected and pressed(first, d)["result"] == "created"
+    # "New broker credentials": the old password stops working at once, the new one works
+    r = web.post(f"{stack.base}/admin/devices/{d}/credentials", data={"csrf_token": csrf(page)}, timeout=30)
+    assert r.status_code == 200 and "the old password no longer works" in r.text
+    new_url = shown(r.text, "url")
+    wait_until(lambda: first.disconnects, timeout=10, what="the old password's connection to close")
+    first.close()
+    assert connack_refused(url).value == NOT_AUTHORIZED
+    second = Device(new_url)
+    try:
+        assert second.connected and pressed(second, d)["result"] == "merged"
+    finally:
+        second.close()
+
+
+def test_a_replacement_gets_credentials_takes_the_ticket_and_the_old_device_is_cut_off(auth_stack):
+    stack = auth_stack
+    old = pending(stack, "ab-old")
+    approved = stack.api("POST", f"/api/v1/devices/{old}/approve", json={"site": f"ab-{old}"})
+    old_url = approved.json()["broker"]["mqtt_url"]
+    old_dev = Device(old_url)
+    ticket = pressed(old_dev, old)["ticket"]
+    new = device_id("ab-new")
+    r = stack.api("POST", f"/api/v1/devices/{old}/replace", json={"by": new})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tickets"] == [ticket["number"]] and body["replaced"]["broker"]["credentials"] == "removed"
+    wait_until(lambda: old_dev.disconnects, timeout=10, what="the replaced device's connection to close")
+    old_dev.close()
+    assert connack_refused(old_url).value == NOT_AUTHORIZED
+    new_dev = Device(body["device"]["broker"]["mqtt_url"])
+    try:
+        # the new device's retained tickets topic lists the ticket it took over
+        assert new_dev.subscribe(TOPICS.tickets(new)) == 1
+        wait_until(lambda: any(t.endswith(f"/{new}/tickets") and [x["id"] for x in m["tickets"]] == [ticket["id"]]
+                               for t, m in list(new_dev.messages)), timeout=10, what="the new device's tickets")
+        ack = pressed(new_dev, new)
+        assert (ack["result"], ack["ticket"]["id"]) == ("merged", ticket["id"])
+    finally:
+        new_dev.close()
+
+
+def test_a_revoked_token_gets_401_over_http(auth_stack):
+    stack = auth_stack
+    made = stack.api("POST", "/api/v1/tokens", json={"name": "to revoke", "role": "admin"}).json()
+    headers = {"Authorization": f"Bearer {made['token']}"}
+    assert requests.get(stack.base + "/api/v1/sites", headers=headers, timeout=10).status_code == 200
+    assert stack.api("DELETE", f"/api/v1/tokens/{made['id']}").status_code == 200
+    r = requests.get(stack.base + "/api/v1/sites", headers=headers, timeout=10)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    assert requests.post(stack.base + "/api/v1/tokens", json={"name": "x"}, headers=headers,
+                         timeout=10).status_code == 401
+
+
+def test_a_broker_that_does_not_answer_leaves_the_approval_and_the_retry_makes_the_credentials(auth_stack):
+    stack = auth_stack
+    d = pending(stack, "ab-down")
+    stack.broker.stop()
+    try:
+        r = stack.api("POST", f"/api/v1/devices/{d}/approve", json={"site": f"ab-{d}"})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "active" and r.json()["broker"]["credentials"] == "failed"
+        web = sign_in(stack)
+        page = web.get(f"{stack.base}/admin/devices/{d}", timeout=10).text
+        r = web.post(f"{stack.base}/admin/devices/{d}/credentials", data={"csrf_token": csrf(page)}, timeout=30)
+        assert r.status_code == 200 and f"The broker credentials of {d} could not be made" in r.text
+    finally:
+        stack.broker.start()
+    r = wait_until(lambda: (x := stack.api("POST", f"/api/v1/devices/{d}/credentials")).status_code == 200 and x,
+                   timeout=30, interval=0.5, what="the broker to take the account")
+    dev = Device(r.json()["broker"]["mqtt_url"])
+    try:
+        assert dev.connected
+        assert pressed(dev, d)["result"] == "created"
+    finally:
+        dev.close()
+
+
+def test_up_passes_its_configuration_file_to_the_server_which_hands_out_credentials(tmp_path):
+    http_port, mqtt_port = broker.free_port(), broker.free_port()
+    config = tmp_path / "shop.toml"
+    config.write_text(f'[broker]\nauth = "dynsec"\ndevice_url = "mqtt://localhost:{mqtt_port}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHDESK_")}
+    env.update(DASHDESK_CONFIG=str(tmp_path / "none.toml"), DASHDESK_ADMIN_TOKEN=ADMIN_TOKEN)
+    proc = subprocess.Popen(PYTHON + ["--config", str(config), "up", "--http-port", str(http_port), "--mqtt-port",
+                                      str(mqtt_port), "--ws-port", "0", "--data-dir", str(tmp_path / "data")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(x.decode().rstrip()) for x in iter(proc.stdout.readline, b"")],
+                     daemon=True).start()
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_until(lambda: f"dashdesk ready: {base}" in lines or proc.poll() is not None, timeout=60,
+                   what="the ready line")
+        assert proc.poll() is None, lines
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        assert api.post(base + "/api/v1/sites", json={"code": "up-01", "name": "Up"}, timeout=10).status_code == 201
+        r = api.post(base + "/api/v1/devices/register", json={"device_id": "up-dev", "site": "up-01"}, timeout=30)
+        assert r.status_code == 201, r.text
+        creds = r.json()["broker"]
+        assert creds["credentials"] == "issued", creds
+        assert creds["mqtt_url"] == f"mqtt://up-dev:{creds['password']}@localhost:{mqtt_port}"  # [broker] device_url
+        dev = Device(creds["mqtt_url"])
+        try:
+            assert dev.connected and pressed(dev, "up-dev")["result"] == "created"
+        finally:
+            dev.close()
+        assert connack_refused(f"mqtt://127.0.0.1:{mqtt_port}").value == NOT_AUTHORIZED  # accounts on
+        service = broker_auth.load_service_passwords(Path(tmp_path / "data"))
+        assert creds["password"] not in service.values()
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0

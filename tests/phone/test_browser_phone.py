@@ -1,0 +1,366 @@
+"""The phone app in a real Chromium emulating a Pixel 5 (Playwright) against the real stack: Mosquitto with
+its WebSockets listener and per-device accounts (dynsec), the ticket server and the bridge.
+
+The phone is enrolled with a one-time link, gets its own broker account, and publishes presses over
+MQTT over WebSockets as a physical device does; what it shows comes from its acks, its retained
+``tickets`` topic and the server. Needs Debian's chromium (/usr/bin/chromium) and the ``playwright``
+package, as tests/web does; Playwright's own browser download is not used.
+
+Going offline: Playwright's ``set_offline(True)`` (Chromium's network emulation) does not close an
+open WebSocket. It silently stops its traffic, as a phone walking out of Wi-Fi range does: the
+socket stays "open" and MQTT.js notices only when its keepalive (10 s) gets no answer, then
+reconnects every 2 s, which fails while offline. That is the real-life failure, so no broker
+connection is killed on top of it; ``navigator.onLine`` turns false at once, which the app uses to
+keep a tap in IndexedDB instead of sending it into a dead socket.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import update
+
+from dashdesk import broker_auth, wire
+from server.db import Database
+from server.models import Enrolment
+from tests.stack import Stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+REPORTED = re.compile(r"^Reported — ticket INC-\d{6}$")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The real parts, the broker with accounts and a WebSockets listener; the server makes phones' accounts."""
+    s = Stack(tmp_path_factory.mktemp("phone-stack"), auth=True, ws=True)
+    # The server's account manager (server.credentials): phones get their own broker accounts.
+    s.env["DASHDESK_BROKER__AUTH"] = "dynsec"
+    s.env["DASHDESK_BROKER_ADMIN_URL"] = s.broker.secrets.url(broker_auth.ADMIN_USERNAME, s.broker.url)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def phone(playwright, browser):
+    """A new phone: a browser context emulating a Pixel 5 (touch, its screen and user agent)."""
+    p = playwright
+    contexts = []
+
+    def make(locale: str = "en-GB"):
+        ctx = browser.new_context(**p.devices["Pixel 5"], locale=locale)
+        contexts.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def site(stack: Stack, code: str, name: str) -> str:
+    r = stack.api("POST", "/api/v1/sites", json={"code": code, "name": name})
+    assert r.status_code == 201, r.text
+    return code
+
+
+def make_enrolment(stack: Stack, site_code: str, **body) -> dict:
+    r = stack.api("POST", "/api/v1/enrolments", json={"site": site_code, **body})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def enrol(ctx, stack: Stack, site_code: str) -> tuple[Page, str]:
+    """Open a new enrolment link on the phone and set it up; return the page and the phone's device id."""
+    made = make_enrolment(stack, site_code)
+    page = ctx.new_page()
+    page.goto(made["link"])
+    expect(page.get_by_role("heading", level=1)).to_have_text("Set up this phone as a dash button")
+    expect(page.locator("#setup-text")).to_contain_text(made["site_name"])
+    page.get_by_role("button", name="Set up this phone").click()
+    expect(page).to_have_url(stack.base + "/app")
+    online(page)
+    device_id = page.evaluate("window.dashdeskApp.phone")
+    assert re.fullmatch(rf"phone-{site_code}-[a-z2-9]{{6}}", device_id), device_id
+    return page, device_id
+
+
+def online(page: Page) -> None:
+    expect(page.locator("#conn")).to_have_attribute("data-state", "online", timeout=15000)
+
+
+def report_button(page: Page, name: str):
+    return page.locator("button.report", has_text=name)
+
+
+def status_text(page: Page):
+    return page.locator("#status-text")
+
+
+def ticket_of(page: Page, stack: Stack) -> dict:
+    number = page.locator("#status").get_attribute("data-ticket")
+    assert number, "the app shows no ticket"
+    found = [t for t in stack.tickets(limit=500) if t["number"] == number]
+    assert len(found) == 1, number
+    return stack.api("GET", f"/api/v1/tickets/{found[0]['id']}").json()
+
+
+def hold(page: Page, locator, ms: int) -> None:
+    """Touch ``locator`` and keep the finger on it for ``ms`` milliseconds (a long press)."""
+    box = locator.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    page.wait_for_timeout(ms)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def test_an_enrolled_phone_reports_and_follows_its_ticket_to_the_end(stack, phone, tmp_path):
+    site(stack, "ph-01", "High Street")
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-01")
+    # its own broker account, kept on the phone; the server shows it as an active phone of the site
+    stored = page.evaluate("JSON.parse(localStorage.getItem('dashdesk.phone'))")
+    assert stored["credentials"]["username"] == device_id and len(stored["credentials"]["password"]) >= 32
+    device = stack.api("GET", f"/api/v1/devices/{device_id}").json()
+    assert (device["status"], device["kind"], device["site"]) == ("active", "phone", "ph-01")
+    expect(page.locator("#site")).to_have_text("High Street")
+
+    report_button(page, "Printer").tap()
+    expect(status_text(page)).to_have_text(REPORTED, timeout=10000)
+    ticket = ticket_of(page, stack)
+    assert (ticket["device_id"], ticket["category"], ticket["site"], ticket["status"]) == \
+        (device_id, "printer", "ph-01", "new")
+    assert ticket["priority"] == 3 and ticket["button"] == "printer"
+    [pressed] = ticket["presses"]
+    assert pressed["event_id"] == page.locator("#status").get_attribute("data-event-id")
+    assert pressed["press"] == "single" and pressed["seq"] == 1
+    telemetry = pressed["telemetry"]
+    assert "Pixel 5" in telemetry["user_agent"] and telemetry["app_version"].startswith("0.1.0+")
+    assert telemetry["firmware"] == f"dashdesk-app {telemetry['app_version']}"
+    assert telemetry["effective_type"] == "4g" and 0 <= telemetry["battery_pct"] <= 100
+    expect(page.locator("#status-detail")).to_have_text("Help is on its way. Waiting for a technician.")
+    expect(page.get_by_role("button", name=re.compile("I pressed by mistake"))).to_be_visible()
+
+    # the desk works the ticket: the phone follows, live, from its retained tickets topic
+    assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "in_progress"}).status_code == 200
+    expect(page.locator("#status-detail")).to_have_text("A technician is on it.", timeout=10000)
+    expect(page.get_by_role("button", name=re.compile("I pressed by mistake"))).to_have_count(0)
+    shot = tmp_path / "app.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10000
+    if os.environ.get("DASHDESK_SAVE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOTS / "app.png")
+    assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "on_hold"}).status_code == 200
+    expect(page.locator("#status-detail")).to_have_text("On hold.", timeout=10000)
+    assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "resolved"}).status_code == 200
+    expect(status_text(page)).to_have_text(f"Resolved — ticket {ticket['number']}", timeout=10000)
+    expect(page.locator("#status-detail")).to_have_text("Is it working again?")
+
+    # not fixed: "No" presses the same button again, which reopens the ticket, with the reason
+    page.get_by_role("button", name="No, still broken").tap()
+    expect(status_text(page)).to_have_text(f"Reopened — ticket {ticket['number']}", timeout=10000)
+    after = stack.api("GET", f"/api/v1/tickets/{ticket['id']}").json()
+    assert (after["status"], after["reopen_count"], after["occurrences"]) == ("new", 1, 2)
+    again = after["presses"][-1]
+    assert again["result"] == "reopened" and again["button"] == "printer" and again["seq"] == 2
+    assert again["telemetry"]["reopen_of"] == ticket["number"]
+    assert again["telemetry"]["reason"].startswith("not fixed")
+
+    # resolved again, and this time it works: the question goes away, nothing is sent
+    assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "resolved"}).status_code == 200
+    page.get_by_role("button", name="Yes, it works").tap()
+    expect(status_text(page)).to_have_text("Thank you!")
+    time.sleep(1)
+    assert len(stack.api("GET", f"/api/v1/tickets/{ticket['id']}").json()["presses"]) == 2
+
+
+def test_a_tap_while_offline_is_kept_and_sent_exactly_once_when_back(stack, phone):
+    site(stack, "ph-02", "Market Mall")
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-02")
+    assert page.evaluate("navigator.serviceWorker.ready.then(r => r.active.state)") == "activated"
+
+    ctx.set_offline(True)
+    expect(page.locator("#conn")).to_have_attribute("data-state", "offline")
+    report_button(page, "Till").tap()
+    expect(status_text(page)).to_have_text("Saved — will send when online")
+    event_id = page.locator("#status").get_attribute("data-event-id")
+    kept = page.evaluate("window.dashdeskApp.outboxAll()")
+    assert [e["event_id"] for e in kept] == [event_id] and kept[0]["body"]["device_id"] == device_id
+    expect(page.locator("#pending")).to_have_text("1 report waiting to be sent")
+    # the old WebSocket was not closed, only starved: MQTT.js's keepalive finds it dead
+    started = time.monotonic()
+    wait_until(lambda: page.evaluate("window.dashdeskApp.mqttConnected") is False, timeout=25,
+               what="MQTT.js to notice the dead connection")
+    assert time.monotonic() - started < 20
+    assert stack.tickets(device_id=device_id) == []  # nothing got through
+
+    # the phone is switched off and on again, still with no network: the app opens from its cache
+    page.reload()
+    expect(report_button(page, "Till")).to_be_visible()
+    expect(page.locator("#pending")).to_have_text("1 report waiting to be sent")
+    expect(status_text(page)).to_have_text("Saved — will send when online")
+    time.sleep(1)
+    assert stack.tickets(device_id=device_id) == []
+
+    ctx.set_offline(False)
+    expect(status_text(page)).to_have_text(REPORTED, timeout=30000)
+    expect(page.locator("#pending")).to_have_text("")
+    assert page.evaluate("window.dashdeskApp.outboxAll()") == []
+    ticket = ticket_of(page, stack)
+    time.sleep(2)  # a second copy of the press would have arrived by now
+    presses = stack.api("GET", f"/api/v1/tickets/{ticket['id']}").json()["presses"]
+    assert [p["event_id"] for p in presses] == [event_id]
+    assert [t["id"] for t in stack.tickets(device_id=device_id)] == [ticket["id"]]
+    assert ticket["occurrences"] == 1 and presses[0]["telemetry"]["online"] is False
+    # stamped when tapped, not when sent
+    assert wire.parse_time(presses[0]["pressed_at"]) < wire.parse_time(presses[0]["received_at"]) - timedelta(seconds=3)
+
+
+def test_a_long_press_reports_urgent_and_a_mistake_is_cancelled(stack, phone):
+    site(stack, "ph-03", "Station")
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-03")
+    till = report_button(page, "Till")
+    # a touch shorter than 800 ms is an ordinary tap...
+    hold(page, report_button(page, "Network"), 300)
+    expect(status_text(page)).to_have_text(REPORTED, timeout=10000)
+    network = ticket_of(page, stack)
+    assert network["category"] == "network" and network["priority"] == 2
+    assert network["presses"][0]["press"] == "single"
+    # ...and "I pressed by mistake" withdraws it (a double press for the last report)
+    page.get_by_role("button", name=re.compile("I pressed by mistake")).tap()
+    expect(status_text(page)).to_have_text(f"Cancelled — ticket {network['number']} withdrawn", timeout=10000)
+    cancelled = stack.api("GET", f"/api/v1/tickets/{network['id']}").json()
+    assert cancelled["status"] == "cancelled" and cancelled["presses"][0]["cancelled"] is True
+
+    # held for a second: urgent, one priority step up (till is 2 → 1)
+    hold(page, till, 1200)
+    expect(status_text(page)).to_have_text(REPORTED, timeout=10000)
+    urgent = ticket_of(page, stack)
+    assert urgent["category"] == "till" and urgent["priority"] == 1
+    assert [p["press"] for p in urgent["presses"]] == ["long"]
+    presses = [p for t in stack.tickets(device_id=device_id) for p in
+               stack.api("GET", f"/api/v1/tickets/{t['id']}").json()["presses"]]
+    # the report, its cancellation and the urgent report: one press each, nothing more
+    assert sorted(p["press"] for p in presses) == ["double", "long", "single"]
+
+
+def test_used_expired_and_unknown_links_are_refused_with_a_clear_message(stack, phone):
+    site(stack, "ph-04", "Airport")
+    ctx = phone()
+    # used: by another phone first
+    used = make_enrolment(stack, "ph-04")
+    assert stack.http.post(used["link"], json={}).status_code == 201
+    page = ctx.new_page()
+    page.goto(used["link"])
+    expect(page.get_by_role("heading", level=1)).to_have_text("This link cannot be used")
+    expect(page.locator("#setup-text")).to_have_text(
+        "This enrolment link was already used: a link sets up one phone. Ask your admin for a new one.")
+    expect(page.get_by_role("button", name="Set up this phone")).to_have_count(0)
+    # expired
+    expired = make_enrolment(stack, "ph-04")
+    db = Database(f"sqlite:///{stack.root / 'server.sqlite3'}")
+    with db.write() as s:
+        s.execute(update(Enrolment).where(Enrolment.id == expired["id"])
+                  .values(expires_at=wire.utcnow() - timedelta(minutes=1)))
+    db.close()
+    page.goto(expired["link"])
+    expect(page.locator("#setup-text")).to_have_text("This enrolment link has expired. Ask your admin for a new one.")
+    # unknown
+    page.goto(stack.base + "/app/enroll/NoSuchCodeAtAll12345")
+    expect(page.locator("#setup-text")).to_have_text("This enrolment link is not valid. Ask your admin for a new one.")
+    # still open on the phone when someone else used it: the tap is refused, with the reason
+    raced = make_enrolment(stack, "ph-04")
+    page.goto(raced["link"])
+    expect(page.get_by_role("button", name="Set up this phone")).to_be_visible()
+    assert stack.http.post(raced["link"], json={}).status_code == 201
+    page.get_by_role("button", name="Set up this phone").tap()
+    expect(page.locator("#setup-text")).to_have_text(
+        "This enrolment link was already used: a link sets up one phone. Ask your admin for a new one.")
+    assert page.evaluate("localStorage.getItem('dashdesk.phone')") is None
+    # a phone not set up is told what to do
+    page.goto(stack.base + "/app")
+    expect(page.get_by_role("heading", level=1)).to_have_text("This phone is not set up yet")
+
+
+def test_a_polish_phone_shows_polish_words_and_labels(stack, phone):
+    for slug, pl in (("printer", "Drukarka"), ("till", "Kasa")):
+        r = stack.api("PATCH", f"/api/v1/categories/{slug}", json={"labels": {"pl": pl}})
+        assert r.status_code == 200, r.text
+    site(stack, "ph-05", "Sklep Centrum")
+    ctx = phone(locale="pl-PL")
+    made = make_enrolment(stack, "ph-05")
+    page = ctx.new_page()
+    page.goto(made["link"])
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ustaw ten telefon jako przycisk zgłoszeń")
+    page.get_by_role("button", name="Skonfiguruj ten telefon").tap()
+    online(page)
+    expect(page.locator("#conn")).to_have_text("Połączono")
+    expect(page.locator("#hint")).to_have_text("Dotknij, aby zgłosić problem. Przytrzymaj sekundę, jeśli to pilne.")
+    labels = page.locator("button.report .label").all_inner_texts()
+    assert "Drukarka" in labels and "Kasa" in labels
+    assert "Network" in labels  # no Polish label: English
+    report_button(page, "Drukarka").tap()
+    expect(status_text(page)).to_have_text(re.compile(r"^Zgłoszono — zgłoszenie INC-\d{6}$"), timeout=10000)
+    expect(page.locator("#status-detail")).to_have_text("Pomoc jest w drodze. Czeka na technika.")
+    expect(page.get_by_role("button", name=re.compile("To była pomyłka"))).to_be_visible()
+    ticket = ticket_of(page, stack)
+    assert ticket["category"] == "printer" and ticket["presses"][0]["telemetry"]["language"] == "pl-PL"
+    assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "in_progress"}).status_code == 200
+    expect(page.locator("#status-detail")).to_have_text("Technik już się tym zajmuje.", timeout=10000)
+
+
+def test_a_retired_phone_stops_and_says_so(stack, phone):
+    site(stack, "ph-06", "Harbour")
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-06")
+    r = stack.api("PATCH", f"/api/v1/devices/{device_id}", json={"status": "retired"})
+    assert r.status_code == 200, r.text
+    page.reload()
+    expect(page.locator("#setup-text")).to_have_text(
+        "An admin retired this phone: it no longer reports. Ask for a new enrolment link.", timeout=10000)
+    expect(page.locator("button.report")).to_have_count(0)
+    assert page.evaluate("window.dashdeskApp.connected") is False
+
+
+def test_with_the_ticket_server_down_the_phone_says_sent_then_reported(stack, phone):
+    site(stack, "ph-07", "Riverside")
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-07")
+    stack.server.stop()
+    try:
+        report_button(page, "Printer").tap()
+        # the bridge keeps the press in its outbox and says so: the phone does not send it again
+        expect(status_text(page)).to_have_text("Sent — the ticket number follows shortly", timeout=10000)
+        assert page.evaluate("window.dashdeskApp.outboxAll()")[0]["delivered"] is True
+        expect(page.locator("#pending")).to_have_text("")
+    finally:
+        stack.start_server()
+    expect(status_text(page)).to_have_text(REPORTED, timeout=30000)
+    assert page.evaluate("window.dashdeskApp.outboxAll()") == []
+    ticket = ticket_of(page, stack)
+    assert ticket["device_id"] == device_id and len(ticket["presses"]) == 1
+
+
+def test_a_refused_press_shows_the_reason(stack, phone):
+    site(stack, "ph-08", "Old Town")
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-08")
+    r = stack.api("PATCH", f"/api/v1/devices/{device_id}", json={"status": "rejected"})
+    assert r.status_code == 200, r.text
+    report_button(page, "Till").tap()
+    expect(status_text(page)).to_have_text("Not reported", timeout=10000)
+    expect(page.locator("#status-detail")).to_have_text("device rejected by an admin")
+    assert stack.tickets(device_id=device_id) == []

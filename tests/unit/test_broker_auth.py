@@ -1,0 +1,196 @@
+"""Broker accounts without a broker: files, URLs, roles, the Mosquitto config and the settings."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from broker_bridge.bridge import BridgeSettings
+from dashdesk import broker, broker_auth, config, wire
+from dashdesk import supervisor as sup
+from dashdesk.mqtt import BrokerURL
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_url_with_credentials_keeps_scheme_host_port_and_path_and_quotes_what_it_must():
+    assert broker_auth.url_with_credentials("mqtt://127.0.0.1:1883", "shop-1", "pw") == \
+        "mqtt://shop-1:pw@127.0.0.1:1883"
+    url = broker_auth.url_with_credentials("ws://old:creds@broker.lan:9001/mqtt", "shop-1", "p@ss:w/rd")
+    assert url == "ws://shop-1:p%40ss%3Aw%2Frd@broker.lan:9001/mqtt"
+    parsed = BrokerURL.parse(url)
+    assert (parsed.username, parsed.password, parsed.host, parsed.port, parsed.transport) == \
+        ("shop-1", "p@ss:w/rd", "broker.lan", 9001, "websockets")
+    assert broker_auth.url_with_credentials("mqtt://[::1]:1883", "a", "b") == "mqtt://a:b@[::1]:1883"
+    assert broker_auth.url_without_credentials(url) == "ws://broker.lan:9001/mqtt"
+
+
+def test_passwords_are_long_random_and_hashed_as_the_plugin_does():
+    passwords = {broker_auth.new_password() for _ in range(50)}
+    assert len(passwords) == 50 and all(len(p) == 32 for p in passwords)
+    # The hash of `mosquitto_ctrl dynsec init` for password "secretpw" (Mosquitto 2.0.11).
+    made = {"salt": "iTVXXQpO+yJK+Q4W", "iterations": 101,
+            "password": "LHQbcnYxur48MTNSF5CDgYs9BsNbOlhNBfVvqjuZJwFFqpwGgJvxbhcomLXcDam4LV2mTrRoMVb0YvdS7BeMXA=="}
+    assert broker_auth._hash_matches(made, "secretpw")
+    assert not broker_auth._hash_matches(made, "secretpx")
+
+
+def test_prepare_makes_private_files_once_with_an_admin_account(tmp_path):
+    first = broker_auth.prepare(tmp_path)
+    directory = tmp_path / "broker-auth"
+    assert first.directory == directory and mode(directory) == 0o700
+    assert set(first.passwords) == {broker_auth.ADMIN_USERNAME, broker_auth.BRIDGE_USERNAME}
+    for name in (broker_auth.DYNSEC_FILE, broker_auth.SERVICE_PASSWORDS_FILE):
+        assert mode(directory / name) == 0o600
+    plugin = json.loads(first.dynsec_config.read_text())
+    [admin] = plugin["clients"]
+    assert admin["username"] == broker_auth.ADMIN_USERNAME
+    assert broker_auth._hash_matches(admin, first.passwords[broker_auth.ADMIN_USERNAME])
+    assert plugin["defaultACLAccess"] == {"publishClientSend": False, "publishClientReceive": False,
+                                          "subscribe": False, "unsubscribe": True}
+    # The admin may send commands and read answers; nothing else.
+    [role] = plugin["roles"]
+    assert {a["topic"] for a in role["acls"]} == {broker_auth.CONTROL_TOPIC, broker_auth.RESPONSE_TOPIC}
+
+    before = first.dynsec_config.read_bytes()
+    again = broker_auth.prepare(tmp_path)
+    assert again.passwords == first.passwords and first.dynsec_config.read_bytes() == before
+
+
+def test_a_lost_passwords_file_gives_a_new_admin_password_and_keeps_the_devices(tmp_path):
+    secrets = broker_auth.prepare(tmp_path)
+    plugin = json.loads(secrets.dynsec_config.read_text())
+    device = {"username": "shop-1", "roles": [{"rolename": "dashdesk-device:shop-1"}]}
+    plugin["clients"].append(device)
+    secrets.dynsec_config.write_text(json.dumps(plugin))
+    (secrets.directory / broker_auth.SERVICE_PASSWORDS_FILE).unlink()
+
+    renewed = broker_auth.prepare(tmp_path)
+    new_admin = renewed.passwords[broker_auth.ADMIN_USERNAME]
+    assert new_admin != secrets.passwords[broker_auth.ADMIN_USERNAME]
+    plugin = json.loads(renewed.dynsec_config.read_text())
+    admins = [c for c in plugin["clients"] if c["username"] == broker_auth.ADMIN_USERNAME]
+    assert len(admins) == 1 and broker_auth._hash_matches(admins[0], new_admin)
+    assert device in plugin["clients"]
+    assert mode(renewed.dynsec_config) == 0o600
+
+
+def test_each_device_role_covers_its_own_topics_only():
+    acls = broker_auth.device_acls("shop-1")
+    assert {(a["acltype"], a["topic"], a["allow"]) for a in acls} == {
+        ("publishClientSend", "dashdesk/v1/devices/shop-1/#", True),
+        ("subscribePattern", "dashdesk/v1/devices/shop-1/#", True),
+        ("publishClientReceive", "dashdesk/v1/devices/shop-1/#", True)}
+    assert broker_auth.device_role("shop-1") == "dashdesk-device:shop-1"
+    bridge = {(a["acltype"], a["topic"]) for a in broker_auth.bridge_acls("x/v1")}
+    assert ("subscribePattern", "x/v1/devices/+/press") in bridge
+    assert ("publishClientSend", "x/v1/devices/+/ack") in bridge
+    assert ("publishClientSend", "x/v1/devices/+/press") not in bridge
+    assert not any(a.startswith("publishClientSend") and t.endswith("/#") for a, t in bridge)
+
+
+def test_service_usernames_can_never_be_device_ids():
+    for username in (broker_auth.ADMIN_USERNAME, broker_auth.BRIDGE_USERNAME):
+        assert not wire.valid_id(username)
+        with pytest.raises(ValueError):
+            broker_auth.check_device_id(username)
+
+
+def test_mosquitto_config_with_accounts_refuses_anonymous_clients_on_every_listener(tmp_path):
+    plugin = tmp_path / "dynsec.so"
+    plugin.write_bytes(b"")
+    conf = broker.write_config(tmp_path, 1883, ws_port=9001, dynsec_config=tmp_path / "d.json",
+                               dynsec_plugin=str(plugin)).read_text().splitlines()
+    assert f"plugin {plugin}" in conf and f"plugin_opt_config_file {tmp_path / 'd.json'}" in conf
+    assert "allow_anonymous true" not in conf
+    assert conf.count("allow_anonymous false") == 2 and conf.count("use_username_as_clientid true") == 2
+    assert conf.index(f"plugin {plugin}") < conf.index("listener 1883 127.0.0.1")
+
+
+def test_mosquitto_config_without_accounts_is_as_before(tmp_path):
+    conf = broker.write_config(tmp_path, 1883, ws_port=9001).read_text().splitlines()
+    assert conf[-6:] == ["log_type notice", "listener 1883 127.0.0.1", "allow_anonymous true",
+                         "listener 9001 127.0.0.1", "protocol websockets", "allow_anonymous true"]
+    assert not any(line.startswith(("plugin", "use_username_as_clientid")) for line in conf)
+
+
+def test_a_missing_plugin_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dynamic security plugin"):
+        broker.write_config(tmp_path, 1883, dynsec_config=tmp_path / "d.json",
+                            dynsec_plugin=str(tmp_path / "nowhere.so"))
+
+
+def test_loopback_addresses():
+    assert broker.is_loopback("127.0.0.1") and broker.is_loopback("::1") and broker.is_loopback("localhost")
+    assert not broker.is_loopback("0.0.0.0") and not broker.is_loopback("192.168.1.2")
+    assert broker.local_address("0.0.0.0") == "127.0.0.1" and broker.local_address("10.0.0.5") == "10.0.0.5"
+
+
+def make(tmp_path, env=None, **kwargs) -> sup.Supervisor:
+    cfg = config.load(tmp_path / "none.toml", env=env or {})
+    cfg["data_dir"] = str(tmp_path / "data")
+    return sup.Supervisor(cfg, mqtt_port=broker.free_port(), **kwargs)
+
+
+def test_up_refuses_a_broker_open_to_the_network_without_accounts(tmp_path):
+    s = make(tmp_path, env={"DASHDESK_BROKER__HOST": "0.0.0.0"})
+    with pytest.raises(sup.BrokerChoiceError, match='auth = "dynsec"'):
+        s._choose_broker()
+
+
+def test_up_with_accounts_needs_mosquitto_not_the_embedded_broker(tmp_path):
+    s = make(tmp_path, env={"DASHDESK_BROKER__AUTH": "dynsec"}, broker_kind="embedded")
+    with pytest.raises(sup.BrokerChoiceError, match="embedded broker has no accounts"):
+        s._choose_broker()
+    s = make(tmp_path, env={"DASHDESK_BROKER__AUTH": "passwords"})
+    with pytest.raises(sup.BrokerChoiceError, match="auth must be one of none, dynsec"):
+        s._choose_broker()
+
+
+def test_up_with_accounts_on_the_network(tmp_path, monkeypatch):
+    monkeypatch.setattr(broker, "find_mosquitto", lambda: "/usr/sbin/mosquitto")
+    monkeypatch.setattr(broker, "find_dynsec_plugin", lambda configured=None: "/usr/lib/dynsec.so")
+    monkeypatch.setattr(broker, "mosquitto_version", lambda exe=None: (2, 0, 11))
+    s = make(tmp_path, env={"DASHDESK_BROKER__AUTH": "dynsec", "DASHDESK_BROKER__HOST": "0.0.0.0"})
+    s._choose_broker()
+    assert s.broker_kind == "mosquitto"
+    env = s._env({})
+    assert env["DASHDESK_MQTT_URL"] == f"mqtt://127.0.0.1:{s.mqtt_port}"
+    assert env["DASHDESK_BROKER__AUTH"] == "dynsec"
+    assert any(line.startswith("broker accounts: each device needs its own") for line in s._broker_lines())
+
+
+def test_the_bridge_takes_its_own_url_or_its_account_from_the_data_dir(tmp_path):
+    cfg = config.load(tmp_path / "none.toml", env={"DASHDESK_BRIDGE_MQTT_URL": "mqtt://b:pw@broker.lan:1883",
+                                                    "DASHDESK_DATA_DIR": str(tmp_path / "data")})
+    assert BridgeSettings.from_config(cfg).mqtt_url == "mqtt://b:pw@broker.lan:1883"
+
+    secrets = broker_auth.prepare(tmp_path / "data")
+    cfg = config.load(tmp_path / "none.toml", env={"DASHDESK_MQTT_URL": "mqtt://127.0.0.1:2883",
+                                                    "DASHDESK_BROKER__AUTH": "dynsec",
+                                                    "DASHDESK_DATA_DIR": str(tmp_path / "data")})
+    assert BridgeSettings.from_config(cfg).mqtt_url == secrets.url(broker_auth.BRIDGE_USERNAME,
+                                                                   "mqtt://127.0.0.1:2883")
+    cfg["broker"]["auth"] = "none"
+    assert BridgeSettings.from_config(cfg).mqtt_url == "mqtt://127.0.0.1:2883"
+
+
+def test_account_manager_from_config_needs_an_admin_account(tmp_path):
+    cfg = config.load(tmp_path / "none.toml", env={"DASHDESK_DATA_DIR": str(tmp_path / "data")})
+    with pytest.raises(broker_auth.BrokerAuthError, match="no admin account"):
+        broker_auth.DynsecAccounts.from_config(cfg)
+    secrets = broker_auth.prepare(tmp_path / "data")
+    accounts = broker_auth.DynsecAccounts.from_config(cfg, mqtt_url="mqtt://127.0.0.1:2883")
+    assert accounts.admin_url == secrets.url(broker_auth.ADMIN_USERNAME, "mqtt://127.0.0.1:2883")
+    cfg["broker"]["admin_url"] = "mqtt://ops:pw@broker.lan:1883"
+    assert broker_auth.DynsecAccounts.from_config(cfg).admin_url == "mqtt://ops:pw@broker.lan:1883"
+
+
+def test_account_manager_says_when_the_broker_cannot_be_reached():
+    accounts = broker_auth.DynsecAccounts(f"mqtt://a:b@127.0.0.1:{broker.free_port()}", timeout=5)
+    with pytest.raises(broker_auth.BrokerAuthError, match="could not reach the broker at mqtt://127.0.0.1"):
+        accounts.add_device("shop-1")

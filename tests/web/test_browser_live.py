@@ -1,0 +1,251 @@
+"""Live desk pages in a real Chromium against the real stack: priority-1 alerts on the queue, a ticket
+page that updates itself without losing what the agent types, and both pages on a tablet and a laptop.
+
+Shares the fixtures of test_browser_desk (a stack of its own for this module).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.stack import ADMIN_PASSWORD
+from tests.browser import sign_in
+from tests.web.test_browser_desk import AGENT, AGENT_PASSWORD, desk, live, row  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration
+
+TABLET = {"width": 768, "height": 1024}
+LAPTOP = {"width": 1366, "height": 768}
+
+# Record what the page asks of the browser's Notification and Web Audio, then let the real ones do it.
+RECORD_ALERTS = """
+window.__notes = []; window.__beeps = 0; window.__asked = 0;
+(() => {
+  const RealNotification = window.Notification;
+  function Recorded(title, options) {
+    window.__notes.push({title: String(title), body: String((options || {}).body || "")});
+    try { return new RealNotification(title, options); } catch (e) { return {close() {}}; }
+  }
+  Object.defineProperty(Recorded, "permission", {get: () => RealNotification.permission});
+  Recorded.requestPermission = (...args) => { window.__asked++; return RealNotification.requestPermission(...args); };
+  window.Notification = Recorded;
+  const RealContext = window.AudioContext;
+  window.AudioContext = class extends RealContext {
+    createOscillator() {
+      const osc = super.createOscillator();
+      const start = osc.start.bind(osc);
+      osc.start = (...args) => { window.__beeps++; return start(...args); };
+      return osc;
+    }
+  };
+})();
+"""
+
+# Every visible control and its accessible name: aria-labelledby, aria-label, a label (for= or around it),
+# its own text (without aria-hidden parts), a button input's value, or a title.
+UNNAMED_CONTROLS = """() => {
+  const shown = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+  const text = el => {
+    const copy = el.cloneNode(true);
+    copy.querySelectorAll("[aria-hidden=true]").forEach(n => n.remove());
+    return copy.textContent.trim();
+  };
+  const name = el => {
+    const ids = (el.getAttribute("aria-labelledby") || "").split(/\\s+/).filter(Boolean);
+    const byIds = ids.map(id => { const n = document.getElementById(id); return n ? text(n) : ""; }).join(" ").trim();
+    const labels = Array.from(el.labels || []).map(text).join(" ").trim();
+    const own = el.tagName === "BUTTON" ? text(el)
+      : (el.tagName === "INPUT" && ["submit", "button", "reset"].includes(el.type) ? el.value.trim() : "");
+    return byIds || (el.getAttribute("aria-label") || "").trim() || labels || own || (el.title || "").trim();
+  };
+  const controls = Array.from(document.querySelectorAll("input:not([type=hidden]), select, textarea, button"))
+    .filter(shown);
+  return {count: controls.length, unnamed: controls.filter(el => !name(el)).map(el => el.outerHTML.slice(0, 150))};
+}"""
+
+# Touch targets smaller than 40 px either way (links inside sentences are exempt, as in WCAG 2.5.8).
+SMALL_TARGETS = """() => Array.from(document.querySelectorAll(
+    "button, select, input:not([type=hidden]), textarea, summary, header.top a, .pages a, .filters > a, a.num"))
+  .filter(el => el.getClientRects().length > 0)
+  .filter(el => { const r = el.getBoundingClientRect(); return r.height < 39.5 || r.width < 39.5; })
+  .map(el => el.outerHTML.slice(0, 100))"""
+
+
+def notes(page: Page) -> list[dict]:
+    return page.evaluate("window.__notes")
+
+
+def test_a_new_priority_1_ticket_notifies_and_beeps_until_the_agent_turns_alerts_off(desk, browser, presser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.grant_permissions(["notifications"], origin=desk.base)
+    context.add_init_script(RECORD_ALERTS)
+    page = context.new_page()
+    page.goto(desk.base + "/login")
+    page.get_by_label("Username").fill(AGENT)
+    page.get_by_label("Password").fill(AGENT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    live(page)
+    alerts = page.get_by_role("button", name="P1 alerts")
+    sound = page.get_by_role("button", name="Sound")
+    expect(alerts).to_have_attribute("aria-pressed", "false")  # opt-in: nothing rings before the agent asks
+    expect(sound).to_have_attribute("aria-pressed", "true")
+    alerts.click()
+    expect(alerts).to_have_attribute("aria-pressed", "true")
+    expect(alerts).to_contain_text("on")
+    page.evaluate("window.__notes = []; window.__beeps = 0")
+
+    # a long press of the sales-app button (P2) reports P1
+    p1 = presser.final_ack(presser.press("web-dev-0", "b3", press="long"))
+    assert p1["result"] == "created", p1
+    number = p1["ticket"]["number"]
+    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    assert notes(page) == [{"title": f"P1 ticket {number}", "body": "Sales app at High Street"}]
+    assert page.evaluate("window.__beeps") >= 1
+    expect(page.locator("#live")).to_contain_text(f"New priority-1 ticket {number}")
+    expect(row(page, p1["ticket"]["id"])).to_be_visible()
+
+    # a P3 ticket is news for the queue, not an alert ...
+    page.evaluate("window.__notes = []; window.__beeps = 0")
+    p3 = presser.final_ack(presser.press("web-dev-0", "b1"))
+    expect(row(page, p3["ticket"]["id"])).to_contain_text("P3", timeout=10_000)
+    # ... until someone raises it to P1
+    r = desk.api("PATCH", f"/api/v1/tickets/{p3['ticket']['id']}", json={"priority": 1})
+    assert r.status_code == 200, r.text
+    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    assert [n["title"] for n in notes(page)] == [f"P1 ticket {p3['ticket']['number']}"]
+    assert page.evaluate("window.__beeps") >= 1
+    # ... or a long press merges into it (P2 till: a long press reports P1)
+    page.evaluate("window.__notes = []; window.__beeps = 0")
+    p2 = presser.final_ack(presser.press("web-dev-2", "b2"))
+    expect(row(page, p2["ticket"]["id"])).to_contain_text("P2", timeout=10_000)
+    assert notes(page) == []
+    raised = presser.final_ack(presser.press("web-dev-2", "b2", press="long"))
+    assert raised["result"] == "merged", raised
+    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    assert [n["title"] for n in notes(page)] == [f"P1 ticket {p2['ticket']['number']}"]
+    expect(row(page, p2["ticket"]["id"])).to_contain_text("P1")
+
+    # sound off: a notification still, no beep
+    sound.click()
+    expect(sound).to_have_attribute("aria-pressed", "false")
+    page.evaluate("window.__notes = []; window.__beeps = 0")
+    quiet = presser.final_ack(presser.press("web-dev-2", "b3", press="long"))
+    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    assert [n["title"] for n in notes(page)] == [f"P1 ticket {quiet['ticket']['number']}"]
+    assert page.evaluate("window.__beeps") == 0
+    sound.click()
+    expect(sound).to_have_attribute("aria-pressed", "true")
+
+    # alerts off: the next P1 ticket only shows up in the queue
+    alerts.click()
+    expect(alerts).to_have_attribute("aria-pressed", "false")
+    page.evaluate("window.__notes = []; window.__beeps = 0")
+    off = presser.final_ack(presser.press("web-dev-1", "b3", press="long"))
+    assert off["result"] == "created", off
+    expect(row(page, off["ticket"]["id"])).to_contain_text("P1", timeout=10_000)
+    time.sleep(0.5)  # a notification would have come with the event that refreshed the table
+    assert notes(page) == [] and page.evaluate("window.__beeps") == 0
+
+    # the choice stays across a reload
+    assert page.evaluate("localStorage.getItem('dashdesk.alerts')") == "off"
+    page.reload()
+    expect(page.get_by_role("button", name="P1 alerts")).to_have_attribute("aria-pressed", "false")
+    context.close()
+
+
+def test_an_open_ticket_page_updates_in_place_and_keeps_what_the_agent_types(desk, browser, presser):
+    ack = presser.final_ack(presser.press("web-dev-1", "b2", telemetry={"battery_pct": 64}))
+    ticket_id, number = ack["ticket"]["id"], ack["ticket"]["number"]
+    page = sign_in(browser, desk.base, AGENT, AGENT_PASSWORD)
+    page.goto(f"{desk.base}/tickets/{ticket_id}")
+    live(page)
+    page.evaluate("window.__sameDocument = true")
+    expect(page.locator("#occurrences")).to_have_text("×1 press")
+    expect(page.locator("#presses tbody tr")).to_have_count(1)
+    expect(page.locator("#telemetry tr.problem")).to_have_count(0)
+    note = page.get_by_label("Add a note")
+    note.click()
+    page.keyboard.type("half-typed note about the till")
+
+    # a second press of the same button merges into the ticket; the page shows it without a reload
+    merged = presser.final_ack(presser.press("web-dev-1", "b2", telemetry={"battery_pct": 9}))
+    assert merged["result"] == "merged" and merged["ticket"]["id"] == ticket_id, merged
+    expect(page.locator("#occurrences")).to_have_text("×2 presses", timeout=10_000)
+    expect(page.locator("#presses tbody tr")).to_have_count(2)
+    expect(page.get_by_role("heading", name="Presses (2)")).to_be_visible()
+    expect(page.locator("#history")).to_contain_text("Another single press merged into it")
+    expect(page.locator("#telemetry tr.problem")).to_contain_text("battery low")
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    assert page.evaluate("window.__sameDocument") is True
+    expect(note).to_have_value("half-typed note about the till")
+    expect(note).to_be_focused()
+
+    # someone else resolves it while the agent writes a resolution: the actions follow, the text stays
+    page.reload()  # this time the change is the first news the page gets
+    live(page)
+    page.evaluate("window.__sameDocument = true")
+    note.fill("half-typed note about the till")
+    page.get_by_text("Resolve…").click()
+    resolution = page.get_by_label("Resolution note")
+    resolution.fill("reseated the till's cable")
+    r = desk.api("PATCH", f"/api/v1/tickets/{ticket_id}", json={"status": "resolved", "note": "done remotely"})
+    assert r.status_code == 200, r.text
+    expect(page.locator("#ticket-status")).to_have_text("Resolved", timeout=10_000)
+    expect(page.get_by_role("button", name="Reopen")).to_be_visible()
+    expect(page.get_by_role("button", name="Take")).to_have_count(0)
+    expect(page.get_by_role("button", name="In progress")).to_have_count(0)
+    expect(page.get_by_label("Reason for the hold")).to_be_hidden()  # nothing typed there: gone
+    expect(page.get_by_label("Assign to")).to_be_hidden()
+    expect(resolution).to_have_value("reseated the till's cable")
+    expect(page.locator("#resolve .stale")).to_contain_text("resolved now: this can no longer be sent")
+    expect(page.get_by_role("button", name="Resolve", exact=True)).to_be_disabled()
+    expect(note).to_have_value("half-typed note about the till")
+    expect(page.locator("#history")).to_contain_text("Note: done remotely")
+
+    # reopened: the resolve form takes the text again
+    r = desk.api("PATCH", f"/api/v1/tickets/{ticket_id}", json={"status": "new"})
+    assert r.status_code == 200, r.text
+    expect(page.locator("#ticket-status")).to_have_text("New", timeout=10_000)
+    expect(page.get_by_role("button", name="Resolve", exact=True)).to_be_enabled()
+    expect(page.locator("#resolve .stale")).to_have_count(0)
+    expect(page.get_by_label("Assign to")).to_be_visible()
+    expect(resolution).to_have_value("reseated the till's cable")
+    assert page.evaluate("window.__sameDocument") is True
+
+    # and what was kept is sent as usual
+    page.get_by_role("button", name="Resolve", exact=True).click()
+    expect(page.get_by_text(f"{number} is resolved.")).to_be_visible()
+    expect(page.locator("#history")).to_contain_text("Resolution: reseated the till's cable")
+    page.context.close()
+
+
+@pytest.mark.parametrize("size", [TABLET, LAPTOP], ids=["tablet-768x1024", "laptop-1366x768"])
+def test_queue_and_ticket_fit_the_screen_and_every_control_has_a_name(desk, browser, presser, size):
+    tablet = size is TABLET
+    ack = presser.final_ack(presser.press("web-dev-2", "b1", telemetry={
+        "battery_pct": 17, "firmware": "1.4.2-" + "x" * 80, "rssi_dbm": -80,
+        "probes": {"printer": {"ok": False, "detail": "offline: no answer on 10.2.3.40:9100 " + "y" * 60}}}))
+    presser.final_ack(presser.press("web-dev-0", "b2"))
+    page = sign_in(browser, desk.base, "admin", ADMIN_PASSWORD, viewport=size, has_touch=tablet)
+    expect(page.locator("#queue-table tbody tr[data-id]").first).to_be_visible()
+    pages = {"queue": page.url, "ticket": f"{desk.base}/tickets/{ack['ticket']['id']}"}
+    for name, url in pages.items():
+        page.goto(url)
+        live(page)
+        for details in page.locator("details:visible").all():
+            details.locator("summary").click()  # the controls inside are checked too
+        width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert width[0] <= width[1], f"the {name} page is {width[0]} px wide in a {width[1]} px window"
+        controls = page.evaluate(UNNAMED_CONTROLS)
+        assert controls["count"] >= 8 and controls["unnamed"] == [], (name, controls)
+        if tablet:
+            assert page.evaluate(SMALL_TARGETS) == [], name
+    # on the tablet the queue's table scrolls in its own box, not the page
+    page.goto(pages["queue"])
+    scroller = page.locator("#queue-table .table-scroll")
+    box = scroller.evaluate("el => [el.scrollWidth, el.clientWidth, getComputedStyle(el).overflowX]")
+    assert box[2] == ("auto" if tablet else "visible"), box
+    page.context.close()
