@@ -85,6 +85,7 @@ class Supervisor:
         self.secrets: broker_auth.ServiceSecrets | None = None
         self.bridge_mqtt_url: str | None = None  # with the bridge's credentials, when auth is on
         self.demo_device_config: Path | None = None  # the demo device's file with its credentials
+        self.demo_password_file: Path | None = None  # the desk's admin password, made for the demo
         self.demo_enrolment_link: str | None = None  # sets up a phone as a demo shop button (the phone app)
         self.parts: list[Part] = []
         self.mosquitto: subprocess.Popen | None = None  # the broker process, Mosquitto or embedded
@@ -111,6 +112,8 @@ class Supervisor:
             setup_demo(db)
             if not os.environ.get("DASHDESK_ADMIN_TOKEN"):
                 self._token_file(db, "admin.token", "admin (demo)", "admin")
+            if not os.environ.get("DASHDESK_ADMIN_PASSWORD"):
+                self._demo_admin_password(db)
             self.demo_enrolment_link = self._demo_enrolment(db)
         db.close()
         return env
@@ -127,6 +130,21 @@ class Supervisor:
             made = enrolments.create(s, DEMO_SITE[0], "dashdesk up --demo", source_device=DEMO_DEVICE)
         base = str(app_cfg.get("public_url") or f"http://127.0.0.1:{self.http_port}").rstrip("/")
         return f"{base}/app/enroll/{made.code}"
+
+    def _demo_admin_password(self, db: Any) -> None:
+        """The desk's web user ``admin`` for the demo, its password made once and kept in DIR/admin.password."""
+        import secrets
+
+        from server.users import bootstrap_admin
+
+        path = self.data_dir / "admin.password"
+        if not path.exists():
+            password = secrets.token_urlsafe(12)
+            if not bootstrap_admin(db, password):
+                return  # an admin made earlier keeps the password it has
+            path.touch(mode=0o600)
+            path.write_text(password + "\n")
+        self.demo_password_file = path
 
     def _token_file(self, db: Any, filename: str, name: str, role: str) -> str:
         from server.auth import create_token
@@ -323,6 +341,9 @@ class Supervisor:
                   f"`b1`, `b2 long`, `b1 double` here; API token in {self.data_dir / 'admin.token'}", flush=True)
             threading.Thread(target=self._forward_stdin, daemon=True).start()
         if self.demo:
+            if self.demo_password_file is not None:
+                print(f"desk: sign in at http://127.0.0.1:{self.http_port}/ as admin, with the password in "
+                      f"{self.demo_password_file}", flush=True)
             print(self._phone_line(), flush=True)
         while not self._stop.wait(0.5):
             self._restart_dead()

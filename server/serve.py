@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 from typing import Any
@@ -81,6 +82,12 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, worker
     from .app import create_app
 
     app = create_app(cfg)
+    # Everything built so far (the app, its models, SQLAlchemy's and the templates' machinery) lives as
+    # long as the process: leave it out of the garbage collector's full passes. Without this a full
+    # pass walks it all every few hundred requests, an 80-100 ms stall that was the desk's whole p99
+    # (benchmarks/desk.py; benchmarks/README.md, "The desk with 100,000 tickets").
+    gc.collect()
+    gc.freeze()
     if workers is None:
         workers = 1 if app.extensions["dashdesk"].db.url.startswith("sqlite") else 2
     app.config["DASHDESK_SSE_MAX_STREAMS"] = stream_slots(threads, app.config["DASHDESK_SSE_MAX_STREAMS"])

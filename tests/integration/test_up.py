@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -48,6 +49,19 @@ def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
         tills = wait_until(lambda: api.get(base, params={"category": "till"}).json()["items"], timeout=20,
                            what="the simulated device's press")
         assert tills[0]["device_id"] == "shop-demo" and tills[0]["site"] == "shop-demo"
+
+        # The desk: `up --demo` made web user admin a password, kept 0600, and says where.
+        password_file = tmp_path / "data" / "admin.password"
+        assert (b"desk: sign in at http://127.0.0.1:%d/ as admin, with the password in %s\n"
+                % (http_port, str(password_file).encode())) in lines, lines
+        assert password_file.stat().st_mode & 0o777 == 0o600
+        web = requests.Session()
+        login = web.get(f"http://127.0.0.1:{http_port}/login")
+        csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login.text).group(1)
+        signed = web.post(f"http://127.0.0.1:{http_port}/login", allow_redirects=False, data={
+            "csrf_token": csrf, "username": "admin", "password": password_file.read_text().strip()})
+        assert signed.status_code == 302 and signed.headers["Location"] == "/"
+        assert ack["ticket"]["number"] in web.get(f"http://127.0.0.1:{http_port}/").text
     finally:
         up.terminate()
         assert up.wait(60) == 0
