@@ -47,3 +47,43 @@ def browser(playwright):
     b = playwright.chromium.launch(executable_path=CHROMIUM)
     yield b
     b.close()
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory):
+    """An empty database at the newest revision, made once by the real migrations."""
+    from server.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("migrated") / "dashdesk.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _apps_start_from_a_migrated_copy(request, monkeypatch):
+    """``create_app`` in this process starts a new SQLite database from a copy of one migrated once.
+
+    Running every migration costs each new app ~0.3 s, hundreds of times a run. The copy is what the
+    same migrations made, and ``create_app`` still runs ``upgrade`` on it (a no-op at the newest
+    revision). Tests of the migrations call ``server.migrate.upgrade`` themselves and are not touched;
+    servers started as processes (tests.stack) migrate for real.
+    """
+    import shutil
+    import types
+
+    from server import app as server_app
+    from server import migrate
+
+    template = request.getfixturevalue("_migrated_template")
+
+    def upgrade(url: str, revision: str = "head") -> None:
+        prefix = "sqlite:///"
+        if revision == "head" and url.startswith(prefix):
+            target = url[len(prefix):]
+            import os
+
+            if not os.path.exists(target):
+                shutil.copyfile(template, target)
+        migrate.upgrade(url, revision)
+
+    monkeypatch.setattr(server_app, "migrate", types.SimpleNamespace(upgrade=upgrade))

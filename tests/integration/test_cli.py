@@ -65,33 +65,44 @@ def test_press_without_a_broker_says_so_and_exits_non_zero(tmp_path):
     assert out.returncode == 3 and "no final ack" in out.stderr
 
 
-def test_user_commands_create_list_reset_and_disable_a_desk_user(tmp_path):
-    env, data = clean_env(tmp_path), str(tmp_path / "data")
-    made = dashdesk("user", "create", "ann", "--password-stdin", "--data-dir", data, env=env,
-                    input="first-password\n")
-    assert made.returncode == 0 and made.stdout.strip() == "user ann created (agent)", made.stderr
-    again = dashdesk("user", "create", "ann", "--role", "admin", "--password-stdin", "--data-dir", data, env=env,
-                     input="other-password\n")
-    assert again.returncode == 2 and "user ann already exists" in again.stderr
-    short = dashdesk("user", "create", "bob", "--password-stdin", "--data-dir", data, env=env, input="short\n")
-    assert short.returncode == 2 and "8 to 1024 characters" in short.stderr
-    bad_role = dashdesk("user", "create", "bob", "--role", "root", "--data-dir", data, env=env, input="x\n")
-    assert bad_role.returncode == 2 and "'root' is not one of" in bad_role.stderr
+def test_user_commands_create_list_reset_and_disable_a_desk_user(tmp_path, monkeypatch, capsys):
+    """In this process (the commands are the same code as the installed ``dashdesk``), for speed."""
+    import io
+
+    from dashdesk.cli import main
+
+    for key in [k for k in os.environ if k.startswith("DASHDESK_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("DASHDESK_CONFIG", str(tmp_path / "none.toml"))
+    data = str(tmp_path / "data")
+
+    def run(*args, input=""):
+        monkeypatch.setattr("sys.stdin", io.StringIO(input))
+        code = main([*args, "--data-dir", data])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("user", "create", "ann", "--password-stdin", input="first-password\n") == (
+        0, "user ann created (agent)\n", "")
+    code, _, err = run("user", "create", "ann", "--role", "admin", "--password-stdin", input="other-password\n")
+    assert code == 2 and "user ann already exists" in err
+    code, _, err = run("user", "create", "bob", "--password-stdin", input="short\n")
+    assert code == 2 and "8 to 1024 characters" in err
+    code, _, err = run("user", "create", "bob", "--role", "root", input="x\n")
+    assert code == 2 and "'root' is not one of" in err
 
     database = Database(f"sqlite:///{data}/dashdesk.sqlite3")
     try:
         assert authenticate(database, "ann", "first-password") is not None
-        reset = dashdesk("user", "password", "ann", "--password-stdin", "--data-dir", data, env=env,
-                         input="second-password\n")
-        assert reset.returncode == 0, reset.stderr
+        assert run("user", "password", "ann", "--password-stdin", input="second-password\n")[0] == 0
         assert authenticate(database, "ann", "first-password") is None
         assert authenticate(database, "ann", "second-password") is not None
-        off = dashdesk("user", "disable", "ann", "--data-dir", data, env=env)
-        assert off.returncode == 0 and authenticate(database, "ann", "second-password") is None
-        listed = dashdesk("user", "list", "--data-dir", data, env=env)
-        assert listed.stdout.startswith("ann\tagent\tdisabled\tlast sign-in 20"), listed.stdout
-        assert dashdesk("user", "disable", "ann", "--enable", "--data-dir", data, env=env).returncode == 0
+        assert run("user", "disable", "ann")[0] == 0
+        assert authenticate(database, "ann", "second-password") is None
+        code, out, _ = run("user", "list")
+        assert out.startswith("ann\tagent\tdisabled\tlast sign-in 20"), out
+        assert run("user", "disable", "ann", "--enable")[0] == 0
         assert authenticate(database, "ann", "second-password") is not None
-        assert dashdesk("user", "disable", "nobody", "--data-dir", data, env=env).returncode == 2
+        assert run("user", "disable", "nobody")[0] == 2
     finally:
         database.close()

@@ -270,7 +270,7 @@ def test_presses_published_while_bridge_is_stopped_are_delivered(stack, presser)
 # ---------------------------------------------------------------- what the bridge's safety rests on
 
 
-def bridge_killed_holding_an_unacked_press(stack: Stack) -> None:
+def bridge_killed_holding_an_unacked_press(stack: Stack, timeout: float = 12) -> None:
     """Freeze the bridge, let the broker hand it a press it never acks, kill it, start it again."""
     p = Presser(stack.broker.url, protocol=4)
     try:
@@ -281,12 +281,12 @@ def bridge_killed_holding_an_unacked_press(stack: Stack) -> None:
         time.sleep(1.0)
         stack.bridge.kill()
         stack.start_bridge()
-        assert p.final_ack(held, timeout=12)["result"] == "merged"
+        assert p.final_ack(held, timeout=timeout)["result"] == "merged"
     finally:
         p.close()
 
 
-def presses_kept_across_broker_restart(stack: Stack) -> None:
+def presses_kept_across_broker_restart(stack: Stack, timeout: float = 12) -> None:
     stack.bridge.stop()
     p = Presser(stack.broker.url, protocol=4)
     device = dev("brestart")
@@ -298,7 +298,7 @@ def presses_kept_across_broker_restart(stack: Stack) -> None:
     try:
         stack.start_bridge()
         for e in events:
-            assert p.final_ack(e, timeout=12)["result"] in ("created", "merged")
+            assert p.final_ack(e, timeout=timeout)["result"] in ("created", "merged")
     finally:
         p.close()
 
@@ -311,7 +311,7 @@ def test_unacked_press_is_handed_over_again_after_a_bridge_crash(tmp_path, kind)
     stack = (embedded_stack if kind == "embedded" else mosquitto_stack)(tmp_path / "stack")
     try:
         stack.start()
-        bridge_killed_holding_an_unacked_press(stack)
+        bridge_killed_holding_an_unacked_press(stack, 12 if kind == "mosquitto" else 5)
     finally:
         stack.stop()
 
@@ -344,7 +344,9 @@ def test_bridge_killed_mid_stream_loses_nothing(tmp_path, kind):
             return sum(1 for e in events if any(r != "queued" for r in p.ack_results(e)))
 
         try:
-            wait_until(lambda: answered() == len(events), timeout=20, interval=0.2, what="every final ack")
+            # Mosquitto answers them all in a few seconds; amqtt's losses never come, so waiting 8 s shows them.
+            wait_until(lambda: answered() == len(events), timeout=20 if kind == "mosquitto" else 8, interval=0.2,
+                       what="every final ack")
         except AssertionError:
             raise AssertionError(f"{len(events) - answered()} of {len(events)} presses never answered") from None
     finally:
@@ -360,6 +362,6 @@ def test_presses_queued_for_the_bridge_survive_a_broker_restart(tmp_path, kind):
     stack = (embedded_stack if kind == "embedded" else mosquitto_stack)(tmp_path / "stack")
     try:
         stack.start()
-        presses_kept_across_broker_restart(stack)
+        presses_kept_across_broker_restart(stack, 12 if kind == "mosquitto" else 5)
     finally:
         stack.stop()
