@@ -6,6 +6,7 @@ pages sign users in with Flask-Login (see ``server.web``).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -26,8 +27,16 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # argon2 takes any length; this bounds the work a sign-in attempt costs
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so both answers take as long.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both answers take as long.
+
+    Made at the first sign-in, not at import: an argon2 hash costs every process that imports the
+    server (the CLI, each test worker) a noticeable fraction of a second.
+    """
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class UserError(ValueError):
@@ -149,7 +158,7 @@ def authenticate(db: Database, username: str, password: str) -> User | None:
     with db.read() as s:
         user = s.scalar(select(User).where(User.username == username))
     if user is None:
-        check_password(_DUMMY_HASH, password)
+        check_password(_dummy_hash(), password)
         return None
     if not check_password(user.password_hash, password) or not user.active:
         return None

@@ -38,18 +38,24 @@ def test_db_upgrade_and_token_create_give_a_working_api_token(tmp_path):
         "latin-1")  # stored hashed
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "dashdesk.cli", "server", "--http-port", str(port),
-                               "--data-dir", data], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "dashdesk.cli", "server", "--http-port", str(port),
+                                   "--data-dir", data], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/api/v1/categories"
 
         def answer():
+            assert server.poll() is None, f"the server exited ({server.returncode}):\n{log.read_text()}"
             try:
                 return requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
             except requests.ConnectionError:
                 return None
 
-        r = wait_until(answer, timeout=30, what="the server")
+        try:
+            r = wait_until(answer, timeout=60, what="the server")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; its output:\n{log.read_text()}") from None
         assert r.status_code == 200
         assert {c["slug"] for c in r.json()["items"]} >= {"printer", "till", "sales-app", "network", "other"}
     finally:
