@@ -224,26 +224,23 @@ def test_device_client_id_is_its_username_so_it_cannot_take_over_another_session
     url_a = stack.broker.url_for(a, stack.accounts.add_device(a))
     url_b = stack.broker.url_for(b, stack.accounts.add_device(b))
     dev_b = Device(url_b, client_id=f"dashdesk-device-{b}")  # as the device agent connects
+    intruders: list[Device] = []
     try:
-        # A connects with the client id B's device agent uses: the broker makes it "a".
-        intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dashdesk-device-{b}", protocol=mqtt.MQTTv5)
-        intruder.username_pw_set(a, urlsplit(url_a).password)
-        connected = threading.Event()
-        intruder.on_connect = lambda *args: connected.set()
-        intruder.connect("127.0.0.1", stack.broker.port)
-        intruder.loop_start()
-        assert connected.wait(10)
-        # And with B's own username as its client id.
-        intruder2 = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=b, protocol=mqtt.MQTTv5)
-        intruder2.username_pw_set(a, urlsplit(url_a).password)
-        intruder2.connect("127.0.0.1", stack.broker.port)
-        intruder2.loop_start()
+        assert dev_b.connected
+        # A connects with the client id B's device agent uses: the broker accepts it, as "a".
+        intruders.append(Device(url_a, client_id=f"dashdesk-device-{b}"))
+        assert intruders[0].connected, intruders[0].connack
+        # And with B's own username as its client id: accepted too, and also as "a", so it
+        # takes over the first intruder's session, not B's.
+        intruders.append(Device(url_a, client_id=b))
+        assert intruders[1].connected, intruders[1].connack
+        wait_until(lambda: intruders[0].disconnects, timeout=10, what="the first intruder's session to be taken over")
         time.sleep(DELIVERY_S)
         assert dev_b.connected and dev_b.disconnects == []
-        for c in (intruder, intruder2):
-            c.disconnect()
-            c.loop_stop()
+        assert intruders[1].connected
     finally:
+        for c in intruders:
+            c.close()
         dev_b.close()
 
 
