@@ -29,14 +29,20 @@ ADMIN_PASSWORD = "test-admin-password-0123"
 PYTHON = [sys.executable, "-m", "dashdesk.cli"]
 
 
-def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> Any:
+class NoFinalAck(AssertionError):
+    """A press got no final ack (created, merged, rejected, ...) in time: the press was lost on the way."""
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02, what: str = "condition",
+               error: type[AssertionError] = AssertionError) -> Any:
+    """``predicate()``'s first true value; ``error`` if none comes within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            raise error(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
 
 
@@ -280,7 +286,7 @@ class Presser:
             with self._lock:
                 return next((a for a in self.acks.get(event_id, []) if a["result"] != "queued"), None)
 
-        return wait_until(final, timeout=timeout, what=f"a final ack for {event_id}")
+        return wait_until(final, timeout=timeout, what=f"a final ack for {event_id}", error=NoFinalAck)
 
     def ack_results(self, event_id: str) -> list[str]:
         with self._lock:
