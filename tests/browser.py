@@ -1,4 +1,5 @@
-"""Browser tests' shared pieces: Debian's Chromium driven by Playwright, and signing in to the desk.
+"""Browser tests' shared pieces: Debian's Chromium driven by Playwright, signing in to the desk, and
+keeping screenshots.
 
 Playwright's own browser download is not used (it cannot reach its servers here); the set-up
 (scripts/test) installs Debian's ``chromium`` at /usr/bin/chromium.
@@ -6,11 +7,17 @@ Playwright's own browser download is not used (it cannot reach its servers here)
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 
 CHROMIUM = "/usr/bin/chromium"
+# The README's pictures: DASHDESK_SAVE_SCREENSHOTS=1 makes the browser tests write them here.
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def sign_in(browser: Browser, base: str, username: str, password: str, width: int = 1280, height: int = 860,
@@ -23,3 +30,21 @@ def sign_in(browser: Browser, base: str, username: str, password: str, width: in
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(base + "/")
     return page
+
+
+def keep_screenshot(page: Page, tmp_path: Path, name: str, *, min_bytes: int = 10_000, publish: bool = True,
+                    **options: Any) -> Path:
+    """A PNG of ``page`` as ``tmp_path/name`` (``options`` go to Playwright's ``page.screenshot``).
+
+    Fails unless it is a PNG of more than ``min_bytes`` (a blank page is far smaller). With
+    ``publish`` and DASHDESK_SAVE_SCREENSHOTS=1 in the environment it is also copied to
+    docs/screenshots, where the README shows it.
+    """
+    png = page.screenshot(**options)
+    assert png.startswith(PNG_SIGNATURE) and len(png) > min_bytes, f"{name}: {len(png)} bytes"
+    path = tmp_path / name
+    path.write_bytes(png)
+    if publish and os.environ.get("DASHDESK_SAVE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOTS / name)
+    return path

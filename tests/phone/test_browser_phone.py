@@ -16,12 +16,9 @@ keep a tap in IndexedDB instead of sending it into a dead socket.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -30,11 +27,11 @@ from sqlalchemy import update
 from dashdesk import broker_auth, wire
 from server.db import Database
 from server.models import Enrolment
+from tests.browser import keep_screenshot
 from tests.stack import Stack, wait_until
 
 pytestmark = pytest.mark.integration
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 REPORTED = re.compile(r"^Reported — ticket INC-\d{6}$")
 
 
@@ -155,12 +152,7 @@ def test_an_enrolled_phone_reports_and_follows_its_ticket_to_the_end(stack, phon
     assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "in_progress"}).status_code == 200
     expect(page.locator("#status-detail")).to_have_text("A technician is on it.", timeout=10000)
     expect(page.get_by_role("button", name=re.compile("I pressed by mistake"))).to_have_count(0)
-    shot = tmp_path / "app.png"
-    page.screenshot(path=str(shot))
-    assert shot.stat().st_size > 10000
-    if os.environ.get("DASHDESK_SAVE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, SCREENSHOTS / "app.png")
+    keep_screenshot(page, tmp_path, "app.png")
     assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "on_hold"}).status_code == 200
     expect(page.locator("#status-detail")).to_have_text("On hold.", timeout=10000)
     assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "resolved"}).status_code == 200
