@@ -148,6 +148,25 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0, proc: subprocess.
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
+def wait_until_listening(proc: subprocess.Popen, host: str, *ports: int | None,
+                         timeout: float = 10.0) -> subprocess.Popen:
+    """``proc``, once each of ``ports`` (a None is skipped) accepts connections on ``host``.
+
+    If it exits first or does not listen within ``timeout`` seconds a port, it is killed and the
+    error raised: no half-started broker is left behind.
+    """
+    try:
+        for port in ports:
+            if port:
+                wait_for_port(host, port, timeout=timeout, proc=proc)
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+    return proc
+
+
 def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None, host: str = "127.0.0.1",
                     dynsec_config: Path | None = None, dynsec_plugin: str | None = None) -> subprocess.Popen:
     """Start Mosquitto on ``port`` with dashdesk's settings; return once it accepts connections.
@@ -162,16 +181,7 @@ def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None, ho
                         dynsec_plugin=dynsec_plugin)
     # Its own session: a Ctrl+C at `dashdesk up` must not stop the broker before the bridge.
     proc = subprocess.Popen([exe, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_for_port(local_address(host), port, proc=proc)
-        if ws_port:
-            wait_for_port(local_address(host), ws_port, proc=proc)
-    except BaseException:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        raise
-    return proc
+    return wait_until_listening(proc, local_address(host), port, ws_port)
 
 
 def free_port() -> int:

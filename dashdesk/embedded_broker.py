@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .broker import wait_for_port
+from .broker import wait_until_listening
 from .mqtt import SESSION_EXPIRY_S
 
 # The only MQTT protocol level amqtt speaks (3.1.1); dashdesk's clients call it 4.
@@ -120,16 +120,7 @@ def start_embedded(data_dir: Path, port: int, ws_port: int | None = None) -> sub
         argv += ["--ws-port", str(ws_port)]
     # Its own session: a Ctrl+C at `dashdesk up` must not stop the broker before the bridge.
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_for_port(HOST, port, timeout=20.0, proc=proc)
-        if ws_port:
-            wait_for_port(HOST, ws_port, timeout=20.0, proc=proc)
-    except BaseException:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        raise
-    return proc
+    return wait_until_listening(proc, HOST, port, ws_port, timeout=20.0)
 
 
 class _QuietProbes(logging.Filter):
