@@ -46,7 +46,34 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02, wh
         time.sleep(interval)
 
 
-class Broker:
+class _BrokerProcess:
+    """What both brokers share: a process listening on ``port`` (and ``ws_port``) of 127.0.0.1."""
+
+    port: int
+    ws_port: int | None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}/mqtt"
+
+    def stop(self) -> None:
+        """Stop cleanly (SIGTERM): Mosquitto saves its store."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class Broker(_BrokerProcess):
     """A real Mosquitto with dashdesk's settings, on a free port.
 
     ``auth=True``: with the dynamic security plugin, as ``[broker] auth = "dynsec"``
@@ -61,10 +88,6 @@ class Broker:
         self.proc: subprocess.Popen | None = None
         self.auth = auth
         self.secrets = broker_auth.prepare(data_dir) if auth else None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
 
     def url_for(self, username: str, password: str) -> str:
         """This broker's URL with a username and password in it."""
@@ -86,16 +109,23 @@ class Broker:
         self.proc = broker.start_mosquitto(self.data_dir, self.port, ws_port=self.ws_port,
                                            dynsec_config=self.secrets.dynsec_config if self.auth else None)
 
-    def stop(self) -> None:
-        """Stop cleanly (SIGTERM): Mosquitto saves its store."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+class EmbeddedBroker(_BrokerProcess):
+    """The embedded broker (amqtt, ``python -m dashdesk.embedded_broker``), with ``Broker``'s face.
+
+    It speaks MQTT 3.1.1 only and keeps everything in memory: a restart forgets its sessions.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, *, ws: bool = False):
+        self.data_dir = data_dir
+        self.port = port or broker.free_port()
+        self.ws_port = broker.free_port() if ws else None
+        self.proc = None
+
+    def start(self) -> None:
+        from dashdesk.embedded_broker import start_embedded
+
+        self.proc = start_embedded(self.data_dir, self.port, self.ws_port)
 
 
 class Part:
@@ -131,14 +161,19 @@ class Stack:
     """Mosquitto + ticket server + bridge, each a real process, on free ports."""
 
     def __init__(self, root: Path, *, bridge_workers: int = 2, server_workers: int = 1, env: dict[str, str] | None = None,
-                 auth: bool = False, ws: bool = False):
+                 auth: bool = False, ws: bool = False, embedded: bool = False):
         """``auth=True``: the broker asks every client for an account; the bridge has its own
         (``accounts`` gives devices theirs once started). ``ws=True``: the broker has a WebSockets
-        listener too, and the server tells phones its port (``[app] ws_port``)."""
+        listener too, and the server tells phones its port (``[app] ws_port``). ``embedded=True``:
+        the embedded broker (amqtt) instead of Mosquitto; its clients must speak MQTT 3.1.1
+        (``DASHDESK_MQTT__PROTOCOL=4`` in ``env``)."""
+        if embedded and auth:
+            raise ValueError("the embedded broker has no accounts")
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.auth = auth
-        self.broker = Broker(root / "broker", auth=auth, ws=ws)
+        self.broker: Broker | EmbeddedBroker = (EmbeddedBroker(root / "broker", ws=ws) if embedded
+                                                else Broker(root / "broker", auth=auth, ws=ws))
         self.accounts: broker_auth.DynsecAccounts | None = None
         self.http_port = broker.free_port()
         self.base = f"http://127.0.0.1:{self.http_port}"
@@ -295,6 +330,61 @@ class Presser:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# ---------------------------------------------------------------- faults
+
+
+def counted(stack: Stack, devices: list[str]) -> dict[str, int]:
+    """Presses counted per event, through the API: {event_id: number of tickets holding it}."""
+    seen: dict[str, int] = {}
+    for device in devices:
+        for t in stack.tickets(device_id=device):
+            detail = stack.api("GET", f"/api/v1/tickets/{t['id']}").json()
+            for p in detail["presses"]:
+                seen[p["event_id"]] = seen.get(p["event_id"], 0) + 1
+            assert t["occurrences"] == len([p for p in detail["presses"] if not p["cancelled"]])
+    return seen
+
+
+def kill_bridge_mid_stream(stack: Stack, presser: Presser, devices: list[str], presses: int = 400,
+                           acked_first: int = 60) -> list[str]:
+    """Publish ``presses`` presses round robin from ``devices``; once ``acked_first`` of them have an
+    ack, SIGKILL the bridge; when all are published, start it again. The presses' event ids."""
+    events: list[str] = []
+
+    def publish() -> None:
+        for i in range(presses):
+            events.append(presser.press(devices[i % len(devices)], "b1"))
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    wait_until(lambda: sum(1 for e in list(events) if presser.ack_results(e)) >= acked_first,
+               what="some presses acked")
+    stack.bridge.kill()
+    publisher.join()
+    time.sleep(0.5)
+    stack.start_bridge()
+    return events
+
+
+def presses_across_broker_restart(stack: Stack, device: str, presses: int,
+                                  protocol: int = 5) -> tuple[Presser, list[str]]:
+    """With the bridge stopped, publish ``presses`` presses of ``device``; stop the broker cleanly,
+    start it again, then the bridge. A presser on the restarted broker, and the presses' event ids."""
+    stack.bridge.stop()
+    p = Presser(stack.broker.url, protocol=protocol)
+    events = [p.press(device, "b1") for _ in range(presses)]
+    p.close()
+    stack.broker.stop()  # SIGTERM: Mosquitto writes its store
+    stack.broker.start()
+    p = Presser(stack.broker.url, protocol=protocol)
+    try:
+        stack.start_bridge()
+    except BaseException:
+        p.close()
+        raise
+    return p, events
 
 
 class Up:

@@ -28,65 +28,20 @@ import subprocess
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import psutil
 import pytest
 
 from dashdesk import broker
-from dashdesk.embedded_broker import start_embedded
 from device.agent import DeviceAgent
 from device.config import load_device_config
-from tests.integration.test_faults import counted
-from tests.stack import NoFinalAck, Presser, Stack, Up, wait_until
+from tests.stack import (NoFinalAck, Presser, Stack, Up, counted, kill_bridge_mid_stream,
+                         presses_across_broker_restart, wait_until)
 
 # A dependency of dashdesk[broker] (in [all] and [test]): its absence is a broken install.
 import amqtt  # noqa: E402,F401
 
 PROTOCOL_ENV = {"DASHDESK_MQTT__PROTOCOL": "4"}
-
-
-class EmbeddedBroker:
-    """The same face as ``tests.stack.Broker``, running ``python -m dashdesk.embedded_broker``."""
-
-    def __init__(self, data_dir: Path, port: int | None = None, ws_port: int | None = None):
-        self.data_dir = data_dir
-        self.port = port or broker.free_port()
-        self.ws_port = ws_port
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.ws_port}/mqtt"
-
-    def start(self) -> None:
-        self.proc = start_embedded(self.data_dir, self.port, self.ws_port)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def embedded_stack(root: Path, ws: bool = False) -> Stack:
-    stack = Stack(root, env=PROTOCOL_ENV)
-    # The parts were given the URL of the port Stack picked: keep it.
-    stack.broker = EmbeddedBroker(root / "broker", stack.broker.port, broker.free_port() if ws else None)
-    return stack
-
-
-def mosquitto_stack(root: Path) -> Stack:
-    """The control run on Mosquitto, which the test set-up installs: its absence fails loudly."""
-    return Stack(root, env=PROTOCOL_ENV)
 
 
 def dev(prefix: str) -> str:
@@ -154,7 +109,7 @@ def test_up_demo_on_the_embedded_broker(tmp_path):
 
 def test_bridge_killed_mid_stream_with_real_devices_counts_every_press_once(tmp_path):
     """amqtt forgets the presses in flight to a bridge that dies; the devices re-send them."""
-    stack = embedded_stack(tmp_path / "stack")
+    stack = Stack(tmp_path / "stack", env=PROTOCOL_ENV, embedded=True)
     agents: list[DeviceAgent] = []
     try:
         stack.start()
@@ -209,7 +164,7 @@ def test_bridge_killed_mid_stream_with_real_devices_counts_every_press_once(tmp_
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s = embedded_stack(tmp_path_factory.mktemp("embedded"), ws=True)
+    s = Stack(tmp_path_factory.mktemp("embedded"), env=PROTOCOL_ENV, embedded=True, ws=True)
     try:
         s.start()
     except BaseException:
@@ -288,20 +243,24 @@ def bridge_killed_holding_an_unacked_press(stack: Stack, timeout: float = 12) ->
 
 
 def presses_kept_across_broker_restart(stack: Stack, timeout: float = 12) -> None:
-    stack.bridge.stop()
-    p = Presser(stack.broker.url, protocol=4)
-    device = dev("brestart")
-    events = [p.press(device, "b1") for _ in range(5)]
-    p.close()
-    stack.broker.stop()
-    stack.broker.start()
-    p = Presser(stack.broker.url, protocol=4)
+    p, events = presses_across_broker_restart(stack, dev("brestart"), 5, protocol=4)
     try:
-        stack.start_bridge()
         for e in events:
             assert p.final_ack(e, timeout=timeout)["result"] in ("created", "merged")
     finally:
         p.close()
+
+
+@pytest.fixture
+def kind_stack(tmp_path, kind):
+    """A stack of its own on the ``kind`` of broker, every part on MQTT 3.1.1. The control runs on
+    Mosquitto, which the test set-up installs: its absence fails loudly rather than skipping."""
+    stack = Stack(tmp_path / "stack", env=PROTOCOL_ENV, embedded=kind == "embedded")
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", pytest.param("embedded", marks=pytest.mark.xfail(
@@ -309,39 +268,18 @@ def presses_kept_across_broker_restart(stack: Stack, timeout: float = 12) -> Non
     reason="amqtt 0.12.1 drops an outgoing QoS 1 message from the session when the "
            "connection closes before its PUBACK (handler._handle_qos1_message_flow pops "
            "inflight_out in `finally`), so it never hands it over again"))])
-def test_unacked_press_is_handed_over_again_after_a_bridge_crash(tmp_path, kind):
-    stack = (embedded_stack if kind == "embedded" else mosquitto_stack)(tmp_path / "stack")
-    try:
-        stack.start()
-        bridge_killed_holding_an_unacked_press(stack, 12 if kind == "mosquitto" else 5)
-    finally:
-        stack.stop()
+def test_unacked_press_is_handed_over_again_after_a_bridge_crash(kind_stack, kind):
+    bridge_killed_holding_an_unacked_press(kind_stack, 12 if kind == "mosquitto" else 5)
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", pytest.param("embedded", marks=pytest.mark.xfail(
     strict=True, raises=NoFinalAck,
     reason="amqtt pushes every queued press to the bridge at once (no in-flight limit) and "
            "forgets each one the bridge had not acked when it is killed"))])
-def test_bridge_killed_mid_stream_loses_nothing(tmp_path, kind):
-    stack = (embedded_stack if kind == "embedded" else mosquitto_stack)(tmp_path / "stack")
-    p = None
+def test_bridge_killed_mid_stream_loses_nothing(kind_stack, kind):
+    p = Presser(kind_stack.broker.url, protocol=4)
     try:
-        stack.start()
-        p = Presser(stack.broker.url, protocol=4)
-        devices = [f"storm-{i}" for i in range(20)]
-        events: list[str] = []
-
-        def publish() -> None:
-            for i in range(400):
-                events.append(p.press(devices[i % 20], "b1"))
-
-        publisher = threading.Thread(target=publish)
-        publisher.start()
-        wait_until(lambda: sum(1 for e in list(events) if p.ack_results(e)) >= 60, what="some presses acked")
-        stack.bridge.kill()
-        publisher.join()
-        time.sleep(0.5)
-        stack.start_bridge()
+        events = kill_bridge_mid_stream(kind_stack, p, [f"storm-{i}" for i in range(20)], presses=400)
 
         def answered() -> int:
             return sum(1 for e in events if any(r != "queued" for r in p.ack_results(e)))
@@ -353,19 +291,12 @@ def test_bridge_killed_mid_stream_loses_nothing(tmp_path, kind):
         except NoFinalAck:
             raise NoFinalAck(f"{len(events) - answered()} of {len(events)} presses never answered") from None
     finally:
-        if p is not None:
-            p.close()
-        stack.stop()
+        p.close()
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", pytest.param("embedded", marks=pytest.mark.xfail(
     strict=True, raises=NoFinalAck,
     reason="amqtt keeps sessions and queued messages in memory only; its SessionDBPlugin "
            "needs the extra aiosqlite and clears its store on a clean shutdown"))])
-def test_presses_queued_for_the_bridge_survive_a_broker_restart(tmp_path, kind):
-    stack = (embedded_stack if kind == "embedded" else mosquitto_stack)(tmp_path / "stack")
-    try:
-        stack.start()
-        presses_kept_across_broker_restart(stack, 12 if kind == "mosquitto" else 5)
-    finally:
-        stack.stop()
+def test_presses_queued_for_the_bridge_survive_a_broker_restart(kind_stack, kind):
+    presses_kept_across_broker_restart(kind_stack, 12 if kind == "mosquitto" else 5)

@@ -1,22 +1,9 @@
 """Faults: parts killed, stopped and restarted; nothing acknowledged is lost, nothing counted twice."""
 
-import threading
 import time
 import uuid
 
-from tests.stack import Presser, wait_until
-
-
-def counted(stack, devices):
-    """Presses counted per event, through the API: {event_id: number of tickets holding it}."""
-    seen = {}
-    for device in devices:
-        for t in stack.tickets(device_id=device):
-            detail = stack.api("GET", f"/api/v1/tickets/{t['id']}").json()
-            for p in detail["presses"]:
-                seen[p["event_id"]] = seen.get(p["event_id"], 0) + 1
-            assert t["occurrences"] == len([p for p in detail["presses"] if not p["cancelled"]])
-    return seen
+from tests.stack import Presser, counted, kill_bridge_mid_stream, presses_across_broker_restart, wait_until
 
 
 def test_server_down_presses_are_queued_then_all_become_tickets(fresh_stack):
@@ -41,19 +28,7 @@ def test_bridge_killed_mid_stream_loses_nothing_and_counts_nothing_twice(fresh_s
     stack = fresh_stack
     p = Presser(stack.broker.url)
     devices = [f"storm-{i}" for i in range(20)]
-    events: list[str] = []
-
-    def publish():
-        for i in range(400):
-            events.append(p.press(devices[i % 20], "b1"))
-
-    publisher = threading.Thread(target=publish)
-    publisher.start()
-    wait_until(lambda: sum(1 for e in list(events) if p.ack_results(e)) >= 60, what="some presses acked")
-    stack.bridge.kill()
-    publisher.join()
-    time.sleep(0.5)
-    stack.start_bridge()
+    events = kill_bridge_mid_stream(stack, p, devices, presses=400)
 
     for e in events:
         p.final_ack(e, timeout=60)
@@ -81,15 +56,8 @@ def test_server_killed_mid_stream_loses_nothing(fresh_stack):
 def test_presses_published_while_bridge_and_broker_restart_are_delivered(fresh_stack):
     """The bridge's persistent session keeps presses in the broker's store across a broker restart."""
     stack = fresh_stack
-    stack.bridge.stop()
-    p = Presser(stack.broker.url)
     device = f"restart-{uuid.uuid4().hex[:6]}"
-    events = [p.press(device, "b1") for _ in range(10)]
-    p.close()
-    stack.broker.stop()  # SIGTERM: Mosquitto writes its store
-    stack.broker.start()
-    p = Presser(stack.broker.url)
-    stack.start_bridge()
+    p, events = presses_across_broker_restart(stack, device, 10)
     for e in events:
         assert p.final_ack(e, timeout=30)["result"] in ("created", "merged")
     assert counted(stack, [device]) == {e: 1 for e in events}
