@@ -40,11 +40,15 @@ clock = time.perf_counter
 # ---------------------------------------------------------------- command line and stack
 
 
-def add_stack_options(p: argparse.ArgumentParser) -> None:
+def add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server-workers", type=int, default=None,
                    help="gunicorn worker processes of the server (default: the product's own default)")
     p.add_argument("--server-threads", type=int, default=None,
                    help="threads per server worker (default: the product's own default)")
+
+
+def add_stack_options(p: argparse.ArgumentParser) -> None:
+    add_server_options(p)
     p.add_argument("--bridge-workers", type=int, default=None,
                    help="the bridge's press threads (default: the product's configured default)")
     p.add_argument("--keep", action="store_true", help="keep the data directory (logs, databases) afterwards")
@@ -57,7 +61,7 @@ def start_stack(args: argparse.Namespace, name: str) -> Any:
     Worker counts not given on the command line are left to the product, so the
     benchmark measures what ``dashdesk server`` and ``dashdesk bridge`` do by default.
     """
-    from tests.stack import PYTHON, Stack
+    from tests.stack import Stack
 
     root = Path(tempfile.mkdtemp(prefix=f"dashdesk-{name}-"))
     stack = Stack(root, bridge_workers=args.bridge_workers or 1,
@@ -65,12 +69,7 @@ def start_stack(args: argparse.Namespace, name: str) -> Any:
                   env={"DASHDESK_BRIDGE__FEED_POLL_S": "0.2"})
     if args.bridge_workers is None:
         stack.env.pop("DASHDESK_BRIDGE__WORKERS", None)  # the same dict the parts run with
-    argv = PYTHON + ["server"]
-    if args.server_workers is not None:
-        argv += ["--workers", str(args.server_workers)]
-    if args.server_threads is not None:
-        argv += ["--threads", str(args.server_threads)]
-    stack.server.argv = argv
+    stack.server.argv = server_argv(args)
     try:
         stack.start()
     except BaseException:
@@ -79,20 +78,38 @@ def start_stack(args: argparse.Namespace, name: str) -> Any:
     return stack
 
 
-def stack_settings(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The worker counts the parts actually run with."""
-    from dashdesk import config as dd_config
+def server_argv(args: argparse.Namespace) -> list[str]:
+    """``dashdesk server`` with the worker and thread counts given on the command line, if any."""
+    from tests.stack import PYTHON
+
+    argv = PYTHON + ["server"]
+    if args.server_workers is not None:
+        argv += ["--workers", str(args.server_workers)]
+    if args.server_threads is not None:
+        argv += ["--threads", str(args.server_threads)]
+    return argv
+
+
+def server_settings(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The worker processes and threads the server actually runs with."""
     from dashdesk.cli import server
 
-    workers: Any = args.server_workers
+    workers: Any = args.server_workers or "?"
     if psutil is not None:
         try:
             workers = len(psutil.Process(stack.server.proc.pid).children())  # gunicorn's workers
         except psutil.Error:
             pass
     threads = args.server_threads or next((p.default for p in server.params if p.name == "threads"), "?")
+    return {"server_workers": workers, "server_threads": threads}
+
+
+def stack_settings(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The worker counts the parts actually run with."""
+    from dashdesk import config as dd_config
+
     bridge = args.bridge_workers or dd_config.load(env={})["bridge"].get("workers", "?")
-    return {"server_workers": workers, "server_threads": threads, "bridge_workers": bridge,
+    return {**server_settings(stack, args), "bridge_workers": bridge,
             "given": {"server_workers": args.server_workers, "server_threads": args.server_threads,
                       "bridge_workers": args.bridge_workers}}
 
@@ -656,6 +673,70 @@ def sqlite_bare(data_dir: Path, count: int, rate: float | None = None) -> list[f
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     return times
+
+
+# ---------------------------------------------------------------- reports
+
+
+def machine_line(m: dict[str, Any], mosquitto: bool = True) -> str:
+    """The report's line on the machine (``m``: :func:`machine`)."""
+    return (f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, SQLite {m['sqlite']}"
+            + (f", Mosquitto {m['mosquitto']}" if mosquitto else ""))
+
+
+def stack_lines(out: dict[str, Any]) -> str:
+    """The machine, the code and the worker counts of a run of the whole stack."""
+    m, st = out["machine"], out["settings"]
+    return (machine_line(m) + "\n"
+            + f"code: {m['commit']}; server {st['server_workers']} worker process(es) x {st['server_threads']} "
+              f"threads, bridge {st['bridge_workers']} press workers")
+
+
+def print_cpu(title: str, cpu: dict[str, Any], whole: dict[str, Any], per: int, what: str = "press") -> None:
+    """The CPU each part used in the timed phase (``cpu``, per ``what``), and what else ran on the machine
+    over the whole measurement (``whole``)."""
+    print()
+    print(title)
+    print(cpu_lines(cpu, max(1, per), what))
+    print(disturbance_line(whole))
+
+
+def add_profiles(out: dict[str, Any], profiles: dict[str, Path]) -> None:
+    """Put the analysis of py-spy's files (:meth:`Profiler.stop`) into ``out``, if there are any."""
+    if profiles:
+        out["profile"] = {name: analyse_profile(path, name) for name, path in profiles.items()}
+        out["profile_files"] = {name: str(path) for name, path in profiles.items()}
+
+
+def print_profile(out: dict[str, Any], phase: str, rate: int, presses: int) -> None:
+    """Where the server's and the bridge's time went during ``phase``, if it ran under py-spy."""
+    if "profile" not in out:
+        return
+    print()
+    print(f"py-spy during {phase} ({rate} samples/s per thread; 'busy' = a thread not "
+          "waiting for work; thread time, so lock, disk and GIL waits count):")
+    for name, a in out["profile"].items():
+        print(profile_report(name, a, rate, max(1, presses)))
+    print(f"  raw stacks: {out['profile_files']}")
+
+
+def print_summary(text: str, out: dict[str, Any], args: argparse.Namespace,
+                  whole: dict[str, Any] | None) -> None:
+    """The SUMMARY line (``text``, then the run's duration and whether the machine was disturbed over
+    ``whole``), then with ``--json`` the results as one JSON object."""
+    print()
+    print(("SUMMARY (UNDER py-spy, not a figure to quote): " if getattr(args, "profile", False) else "SUMMARY: ")
+          + text + f"; run took {out['elapsed_s']} s"
+          + ("" if whole is None or quiet(whole) else "; machine DISTURBED by other processes"))
+    if args.json:
+        print(dump_json(out))
+
+
+def close_all(*clients: Any) -> None:
+    """Close each client that was made (``None`` for one that was not)."""
+    for x in clients:
+        if x is not None:
+            x.close()
 
 
 def run_id() -> str:

@@ -63,10 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="random seed of the data and of the requests (1)")
     p.add_argument("--only", default=None, help="only the rows whose name contains this text")
     p.add_argument("--plans", action="store_true", help="print EXPLAIN QUERY PLAN of each row's statements")
-    p.add_argument("--server-workers", type=int, default=None,
-                   help="gunicorn worker processes (default: the product's own default)")
-    p.add_argument("--server-threads", type=int, default=None,
-                   help="threads per server worker (default: the product's own default)")
+    c.add_server_options(p)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (data, server log)")
     p.add_argument("--json", action="store_true", help="also print the results as one JSON object")
     return p.parse_args(argv)
@@ -195,16 +192,11 @@ def plans(db: sqlite3.Connection, row: Row) -> str:
 
 
 def start_server(args: argparse.Namespace, data_dir: Path, run_dir: Path) -> Any:
-    from tests.stack import PYTHON, Stack
+    from tests.stack import Stack
 
     stack = Stack(run_dir, env={"DASHDESK_DATA_DIR": str(data_dir),
                                 "DASHDESK_DATABASE_URL": f"sqlite:///{seed_tickets.database_path(data_dir)}"})
-    argv = PYTHON + ["server"]
-    if args.server_workers is not None:
-        argv += ["--workers", str(args.server_workers)]
-    if args.server_threads is not None:
-        argv += ["--threads", str(args.server_threads)]
-    stack.server.argv = argv
+    stack.server.argv = c.server_argv(args)
     try:
         stack.start_server()
     except BaseException:
@@ -259,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print("starting the server ...", file=sys.stderr)
         stack = start_server(args, data_dir, temp / "run")
-        out["settings"] = _server_settings(stack, args)
+        out["settings"] = c.server_settings(stack, args)
         web = sign_in(stack.base)
         api = requests.Session()
         api.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
@@ -340,25 +332,12 @@ def _data_summary(path: Path) -> dict[str, Any]:
         db.close()
 
 
-def _server_settings(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from dashdesk.cli import server
-
-    workers: Any = args.server_workers or "?"
-    if c.psutil is not None:
-        try:
-            workers = len(c.psutil.Process(stack.server.proc.pid).children())
-        except c.psutil.Error:
-            pass
-    threads = args.server_threads or next((p.default for p in server.params if p.name == "threads"), "?")
-    return {"server_workers": workers, "server_threads": threads}
-
-
 def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     m, d = out["machine"], out["data"]
     print()
     print(f"dashdesk desk benchmark: {d['tickets']} tickets ({d['queue']} in the queue), {d['presses']} presses, "
           f"{d['events']} events, {d['sites']} sites; database {d['size_mib']} MiB at revision {d['revision']}")
-    print(f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, SQLite {m['sqlite']}")
+    print(c.machine_line(m, mosquitto=False))
     st = out.get("settings", {})
     print(f"code: {m['commit']}; server {st.get('server_workers')} worker process(es) x "
           f"{st.get('server_threads')} threads; {args.requests} requests per row, one at a time, as agent "
@@ -376,23 +355,16 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     print("  bare = the same request's SELECTs, captured from the app, replayed on sqlite3 in one read "
           "transaction")
     if "cpu" in out:
-        print()
         n = sum(r["http"]["n"] for r in out["rows"])
-        print("CPU during the timed requests:")
-        print(c.cpu_lines(out["cpu"], max(1, n), "request"))
-        print(c.disturbance_line(out["cpu"]))
+        c.print_cpu("CPU during the timed requests:", out["cpu"], out["cpu"], n, "request")
     if any(r["errors"] for r in out.get("rows", [])):
         print("\nrequests that did not answer 200; the server's log ends with:\n" + out.get("server_log_tail", ""))
     missed = [r[0] for r in rows if r[6] != "MET"]
     worst = max(out.get("rows", []), key=lambda r: r["http"]["p99_ms"], default=None)
-    print()
-    print(f"SUMMARY: {len(rows) - len(missed)} of {len(rows)} rows MET p99 <= {TARGET_P99_MS:g} ms"
-          + (f" (MISSED: {', '.join(missed)})" if missed else "")
-          + (f"; worst p99 {worst['http']['p99_ms']:.1f} ms ({worst['name']})" if worst else "")
-          + f"; run took {out['elapsed_s']} s"
-          + ("" if "cpu" not in out or c.quiet(out["cpu"]) else "; machine DISTURBED by other processes"))
-    if args.json:
-        print(c.dump_json(out))
+    c.print_summary(f"{len(rows) - len(missed)} of {len(rows)} rows MET p99 <= {TARGET_P99_MS:g} ms"
+                    + (f" (MISSED: {', '.join(missed)})" if missed else "")
+                    + (f"; worst p99 {worst['http']['p99_ms']:.1f} ms ({worst['name']})" if worst else ""),
+                    out, args, out.get("cpu"))
 
 
 if __name__ == "__main__":

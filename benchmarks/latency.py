@@ -189,13 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         out["cpu"] = cpu
         whole.profiler = profiler  # py-spy's CPU is its own row, not "other processes"
         out["machine_during_run"] = whole.stop()
-        if profiles:
-            out["profile"] = {name: c.analyse_profile(path, name) for name, path in profiles.items()}
-            out["profile_files"] = {name: str(path) for name, path in profiles.items()}
+        c.add_profiles(out, profiles)
     finally:
-        for x in (presser, collector):
-            if x is not None:
-                x.close()
+        c.close_all(presser, collector)
         c.stop_stack(stack, keep=args.keep or args.profile)
     out["elapsed_s"] = round(time.monotonic() - t_begin, 1)
     report(out, args)
@@ -203,17 +199,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(out: dict[str, Any], args: argparse.Namespace) -> None:
-    m = out["machine"]
     print()
     print(f"dashdesk latency benchmark: {args.presses} presses at {args.rate:g}/s from {args.devices} devices "
           f"({'mapped' if not args.no_map else 'unmapped'} buttons; {out['settings']['warmup']} warm-up presses first)"
           + ("\nUNDER py-spy: the latencies below are distorted by the profiler; run without --profile for figures"
              if args.profile else ""))
-    print(f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, SQLite {m['sqlite']}, "
-          f"Mosquitto {m['mosquitto']}")
-    st = out["settings"]
-    print(f"code: {m['commit']}; server {st['server_workers']} worker process(es) x {st['server_threads']} threads, "
-          f"bridge {st['bridge_workers']} press workers")
+    print(c.stack_lines(out))
     rows = []
     names = [("press_ack", "press -> final ack (whole pipe)"),
              ("bare_mqtt_rtt", "bare MQTT QoS1 round trip (2 hops)"),
@@ -235,17 +226,8 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
         w = out["warmup"]
         print(f"warm-up (first press of each device, creates its ticket): p50 {w['p50_ms']:.2f} ms, "
               f"p99 {w['p99_ms']:.2f} ms, max {w['max_ms']:.2f} ms")
-    print()
-    print("CPU used during the press phase:")
-    print(c.cpu_lines(out["cpu"], max(1, pa["sent"])))
-    print(c.disturbance_line(out["machine_during_run"]))
-    if "profile" in out:
-        print()
-        print(f"py-spy during the press phase ({PROFILE_RATE} samples/s per thread; 'busy' = a thread not "
-              "waiting for work; thread time, so lock, disk and GIL waits count):")
-        for name, a in out["profile"].items():
-            print(c.profile_report(name, a, PROFILE_RATE, max(1, pa["sent"])))
-        print(f"  raw stacks: {out['profile_files']}")
+    c.print_cpu("CPU used during the press phase:", out["cpu"], out["machine_during_run"], pa["sent"])
+    c.print_profile(out, "the press phase", PROFILE_RATE, pa["sent"])
     p99 = pa["p99_ms"]
     verdict = "MET" if pa["missing"] == 0 and p99 <= TARGET_P99_MS else "MISSED"
     bare = out["bare_mqtt_rtt"]
@@ -254,14 +236,10 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
         extra += f", server alone p99 {out['server_http']['p99_ms']:.1f} ms"
     if "bare_sqlite" in out:
         extra += f", SQLite commit p99 {out['bare_sqlite']['p99_ms']:.1f} ms"
-    print()
-    print(("SUMMARY (UNDER py-spy, not a figure to quote): " if args.profile else "SUMMARY: ")
-          + f"press->ack p50 {pa['p50_ms']:.1f} ms, p99 {p99:.1f} ms, max {pa['max_ms']:.1f} ms at "
-          f"{args.rate:g}/s (target p99 <= {TARGET_P99_MS:g} ms: {verdict}); bare MQTT round trip p50 "
-          f"{bare['p50_ms']:.2f} ms, p99 {bare['p99_ms']:.2f} ms{extra}; run took {out['elapsed_s']} s"
-          + ("" if c.quiet(out["machine_during_run"]) else "; machine DISTURBED by other processes"))
-    if args.json:
-        print(c.dump_json(out))
+    c.print_summary(f"press->ack p50 {pa['p50_ms']:.1f} ms, p99 {p99:.1f} ms, max {pa['max_ms']:.1f} ms at "
+                    f"{args.rate:g}/s (target p99 <= {TARGET_P99_MS:g} ms: {verdict}); bare MQTT round trip p50 "
+                    f"{bare['p50_ms']:.2f} ms, p99 {bare['p99_ms']:.2f} ms{extra}",
+                    out, args, out["machine_during_run"])
 
 
 if __name__ == "__main__":

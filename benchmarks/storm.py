@@ -185,14 +185,11 @@ def main(argv: list[str] | None = None) -> int:
                       "devices_with_tickets": counted["devices"], "pages": counted["pages"],
                       "listing_s": counted["listing_s"], "devices_miscounted": len(wrong),
                       "miscounted_examples": dict(list(wrong.items())[:5])}
+        c.add_profiles(out, profiles)
         if profiles:
-            out["profile"] = {name: c.analyse_profile(path, name) for name, path in profiles.items()}
-            out["profile_files"] = {name: str(path) for name, path in profiles.items()}
             out["profile_rate"] = args.profile_rate
     finally:
-        for x in (publisher, collector):
-            if x is not None:
-                x.close()
+        c.close_all(publisher, collector)
         c.stop_stack(stack, keep=args.keep or args.profile)
     out["elapsed_s"] = round(time.monotonic() - t_begin, 1)
     report(out, args)
@@ -200,15 +197,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(out: dict[str, Any], args: argparse.Namespace) -> None:
-    m, s, api = out["machine"], out["storm"], out["api"]
+    s, api = out["storm"], out["api"]
     print()
     print(f"dashdesk storm benchmark: {s['presses']} presses from {args.devices} devices, one publishing client"
           + (" (UNDER py-spy: slower than a plain run)" if args.profile else ""))
-    print(f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, SQLite {m['sqlite']}, "
-          f"Mosquitto {m['mosquitto']}")
-    st = out["settings"]
-    print(f"code: {m['commit']}; server {st['server_workers']} worker process(es) x {st['server_threads']} threads, "
-          f"bridge {st['bridge_workers']} press workers")
+    print(c.stack_lines(out))
     print()
     rows = []
     if "bare_broker" in out:
@@ -231,30 +224,16 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"API: sum of occurrences over {api['tickets']} tickets of {api['devices_with_tickets']} devices = "
           f"{api['occurrences']} (expected {s['presses']}); devices miscounted {api['devices_miscounted']} "
           f"{api['miscounted_examples'] or ''}; listing took {api['pages']} pages, {api['listing_s']} s")
-    print()
-    print("CPU used during the storm:")
-    print(c.cpu_lines(out["cpu"], max(1, s["presses"])))
-    print(c.disturbance_line(out["machine_during_run"]))
-    if "profile" in out:
-        print()
-        print(f"py-spy during the storm ({out['profile_rate']} samples/s per thread; 'busy' = a thread not "
-              "waiting for work; thread time, so lock, disk and GIL waits count):")
-        for name, a in out["profile"].items():
-            print(c.profile_report(name, a, out["profile_rate"], max(1, s["presses"])))
-        print(f"  raw stacks: {out['profile_files']}")
+    c.print_cpu("CPU used during the storm:", out["cpu"], out["machine_during_run"], s["presses"])
+    c.print_profile(out, "the storm", out.get("profile_rate", args.profile_rate), s["presses"])
     rate_ok = s["presses_per_s"] >= TARGET_RATE
-    print()
-    print(("SUMMARY (UNDER py-spy, not a figure to quote): " if args.profile else "SUMMARY: ")
-          + f"{s['presses_per_s']:.0f} presses/s end to end "
-          f"(last final ack after {s['last_final_ack_s']:.2f} s; "
-          f"target >= {TARGET_RATE:.0f}/s: {'MET' if rate_ok else 'MISSED'}); every press acked once: "
-          f"{'YES' if ok_acks else 'NO'}; counted once in tickets: {'YES' if ok_count else 'NO'} "
-          f"({api['occurrences']}/{s['presses']})"
-          + (f"; bare broker {out['bare_broker']['msgs_per_s']:.0f} msgs/s" if "bare_broker" in out else "")
-          + f"; run took {out['elapsed_s']} s"
-          + ("" if c.quiet(out["machine_during_run"]) else "; machine DISTURBED by other processes"))
-    if args.json:
-        print(c.dump_json(out))
+    c.print_summary(f"{s['presses_per_s']:.0f} presses/s end to end "
+                    f"(last final ack after {s['last_final_ack_s']:.2f} s; "
+                    f"target >= {TARGET_RATE:.0f}/s: {'MET' if rate_ok else 'MISSED'}); every press acked once: "
+                    f"{'YES' if ok_acks else 'NO'}; counted once in tickets: {'YES' if ok_count else 'NO'} "
+                    f"({api['occurrences']}/{s['presses']})"
+                    + (f"; bare broker {out['bare_broker']['msgs_per_s']:.0f} msgs/s" if "bare_broker" in out else ""),
+                    out, args, out["machine_during_run"])
 
 
 if __name__ == "__main__":
