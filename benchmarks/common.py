@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
+from dashdesk import broker as dd_broker
 from dashdesk import mqtt as dd_mqtt
 from dashdesk import wire
 
@@ -131,12 +132,7 @@ def machine() -> dict[str, Any]:
     mem = None
     if psutil is not None:
         mem = round(psutil.virtual_memory().total / 2**30, 1)
-    mosq = "?"
-    try:
-        out = subprocess.run(["/usr/sbin/mosquitto", "-h"], capture_output=True, text=True, timeout=5).stdout
-        mosq = out.splitlines()[0].split("version")[-1].strip() if out else "?"
-    except (OSError, subprocess.SubprocessError):
-        pass
+    mosq = mosquitto_version()
     commit = "?"
     try:
         root = Path(__file__).resolve().parent.parent
@@ -149,6 +145,18 @@ def machine() -> dict[str, Any]:
         pass
     return {"cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
             "sqlite": sqlite3.sqlite_version, "mosquitto": mosq, "os": platform.platform(), "commit": commit}
+
+
+def mosquitto_version() -> str:
+    """The version of the Mosquitto the stack starts (``dashdesk.broker.find_mosquitto``), or "?"."""
+    exe = dd_broker.find_mosquitto()
+    if not exe:
+        return "?"
+    try:
+        out = subprocess.run([exe, "-h"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return out.splitlines()[0].split("version")[-1].strip() if out else "?"
 
 
 # ---------------------------------------------------------------- statistics
@@ -200,11 +208,16 @@ def press_payload(device_id: str, event_id: str, button: str = "b1") -> bytes:
 
 
 class Client:
-    """A paho client as dashdesk makes them (Nagle off), connected and subscribed before use."""
+    """A paho client as dashdesk makes them (Nagle off), connected and subscribed before use.
+
+    ``protocol``: 5 (MQTT 5, dashdesk's default) or 4 (MQTT 3.1.1, all the embedded broker speaks).
+    """
 
     def __init__(self, url: str, name: str, subscriptions: list[str] = (), *,
-                 on_message: Callable[[mqtt.MQTTMessage], None] | None = None, max_inflight: int = 20):
-        self.client, broker = dd_mqtt.make_client(url, f"bench-{name}-{uuid.uuid4().hex[:6]}", persistent=False)
+                 on_message: Callable[[mqtt.MQTTMessage], None] | None = None, max_inflight: int = 20,
+                 protocol: int = 5):
+        self.client, broker = dd_mqtt.make_client(url, f"bench-{name}-{uuid.uuid4().hex[:6]}", protocol=protocol,
+                                                  persistent=False)
         self.client.max_inflight_messages_set(max_inflight)
         self._subs = list(subscriptions)
         self._ready = threading.Event()
@@ -217,12 +230,15 @@ class Client:
         self.client.on_publish = self._on_publish
         if on_message is not None:
             self.client.on_message = lambda _c, _u, msg: on_message(msg)
-        dd_mqtt.connect(self.client, broker, persistent=False)
+        dd_mqtt.connect(self.client, broker, protocol=protocol, persistent=False)
         self.client.loop_start()
         if not self._ready.wait(10):
+            self.close()
             raise RuntimeError(f"MQTT client {name} did not connect/subscribe")
 
-    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason_code: Any, _p: Any = None) -> None:
+        if reason_code.is_failure:
+            return
         dd_mqtt.set_nodelay(client)
         if self._subs:
             client.subscribe([(t, 1) for t in self._subs])
@@ -247,7 +263,7 @@ class Client:
 class AckCollector:
     """Subscribes to every device's ack topic and notes when each event's final ack arrived."""
 
-    def __init__(self, url: str, topics: wire.Topics = wire.Topics()):
+    def __init__(self, url: str, topics: wire.Topics = wire.Topics(), protocol: int = 5):
         self.topics = topics
         self.lock = threading.Lock()
         self.sent: dict[str, float] = {}
@@ -261,7 +277,8 @@ class AckCollector:
         self.expected_device: dict[str, str] = {}
         self._all = threading.Event()
         self._want = -1
-        self.client = Client(url, "acks", [topics.subscription("ack")], on_message=self._on_message)
+        self.client = Client(url, "acks", [topics.subscription("ack")], on_message=self._on_message,
+                             protocol=protocol)
 
     def expect(self, count: int) -> None:
         with self.lock:
@@ -312,6 +329,11 @@ class AckCollector:
         with self.lock:
             return [self.final_at[e] - self.sent[e] for e in event_ids if e in self.final_at]
 
+    def last_final(self, event_ids: list[str]) -> float:
+        """When the last of these events' final acks arrived (``clock()``); NaN if none did."""
+        with self.lock:
+            return max((self.final_at[e] for e in event_ids if e in self.final_at), default=float("nan"))
+
     def close(self) -> None:
         self.client.close()
 
@@ -320,9 +342,10 @@ class Echo:
     """The bare broker: a client that republishes each ping as a pong, QoS 1 both ways (two broker hops,
     like press → bridge → ack)."""
 
-    def __init__(self, url: str, prefix: str):
+    def __init__(self, url: str, prefix: str, protocol: int = 5):
         self.prefix = prefix
-        self.client = Client(url, "echo", [f"{prefix}/ping/+"], on_message=self._on_message, max_inflight=200)
+        self.client = Client(url, "echo", [f"{prefix}/ping/+"], on_message=self._on_message, max_inflight=200,
+                             protocol=protocol)
 
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         self.client.client.publish(msg.topic.replace("/ping/", "/pong/", 1), msg.payload, qos=1)
@@ -334,13 +357,13 @@ class Echo:
 class Receiver:
     """Notes the arrival time of each message on a subscription, keyed by its topic's last level."""
 
-    def __init__(self, url: str, subscription: str, name: str = "recv"):
+    def __init__(self, url: str, subscription: str, name: str = "recv", protocol: int = 5):
         self.at: dict[str, float] = {}
         self.count = 0
         self.want = -1
         self.done = threading.Event()
         self.lock = threading.Lock()
-        self.client = Client(url, name, [subscription], on_message=self._on_message)
+        self.client = Client(url, name, [subscription], on_message=self._on_message, protocol=protocol)
 
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         now = clock()
@@ -352,6 +375,35 @@ class Receiver:
 
     def close(self) -> None:
         self.client.close()
+
+
+def round_trips(url: str, count: int, rate: float, protocol: int = 5,
+                payload: bytes | None = None) -> dict[str, list[float]]:
+    """The bare broker: ``count`` QoS 1 pings at ``rate`` per second, each echoed back as a QoS 1 pong
+    (two broker hops, like press → bridge → ack). Seconds from publish to the pong (``rtt``) and to the
+    ping's delivery (``one_way``), for those that arrived."""
+    prefix = f"bench/{run_id()}"
+    echo = Echo(url, prefix, protocol)
+    pings = Receiver(url, f"{prefix}/ping/+", "ping-spy", protocol)  # one hop: when the broker delivered the ping
+    pongs = Receiver(url, f"{prefix}/pong/+", "pong", protocol)
+    pub = Client(url, "pinger", max_inflight=200, protocol=protocol)
+    pongs.want = count
+    payload = payload or press_payload("bench-ping", str(uuid.uuid4()))
+    sent: dict[str, float] = {}
+
+    def one(i: int) -> None:
+        key = str(i)
+        sent[key] = clock()
+        pub.publish(f"{prefix}/ping/{key}", payload)
+
+    try:
+        pace(rate, count, one)
+        pongs.done.wait(30)
+        rtt = [pongs.at[k] - t for k, t in sent.items() if k in pongs.at]
+        one_way = [pings.at[k] - t for k, t in sent.items() if k in pings.at]
+    finally:
+        close_all(pub, pongs, pings, echo)
+    return {"rtt": rtt, "one_way": one_way}
 
 
 # ---------------------------------------------------------------- CPU accounting

@@ -53,32 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def bare_mqtt(url: str, count: int, rate: float) -> dict[str, list[float]]:
-    prefix = f"bench/{c.run_id()}"
-    echo = c.Echo(url, prefix)
-    pings = c.Receiver(url, f"{prefix}/ping/+", "ping-spy")  # one hop: when the broker delivered the ping
-    pongs = c.Receiver(url, f"{prefix}/pong/+", "pong")
-    pub = c.Client(url, "pinger", max_inflight=200)
-    pongs.want = count
-    payload = c.press_payload("bench-ping", str(uuid.uuid4()))
-    sent: dict[str, float] = {}
-
-    def one(i: int) -> None:
-        key = str(i)
-        sent[key] = c.clock()
-        pub.publish(f"{prefix}/ping/{key}", payload)
-
-    try:
-        c.pace(rate, count, one)
-        pongs.done.wait(30)
-        rtt = [pongs.at[k] - t for k, t in sent.items() if k in pongs.at]
-        one_way = [pings.at[k] - t for k, t in sent.items() if k in pings.at]
-    finally:
-        for x in (pub, pongs, pings, echo):
-            x.close()
-    return {"rtt": rtt, "one_way": one_way}
-
-
 def server_alone(stack: Any, devices: list[str], count: int, rate: float) -> tuple[list[float], int]:
     """POST /api/v1/incidents as the bridge does (keep-alive session), timed per request."""
     from tests.stack import ADMIN_TOKEN
@@ -149,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             out["warmup"] = c.summary_ms(collector.latencies(warm_ids))
 
         print(f"bare MQTT: {args.presses} QoS 1 round trips at {args.rate:g}/s ...", file=sys.stderr)
-        bare = bare_mqtt(url, args.presses, args.rate)
+        bare = c.round_trips(url, args.presses, args.rate)
         out["bare_mqtt_rtt"] = c.summary_ms(bare["rtt"])
         out["bare_mqtt_one_way"] = c.summary_ms(bare["one_way"])
 
