@@ -11,11 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, update
+from sqlalchemy import update
 
 from dashdesk import wire
 from server import enrolments, phone
-from server.migrate import upgrade
 from server.models import Enrolment
 
 from .conftest import api, enrolment, enrolment_json, phone_get, redeem
@@ -176,30 +175,6 @@ def test_a_phone_reads_only_the_tickets_it_reported_into(app):
     assert phone_get(app, f"/app/api/tickets/{other['id']}", body["token"]).status_code == 404
     assert phone_get(app, "/app/api/tickets/99999999999999999999", body["token"]).status_code == 404
     assert app.test_client().get(f"/app/api/tickets/{mine['id']}").status_code == 401
-
-
-def test_migration_0007_adds_only_the_enrolments_table_and_goes_back(tmp_path):
-    from alembic import command
-    from alembic.script import ScriptDirectory
-
-    from server.migrate import alembic_config
-
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision("0007").down_revision
-    upgrade(url, previous)
-    engine = create_engine(url)
-    before = {t: [c["name"] for c in inspect(engine).get_columns(t)] for t in inspect(engine).get_table_names()}
-    engine.dispose()
-    upgrade(url, "0007")
-    engine = create_engine(url)
-    after = {t: [c["name"] for c in inspect(engine).get_columns(t)] for t in inspect(engine).get_table_names()}
-    engine.dispose()
-    assert set(after) - set(before) == {"enrolments"}
-    assert {t: c for t, c in after.items() if t != "enrolments"} == before
-    command.downgrade(alembic_config(url), previous)
-    engine = create_engine(url)
-    assert "enrolments" not in inspect(engine).get_table_names()
-    engine.dispose()
 
 
 def test_the_api_document_lists_the_enrolment_endpoints_and_not_the_app(app):

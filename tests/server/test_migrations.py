@@ -1,20 +1,125 @@
-"""The migrations build exactly the schema the models describe."""
+"""The migrations: together they build exactly the schema the models describe, and each one keeps every
+row and the tickets' expression indexes, and goes back down and up again."""
 
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect, text
 
-from server.migrate import current, upgrade
+from server.migrate import alembic_config, current, upgrade
 from server.models import Base
 
+TICKET_INDEXES = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tickets' ORDER BY name"
 
-def test_upgrade_creates_the_models_schema_and_is_repeatable(tmp_path):
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path / 'm.sqlite3'}"
+
+
+@pytest.fixture
+def engine(url):
+    e = create_engine(url)
+    yield e
+    e.dispose()
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def columns(engine: Any, table: str) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns(table)}
+
+
+def schema(engine: Any) -> dict[str, list[str]]:
+    """Every table's columns, in order."""
+    return {t: [c["name"] for c in inspect(engine).get_columns(t)] for t in inspect(engine).get_table_names()}
+
+
+def test_upgrade_creates_the_models_schema_and_is_repeatable(url, engine):
     upgrade(url)
     upgrade(url)  # a second run changes nothing
     assert current(url) is not None
-    engine = create_engine(url)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    engine.dispose()
     assert diff == []
+
+
+def test_0005_admin_up_down_and_up_keeps_rows_and_the_tickets_indexes(url, engine):
+    upgrade(url, "0004")
+    with engine.begin() as conn:
+        indexes = conn.execute(text(TICKET_INDEXES)).all()
+        conn.execute(text("INSERT INTO sites (code, name) VALUES ('hs-01', 'High Street')"))
+        conn.execute(text("INSERT INTO categories (slug, name, icon, priority, sla) VALUES ('till', 'Till', '', 2, '{}')"))
+        conn.execute(text("INSERT INTO button_mappings (device_id, button, press, category_id, label) "
+                          "VALUES ('d1', 'b1', '', 1, 'Till')"))
+    upgrade(url, "0005")
+    assert current(url) == "0005"
+    assert "audit_log" in inspect(engine).get_table_names()
+    assert {"address", "timezone", "hours", "contact"} <= columns(engine, "sites")
+    assert {"labels", "dedup_scope", "reopen_window_min", "notify"} <= columns(engine, "categories")
+    assert "action" in columns(engine, "button_mappings")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT code, name, timezone, hours, contact FROM sites")).all() == [
+            ("hs-01", "High Street", "UTC", "{}", "")]
+        assert conn.execute(text("SELECT dedup_scope, labels, notify, reopen_window_min FROM categories")).all() == [
+            ("site", "{}", "[]", None)]
+        assert conn.execute(text("SELECT label, action FROM button_mappings")).all() == [("Till", "report")]
+        assert conn.execute(text(TICKET_INDEXES)).all() == indexes  # tickets was not copied
+        # a "cancel" mapping has no category
+        conn.execute(text("INSERT INTO button_mappings (device_id, button, press, category_id, label, action) "
+                          "VALUES ('d1', 'b2', '', NULL, 'Oops', 'cancel')"))
+    downgrade(url, "0004")
+    assert "audit_log" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT * FROM sites")).all() == [(1, "hs-01", "High Street")]
+        # the older schema has no place for a cancel mapping: it went, the others stayed
+        assert conn.execute(text("SELECT button, label FROM button_mappings")).all() == [("b1", "Till")]
+        assert conn.execute(text(TICKET_INDEXES)).all() == indexes
+    upgrade(url, "0005")
+    assert current(url) == "0005" and "audit_log" in inspect(engine).get_table_names()
+
+
+def test_0006_test_mode_up_down_and_up_keeps_rows_and_the_tickets_indexes(url, engine):
+    """Devices' test mode and replacement, and the index of test tickets."""
+    upgrade(url, "0005")
+    with engine.begin() as conn:
+        before = conn.execute(text(TICKET_INDEXES)).all()
+        conn.execute(text("INSERT INTO devices (device_id, status, kind) VALUES ('d1', 'active', 'physical')"))
+    upgrade(url, "0006")
+    assert current(url) == "0006"
+    assert {"test_mode", "replaced_by"} <= columns(engine, "devices")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT device_id, test_mode, replaced_by FROM devices")).all() == [("d1", 0, None)]
+        after = conn.execute(text(TICKET_INDEXES)).all()
+        # every index of 0005 as it was (tickets was not copied), and the partial index of test tickets
+        assert [i for i in after if i[0] != "ix_tickets_test"] == before
+        assert " ".join(dict(after)["ix_tickets_test"].split()) == (
+            "CREATE INDEX ix_tickets_test ON tickets (id) WHERE is_test = 1")
+    downgrade(url, "0005")
+    assert {"test_mode", "replaced_by"}.isdisjoint(columns(engine, "devices"))
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT device_id, status FROM devices")).all() == [("d1", "active")]
+        assert conn.execute(text(TICKET_INDEXES)).all() == before
+    upgrade(url, "0006")
+    assert current(url) == "0006"
+
+
+def test_0007_enrolments_adds_only_its_table_and_goes_back(url, engine):
+    from alembic.script import ScriptDirectory
+
+    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision("0007").down_revision
+    upgrade(url, previous)
+    before = schema(engine)
+    upgrade(url, "0007")
+    after = schema(engine)
+    assert set(after) - set(before) == {"enrolments"}
+    assert {t: c for t, c in after.items() if t != "enrolments"} == before
+    downgrade(url, previous)
+    assert "enrolments" not in inspect(engine).get_table_names()
