@@ -35,15 +35,27 @@ def factory():
     return MockFactory()
 
 
-def make_button(factory, recorder: Recorder, double: bool = True) -> ButtonInput:
-    return ButtonInput("b1", PIN, pin_factory=factory, on_down=recorder.down, on_press=recorder.press,
-                       long_press_s=1.0, double_window_s=0.4, double=double)
+@pytest.fixture
+def rec() -> Recorder:
+    return Recorder()
 
 
-def test_tap_is_single_after_the_double_window(factory):
-    rec = Recorder()
-    button = make_button(factory, rec)
-    pin = factory.pin(PIN)
+@pytest.fixture
+def button(request, factory, rec) -> ButtonInput:
+    """Button b1 on mock pin 17; it tells double presses apart unless parametrised with False."""
+    b = ButtonInput("b1", PIN, pin_factory=factory, on_down=rec.down, on_press=rec.press,
+                    long_press_s=1.0, double_window_s=0.4, double=getattr(request, "param", True))
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def pin(factory, button):
+    """The button's pin: drive it low to press, high to release."""
+    return factory.pin(PIN)
+
+
+def test_tap_is_single_after_the_double_window(pin, rec):
     before = wire.utcnow()
     pin.drive_low()
     releasing = time.monotonic()
@@ -54,13 +66,9 @@ def test_tap_is_single_after_the_double_window(factory):
     # When it went down, not when the window closed 0.4 s later (0.2 s spare for a stalled VM).
     assert abs(pressed_at - before) < timedelta(seconds=0.2)
     assert rec.downs == ["b1"]
-    button.close()
 
 
-def test_two_taps_are_one_double(factory):
-    rec = Recorder()
-    button = make_button(factory, rec)
-    pin = factory.pin(PIN)
+def test_two_taps_are_one_double(pin, rec):
     pin.drive_low()
     pin.drive_high()
     pin.drive_low()
@@ -69,13 +77,9 @@ def test_two_taps_are_one_double(factory):
     time.sleep(0.5)  # past the window: no single may follow
     assert rec.presses.empty()
     assert rec.downs == ["b1", "b1"]
-    button.close()
 
 
-def test_hold_is_long_while_still_held(factory):
-    rec = Recorder()
-    button = make_button(factory, rec)
-    pin = factory.pin(PIN)
+def test_hold_is_long_while_still_held(pin, rec):
     held = time.monotonic()
     pin.drive_low()
     name, kind, _, at = rec.presses.get(timeout=WAIT_S)
@@ -84,18 +88,14 @@ def test_hold_is_long_while_still_held(factory):
     assert pin.state is False  # not released yet
     pin.drive_high()
     assert rec.presses.empty()
-    button.close()
 
 
-def test_without_double_a_tap_is_single_at_release(factory):
-    rec = Recorder()
-    button = make_button(factory, rec, double=False)
-    pin = factory.pin(PIN)
+@pytest.mark.parametrize("button", [False], ids=["without-double"], indirect=True)
+def test_without_double_a_tap_is_single_at_release(pin, rec):
     pin.drive_low()
     assert rec.presses.empty()
     pin.drive_high()
     assert rec.presses.get_nowait()[:2] == ("b1", "single")  # no waiting at all
-    button.close()
 
 
 def test_mock_pin_factory_by_name_and_unknown_names_refused():
