@@ -71,7 +71,7 @@ def bridge_mqtt_url(cfg: dict[str, Any], data_dir: Path) -> str:
     account from ``data_dir`` (made by ``dashdesk up``) is put in.
     """
     url = cfg.get("bridge", {}).get("mqtt_url") or cfg.get("mqtt", {}).get("url", "mqtt://127.0.0.1:1883")
-    if cfg.get("broker", {}).get("auth", "none") == "dynsec" and dd_mqtt.BrokerURL.parse(url).username is None:
+    if broker_auth.accounts_enabled(cfg) and dd_mqtt.BrokerURL.parse(url).username is None:
         password = broker_auth.load_service_passwords(data_dir).get(broker_auth.BRIDGE_USERNAME)
         if password:
             url = broker_auth.url_with_credentials(url, broker_auth.BRIDGE_USERNAME, password)

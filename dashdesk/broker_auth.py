@@ -65,6 +65,21 @@ SALT_BYTES = 12
 COMMAND_TIMEOUT_S = 10.0
 
 
+def auth_mode(cfg: Mapping[str, Any]) -> str:
+    """``[broker] auth`` as configured, in lower case: "none" (also when unset) or "dynsec"; `dashdesk up`
+    refuses anything else (:data:`AUTH_MODES`)."""
+    return str((cfg.get("broker") or {}).get("auth") or "none").strip().lower()
+
+
+def accounts_enabled(cfg: Mapping[str, Any]) -> bool:
+    """Whether the broker ``cfg`` names asks every client for its own account: ``[broker] auth = "dynsec"``
+    (in any case), or ``[broker] admin_url`` set (a broker with accounts that `dashdesk up` does not run).
+
+    The one answer to "are broker accounts on?" for the command line, the bridge and the server.
+    """
+    return auth_mode(cfg) == "dynsec" or bool((cfg.get("broker") or {}).get("admin_url"))
+
+
 class BrokerAuthError(RuntimeError):
     """The broker, or its dynamic security plugin, did not do what was asked."""
 

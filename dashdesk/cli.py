@@ -359,11 +359,10 @@ def user_list(cfg: dict[str, Any], data_dir: str | None) -> None:
 
 def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | None) -> Any:
     """The account manager of the broker ``cfg`` names (``[broker] auth = "dynsec"``)."""
-    from .broker_auth import BrokerAuthError, DynsecAccounts
+    from .broker_auth import BrokerAuthError, DynsecAccounts, accounts_enabled
 
     _override(cfg, None, "data_dir", data_dir)
-    broker_cfg = cfg.get("broker", {})
-    if broker_cfg.get("auth", "none") != "dynsec" and not broker_cfg.get("admin_url"):
+    if not accounts_enabled(cfg):
         raise click.ClickException('the broker runs without accounts ([broker] auth = "none"): devices need '
                                    'no credentials; set [broker] auth = "dynsec" (DASHDESK_BROKER__AUTH) for them')
     try:

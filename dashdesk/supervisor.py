@@ -79,7 +79,7 @@ class Supervisor:
         self.protocol = int(cfg["mqtt"].get("protocol", 5))
         broker_cfg = cfg.get("broker", {})
         # "dynsec": the broker `up` starts asks every client for its own account (broker_auth).
-        self.auth = str(broker_cfg.get("auth") or "none").lower()
+        self.auth = broker_auth.auth_mode(cfg)
         self.broker_host = str(broker_cfg.get("host") or "127.0.0.1")
         self.dynsec_plugin = str(broker_cfg.get("dynsec_plugin") or "") or None
         self.secrets: broker_auth.ServiceSecrets | None = None

@@ -70,7 +70,7 @@ class BrokerAccounts:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "BrokerAccounts":
         broker_cfg = cfg.get("broker", {}) or {}
-        enabled = str(broker_cfg.get("auth") or "none").lower() == "dynsec" or bool(broker_cfg.get("admin_url"))
+        enabled = broker_auth.accounts_enabled(cfg)
         device_url = (broker_cfg.get("device_url") or (cfg.get("mqtt", {}) or {}).get("url")
                       or "mqtt://127.0.0.1:1883")
 

@@ -179,6 +179,37 @@ def test_the_bridge_takes_its_own_url_or_its_account_from_the_data_dir(tmp_path)
     assert BridgeSettings.from_config(cfg).mqtt_url == "mqtt://127.0.0.1:2883"
 
 
+@pytest.mark.parametrize("auth", ["dynsec", "DynSec", " DYNSEC "])
+def test_broker_accounts_are_on_for_the_command_line_the_bridge_and_the_server_alike(tmp_path, monkeypatch, capsys,
+                                                                                     auth):
+    from dashdesk.cli import main
+    from server.credentials import BrokerAccounts
+
+    secrets = broker_auth.prepare(tmp_path / "data")
+    env = {"DASHDESK_MQTT_URL": "mqtt://127.0.0.1:2883", "DASHDESK_BROKER__AUTH": auth,
+           "DASHDESK_DATA_DIR": str(tmp_path / "data")}
+    cfg = config.load(tmp_path / "none.toml", env=env)
+    assert broker_auth.auth_mode(cfg) == "dynsec" and broker_auth.accounts_enabled(cfg)
+    assert BrokerAccounts.from_config(cfg).auth == "dynsec"
+    assert BridgeSettings.from_config(cfg).mqtt_url == secrets.url(broker_auth.BRIDGE_USERNAME,
+                                                                   "mqtt://127.0.0.1:2883")
+    assert make(tmp_path, env=env).auth == "dynsec"
+    # the command line asks the broker (nothing listens here) instead of saying it has no accounts
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DASHDESK_CONFIG", str(tmp_path / "none.toml"))
+    assert main(["broker", "retire", "shop-x", "--mqtt-url", f"mqtt://127.0.0.1:{broker.free_port()}"]) != 0
+    err = capsys.readouterr().err
+    assert "could not reach the broker" in err and "without accounts" not in err
+
+
+@pytest.mark.parametrize("broker_cfg,on", [({}, False), ({"auth": "none"}, False), ({"auth": "NONE"}, False),
+                                           ({"auth": ""}, False), ({"auth": "none", "admin_url": "mqtt://a:b@h"}, True)])
+def test_broker_accounts_are_off_unless_configured(broker_cfg, on):
+    assert broker_auth.accounts_enabled({"broker": broker_cfg}) is on
+    assert broker_auth.accounts_enabled({}) is False
+
+
 def test_account_manager_from_config_needs_an_admin_account(tmp_path):
     cfg = config.load(tmp_path / "none.toml", env={"DASHDESK_DATA_DIR": str(tmp_path / "data")})
     with pytest.raises(broker_auth.BrokerAuthError, match="no admin account"):
