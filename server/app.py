@@ -53,14 +53,19 @@ def load_categories(path: Path | None = None) -> tuple[list[dict[str, Any]], dic
     return data.get("category", []), {str(k): v for k, v in data.get("default_sla", {}).items()}
 
 
-def seed(db: Database, categories: list[dict[str, Any]], default_sla: dict[str, Any]) -> None:
-    """Add the configured categories that are not in the database yet (admins' edits stay)."""
+def seed(db: Database, categories: list[dict[str, Any]], default_sla: dict[str, Any]) -> bool:
+    """Give a database without categories (a new one) the shipped ones; True if it did.
+
+    Once a database has categories they are the admins': one they deleted (``config import
+    --prune``) stays deleted, and one they changed stays as they left it, restart after restart.
+    """
     with db.write() as s:
-        have = set(s.scalars(select(Category.slug)))
+        if s.scalar(select(Category.id).limit(1)) is not None:
+            return False
         for c in categories:
-            if c["slug"] not in have:
-                s.add(Category(slug=c["slug"], name=c["name"], icon=c.get("icon", ""),
-                               priority=c.get("priority", 3), sla={**default_sla, **c.get("sla", {})}))
+            s.add(Category(slug=c["slug"], name=c["name"], icon=c.get("icon", ""),
+                           priority=c.get("priority", 3), sla={**default_sla, **c.get("sla", {})}))
+    return True
 
 
 def bootstrap(db: Database, env: dict[str, str] | os._Environ[str]) -> None:

@@ -225,6 +225,25 @@ category = "till"
     assert rows[1].details["counts"]["devices"]["removed"] == 2
 
 
+def test_a_pruned_category_stays_gone_after_the_server_starts_again_on_the_same_database(tmp_path, monkeypatch):
+    app = fresh_app(tmp_path, monkeypatch, "shop")
+    slugs = lambda a: sorted(c["slug"] for c in api(a, "GET", "/api/v1/categories").get_json()["items"])  # noqa: E731
+    shipped = slugs(app)
+    assert "network" in shipped  # a new database starts with config/categories.toml
+    kept = export(app).split("\n[[category]]\n")
+    text = "\n[[category]]\n".join(part for part in kept if 'slug = "network"' not in part)
+    assert import_(app, text, prune="true").get_json()["counts"]["categories"]["removed"] == 1
+    assert api(app, "PATCH", "/api/v1/categories/till", json={"name": "Kasa"}).status_code == 200
+    app.extensions["dashdesk"].db.close()
+    again = fresh_app(tmp_path, monkeypatch, "shop")
+    try:
+        assert slugs(again) == [s for s in shipped if s != "network"]
+        assert api(again, "GET", "/api/v1/categories").get_json()["items"][
+            slugs(again).index("till")]["name"] == "Kasa"
+    finally:
+        again.extensions["dashdesk"].db.close()
+
+
 def test_the_admin_page_downloads_checks_then_imports(app, admin, ann):
     configure(app)
     index = admin.c.get("/admin").text
