@@ -250,11 +250,14 @@ def token() -> None:
 @click.pass_obj
 def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None) -> None:
     """Create an API token and print it (it is shown only this once)."""
-    from server.auth import create_token
+    from server.audit import cli_actor
+    from server.auth import TokenError, create_token
 
     database = _database(cfg, data_dir)
     try:
-        click.echo(create_token(database, name, role))
+        click.echo(create_token(database, name, role, actor=cli_actor()))
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         database.close()
 
@@ -291,11 +294,12 @@ def user() -> None:
 @click.pass_obj
 def user_create(cfg: dict[str, Any], username: str, role: str, password_stdin: bool, data_dir: str | None) -> None:
     """Create a user who can sign in to the service desk."""
+    from server.audit import cli_actor
     from server.users import UserError, create_user
 
     database = _database(cfg, data_dir)
     try:
-        create_user(database, username, _password(password_stdin), role)
+        create_user(database, username, _password(password_stdin), role, cli_actor())
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -310,11 +314,12 @@ def user_create(cfg: dict[str, Any], username: str, role: str, password_stdin: b
 @click.pass_obj
 def user_password(cfg: dict[str, Any], username: str, password_stdin: bool, data_dir: str | None) -> None:
     """Set a new password for a user."""
+    from server.audit import cli_actor
     from server.users import UserError, set_password
 
     database = _database(cfg, data_dir)
     try:
-        set_password(database, username, _password(password_stdin))
+        set_password(database, username, _password(password_stdin), cli_actor())
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -328,17 +333,41 @@ def user_password(cfg: dict[str, Any], username: str, password_stdin: bool, data
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.pass_obj
 def user_disable(cfg: dict[str, Any], username: str, enable: bool, data_dir: str | None) -> None:
-    """Disable a user: signed out at once, cannot sign in; their tickets and history stay."""
+    """Disable a user: signed out at once, cannot sign in; their tickets and history stay.
+
+    The last active admin is never disabled (make another user an admin first).
+    """
+    from server.audit import cli_actor
     from server.users import UserError, set_active
 
     database = _database(cfg, data_dir)
     try:
-        set_active(database, username, enable)
+        changed = set_active(database, username, enable, cli_actor())
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         database.close()
-    click.echo(f"user {username} {'enabled' if enable else 'disabled'}")
+    click.echo(f"user {username} {'enabled' if enable else 'disabled'}" + ("" if changed else " already"))
+
+
+@user.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["agent", "admin"]))
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def user_role(cfg: dict[str, Any], username: str, role: str, data_dir: str | None) -> None:
+    """Make a user an agent or an admin (the last active admin is never demoted)."""
+    from server.audit import cli_actor
+    from server.users import UserError, set_role
+
+    database = _database(cfg, data_dir)
+    try:
+        changed = set_role(database, username, role, cli_actor())
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.close()
+    click.echo(f"user {username} is {'now' if changed else 'already'} {'an admin' if role == 'admin' else 'an agent'}")
 
 
 @user.command("list")
@@ -461,15 +490,14 @@ def config_export(cfg: dict[str, Any], file: str, data_dir: str | None) -> None:
 @click.pass_obj
 def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, data_dir: str | None) -> None:
     """Import FILE in one transaction: checked first, all or nothing; adds and changes, removes only with --prune."""
-    import getpass
-
     from server.app import load_categories
+    from server.audit import cli_actor
     from server.config_io import ConfigRejected, decode, run
 
     body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     database = _database(cfg, data_dir)
     try:
-        report = run(database, decode(body), f"cli:{getpass.getuser()}", dry_run=dry_run, prune=prune,
+        report = run(database, decode(body), cli_actor(), dry_run=dry_run, prune=prune,
                      default_sla=load_categories()[1])
     except ConfigRejected as exc:
         for problem in exc.errors:

@@ -2,7 +2,8 @@
 
 On the ``admin`` blueprint (admins only, CSRF-protected forms). A password or token dashdesk
 makes is shown once, on the page that answers the form (never in a redirect, a flash message
-or a log), and kept only as a hash. Every change writes its audit row in its own transaction.
+or a log), and kept only as a hash. The changes and their audit rows are ``server.users``'s and
+``server.auth``'s, as for the API and the command line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, users
 from .admin import admin, me, refused
-from .auth import TOKEN_ROLES, add_token, revoke
+from .auth import TOKEN_ROLES, TokenError, add_token, revoke
 from .models import USER_ROLES, ApiToken, User
 from .web import ext, local_time
 
@@ -25,10 +26,10 @@ TOKEN_ROLE_HINTS = {"admin": "everything, the admin API included", "bridge": "ha
 
 
 def _user_or_404(s: Session, username: str) -> User:
-    user = s.scalar(select(User).where(User.username == username))
-    if user is None:
+    try:
+        return users.get(s, username)
+    except users.NoSuchUser:
         abort(404, f"There is no user {username[:100]}.")
-    return user
 
 
 # ------------------------------------------------------------------ users
@@ -53,13 +54,9 @@ def user_create() -> Any:
     if made:
         password = users.generate_password()
     try:
-        users.check_new_user(form["username"], password, form["role"])
-        password_hash = users.hash_password(password)  # before the transaction: it takes a while
-        with ext().db.write() as s:
-            user = users.add_user(s, form["username"], password_hash, form["role"])
-            audit.record(s, me(), "user.create", f"user:{user.username}", role=user.role, password_made=made)
+        users.create_user(ext().db, form["username"], password, form["role"], me(), password_made=made)
     except users.UserError as exc:
-        return user_list(form=form, error=refused(exc), status=409 if "already exists" in str(exc) else 422)
+        return user_list(form=form, error=refused(exc), status=409 if isinstance(exc, users.UserExists) else 422)
     flash(f"User {form['username']} created ({ROLE_LABELS[form['role']].lower()}).", "ok")
     if made:
         return user_list(shown={"username": form["username"], "password": password})
@@ -93,10 +90,8 @@ def user_role(username: str) -> Any:
     role = request.form.get("role", "")
 
     def run(s: Session, u: User) -> str:
-        was = u.role
-        if not users.change_role(s, u, role):
+        if not users.change_role(s, u, role, me()):
             return "Nothing changed."
-        audit.record(s, me(), "user.role", f"user:{username}", was=was, now=u.role)
         return f"{username} is now {'an admin' if role == 'admin' else 'an agent'}."
 
     return _user_change(username, run)
@@ -107,9 +102,8 @@ def user_active(username: str) -> Any:
     active = request.form.get("active") == "1"
 
     def run(s: Session, u: User) -> str:
-        if not users.change_active(s, u, active):
+        if not users.change_active(s, u, active, me()):
             return "Nothing changed."
-        audit.record(s, me(), "user.enable" if active else "user.disable", f"user:{username}")
         return (f"{username} is enabled: they can sign in again." if active else
                 f"{username} is disabled: signed out at their next request, and cannot sign in.")
 
@@ -123,14 +117,11 @@ def user_password(username: str) -> Any:
     if made:
         password = users.generate_password()
     try:
-        users.check_password_rules(password)
+        users.set_password(ext().db, username, password, me(), password_made=made)
+    except users.NoSuchUser:
+        abort(404, f"There is no user {username[:100]}.")
     except users.UserError as exc:
         return user(username, error=refused(exc), status=422)
-    password_hash = users.hash_password(password)
-    with ext().db.write() as s:
-        row = _user_or_404(s, username)
-        row.password_hash = password_hash
-        audit.record(s, me(), "user.password", f"user:{username}", password_made=made)
     flash(f"{username}'s password is changed.", "ok")
     if made:
         return user(username, shown=password)
@@ -152,15 +143,12 @@ def token_list(form: dict[str, Any] | None = None, error: str | None = None, sho
 @admin.post("/tokens")
 def token_create() -> Any:
     form = {"name": request.form.get("name", "").strip(), "role": request.form.get("role", "admin")}
-    if not form["name"] or len(form["name"]) > 100:
-        return token_list(form=form, error="Give the token a name of at most 100 characters (who or what uses it).",
-                          status=422)
-    if form["role"] not in TOKEN_ROLES:
-        return token_list(form=form, error=f"The role is one of {', '.join(TOKEN_ROLES)}.", status=422)
-    with ext().db.write() as s:
-        row, token = add_token(s, form["name"], form["role"])
-        audit.record(s, me(), "token.create", f"token:{row.id}", name=row.name, role=row.role)
-        shown = {"id": row.id, "name": row.name, "role": row.role, "token": token}
+    try:
+        with ext().db.write() as s:
+            row, token = add_token(s, form["name"], form["role"], me())
+            shown = {"id": row.id, "name": row.name, "role": row.role, "token": token}
+    except TokenError as exc:
+        return token_list(form=form, error=refused(exc) + ".", status=422)
     flash(f"Token {form['name']} created.", "ok")
     return token_list(shown=shown)
 
@@ -172,8 +160,7 @@ def token_revoke(token_id: int) -> Any:
         if row is None:
             abort(404, f"There is no token {token_id}.")
         name = row.name
-        if revoke(s, row):
-            audit.record(s, me(), "token.revoke", f"token:{row.id}", name=row.name, role=row.role)
+        revoke(s, row, me())
     ext().tokens.forget(token_id)
     flash(f"Token {name} is revoked: it is refused from now on.", "ok")
     return redirect(url_for("admin.token_list"), 303)

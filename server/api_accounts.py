@@ -1,8 +1,9 @@
 """The admin API of people and machines: web users and API tokens.
 
 Registered on ``server.api.api`` (imported by ``server.api_admin``). Admin tokens only;
-every change is audited in its own transaction. A password or token dashdesk makes is
-answered once and kept only as a hash.
+the changes and their audit rows are ``server.users``'s and ``server.auth``'s, as for the
+admin pages and the command line. A password or token dashdesk makes is answered once and
+kept only as a hash.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import audit, schemas, users
+from . import schemas, users
 from .api import api, ext, require_admin
-from .auth import TOKEN_ROLES, add_token, auth, revoke
+from .auth import TokenError, add_token, auth, revoke
 from .models import ApiToken, User
 
 
@@ -36,10 +37,10 @@ def token_dict(t: ApiToken) -> dict[str, Any]:
 
 
 def _user_or_404(s: Session, username: str) -> User:
-    user = s.scalar(select(User).where(User.username == username))
-    if user is None:
-        abort(404, f"no user {username[:100]}")
-    return user
+    try:
+        return users.get(s, username)
+    except users.NoSuchUser as exc:
+        abort(404, str(exc))
 
 
 # ---------------------------------------------------------------- users
@@ -66,17 +67,12 @@ def create_user(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     made = "password" not in body
     password = users.generate_password() if made else body["password"]
     try:
-        users.check_new_user(body["username"], password, body["role"])
+        user = users.create_user(ext().db, body["username"], password, body["role"], actor, password_made=made)
+    except users.UserExists as exc:
+        abort(409, str(exc))
     except users.UserError as exc:
         abort(422, str(exc))
-    password_hash = users.hash_password(password)  # before the transaction: it takes a while
-    with ext().db.write() as s:
-        try:
-            user = users.add_user(s, body["username"], password_hash, body["role"])
-        except users.UserError as exc:
-            abort(409, str(exc))
-        audit.record(s, actor, "user.create", f"user:{user.username}", role=user.role, password_made=made)
-        out = user_dict(user)
+    out = user_dict(user)
     if made:
         out["password"] = password
     return out, 201
@@ -106,11 +102,9 @@ def patch_user(username: str, body: dict[str, Any]) -> dict[str, Any]:
         user = _user_or_404(s, username)
         try:
             if "role" in body:
-                was = user.role
-                if users.change_role(s, user, body["role"]):
-                    audit.record(s, actor, "user.role", f"user:{username}", was=was, now=user.role)
-            if "active" in body and users.change_active(s, user, body["active"]):
-                audit.record(s, actor, "user.enable" if user.active else "user.disable", f"user:{username}")
+                users.change_role(s, user, body["role"], actor)
+            if "active" in body:
+                users.change_active(s, user, body["active"], actor)
         except users.UserError as exc:
             abort(409, str(exc))
         return user_dict(user)
@@ -125,12 +119,13 @@ def reset_password(username: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
     made = "password" not in body
     password = users.generate_password() if made else body["password"]
-    password_hash = users.hash_password(password)
-    with ext().db.write() as s:
-        user = _user_or_404(s, username)
-        user.password_hash = password_hash
-        audit.record(s, actor, "user.password", f"user:{username}", password_made=made)
-        out = user_dict(user)
+    try:
+        user = users.set_password(ext().db, username, password, actor, password_made=made)
+    except users.NoSuchUser as exc:
+        abort(404, str(exc))
+    except users.UserError as exc:
+        abort(422, str(exc))
+    out = user_dict(user)
     if made:
         out["password"] = password
     return out
@@ -157,12 +152,11 @@ def list_tokens() -> dict[str, Any]:
          tags=["Admin"])
 def create_token(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = require_admin()
-    name = body["name"].strip()
-    if not name or body["role"] not in TOKEN_ROLES:
-        abort(422, "give the token a name")
     with ext().db.write() as s:
-        row, token = add_token(s, name, body["role"])
-        audit.record(s, actor, "token.create", f"token:{row.id}", name=row.name, role=row.role)
+        try:
+            row, token = add_token(s, body["name"], body["role"], actor)
+        except TokenError as exc:
+            abort(422, str(exc))
         out = token_dict(row)
     out["token"] = token
     return out, 201
@@ -179,8 +173,7 @@ def revoke_token(token_id: int) -> dict[str, Any]:
         row = s.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
         if row is None:
             abort(404, f"no token {token_id}")
-        if revoke(s, row):
-            audit.record(s, actor, "token.revoke", f"token:{row.id}", name=row.name, role=row.role)
+        revoke(s, row, actor)
         out = token_dict(row)
     ext().tokens.forget(token_id)
     return out

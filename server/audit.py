@@ -1,7 +1,7 @@
 """The audit log: who did what to which thing, written in the transaction of the change itself.
 
-Every admin action (a web page's form or the API) calls :func:`record` with the
-session it changes things in, so the change and its audit row commit together
+Every admin action (a web page's form, the API or the command line) calls :func:`record`
+with the session it changes things in, so the change and its audit row commit together
 or not at all.
 """
 
@@ -36,6 +36,16 @@ def _short(details: dict[str, Any]) -> dict[str, Any]:
 def token_actor(name: str) -> str:
     """The actor of an API call: the token's name."""
     return f"token:{name}"
+
+
+def cli_actor() -> str:
+    """The actor of a ``dashdesk`` command: the name of the system user who ran it."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a user id without a name (a container, say)
+        return "cli:unknown"
 
 
 @dataclass

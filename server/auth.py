@@ -1,4 +1,10 @@
-"""API tokens: random strings handed out once, stored as SHA-256 hashes."""
+"""API tokens: random strings handed out once, stored as SHA-256 hashes.
+
+Tokens are made and revoked here, with their audit rows (``token.create``, ``token.revoke``,
+never the token itself) in the same transaction, for the admin pages, the API and
+``dashdesk token create`` alike. ``actor`` is who asked; only dashdesk's own set-up (the
+bootstrap token, the tokens `dashdesk up` makes for its parts) passes none and is not audited.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
+from . import audit
 from .db import Database
 from .models import ApiToken
 
@@ -30,6 +37,22 @@ LAST_USED_EVERY_S = 60.0
 
 # admin: everything; bridge: hand over presses and read the feed (what `dashdesk bridge` needs).
 TOKEN_ROLES = ("admin", "bridge")
+MAX_NAME = 100
+
+
+class TokenError(ValueError):
+    """A token that cannot be made as asked (the message says why)."""
+
+
+def check_new_token(name: str, role: str) -> str:
+    """The token's name, stripped; :class:`TokenError` unless it has one (of at most 100 characters) and a
+    known role."""
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME:
+        raise TokenError(f"give the token a name of at most {MAX_NAME} characters (who or what uses it)")
+    if role not in TOKEN_ROLES:
+        raise TokenError(f"the role is one of {', '.join(TOKEN_ROLES)}")
+    return name
 
 
 def hash_token(token: str) -> str:
@@ -40,30 +63,42 @@ def new_token() -> str:
     return "dd_" + secrets.token_urlsafe(32)
 
 
-def create_token(db: Database, name: str, role: str = "admin", token: str | None = None) -> str:
-    """Store a token (a new random one unless given) and return it; shown this once."""
+def _store(s: Session, name: str, role: str, token: str, actor: str | None) -> ApiToken:
+    row = ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=wire.utcnow())
+    s.add(row)
+    s.flush()
+    if actor is not None:
+        audit.record(s, actor, "token.create", f"token:{row.id}", name=row.name, role=row.role)
+    return row
+
+
+def create_token(db: Database, name: str, role: str = "admin", token: str | None = None,
+                 actor: str | None = None) -> str:
+    """Store a token (a new random one unless given; a given one already stored is kept) and return it;
+    shown this once. :class:`TokenError` for a name or role that will not do."""
+    name = check_new_token(name, role)
     token = token or new_token()
     with db.write() as s:
         existing = s.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
         if existing is None:
-            s.add(ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=wire.utcnow()))
+            _store(s, name, role, token, actor)
     return token
 
 
-def add_token(s: Session, name: str, role: str) -> tuple[ApiToken, str]:
-    """A new random token in ``s``'s transaction: its row, and the token itself (shown this once)."""
+def add_token(s: Session, name: str, role: str, actor: str | None = None) -> tuple[ApiToken, str]:
+    """A new random token in ``s``'s transaction, audited as ``actor``'s ``token.create``: its row, and the
+    token itself (shown this once). :class:`TokenError` for a name or role that will not do."""
     token = new_token()
-    row = ApiToken(name=name, role=role, token_hash=hash_token(token), created_at=wire.utcnow())
-    s.add(row)
-    s.flush()
-    return row, token
+    return _store(s, check_new_token(name, role), role, token, actor), token
 
 
-def revoke(s: Session, row: ApiToken) -> bool:
-    """Revoke a token (it is refused from then on: 401); False if it already was."""
+def revoke(s: Session, row: ApiToken, actor: str | None = None) -> bool:
+    """Revoke a token (it is refused from then on: 401), audited ``token.revoke``; False if it already was."""
     if row.revoked_at is not None:
         return False
     row.revoked_at = wire.utcnow()
+    if actor is not None:
+        audit.record(s, actor, "token.revoke", f"token:{row.id}", name=row.name, role=row.role)
     return True
 
 

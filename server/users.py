@@ -1,7 +1,13 @@
-"""Web users: argon2id password hashes, creation, sign-in checks, the session secret.
+"""Web users: argon2id password hashes, creation, changes, sign-in checks, the session secret.
 
-``create_user`` is what a ``dashdesk user create`` command calls; the web
-pages sign users in with Flask-Login (see ``server.web``).
+Every change to a user happens here, with its audit row in the same transaction, for the
+admin pages (``server.admin_accounts``), the API (``server.api_accounts``) and the command
+line (``dashdesk user ...``) alike: the same checks (the last active admin is neither
+disabled nor demoted), the same audit actions (``user.create``, ``user.role``,
+``user.disable``, ``user.enable``, ``user.password``), never a password in them. ``actor``
+is who asked, as the audit log names them; only dashdesk's own set-up at first start
+(:func:`bootstrap_admin`) and tests pass none and are not audited. The web pages sign
+users in with Flask-Login (see ``server.web``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
+from . import audit
 from .db import Database
 from .models import USER_ROLES, User
 
@@ -40,7 +47,15 @@ def _dummy_hash() -> str:
 
 
 class UserError(ValueError):
-    """A user that cannot be created as asked (the message says why)."""
+    """A change to a user refused (the message says why)."""
+
+
+class UserExists(UserError):
+    """The username is taken."""
+
+
+class NoSuchUser(UserError):
+    """There is no user of that name."""
 
 
 def hash_password(password: str) -> str:
@@ -73,22 +88,40 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def add_user(s: Session, username: str, password_hash: str, role: str) -> User:
-    """Add an active user in ``s``'s transaction (hash the password before: it takes a while)."""
-    if s.scalar(select(User.id).where(User.username == username)) is not None:
-        raise UserError(f"user {username} already exists")
-    user = User(username=username, password_hash=password_hash, role=role, active=True, created_at=wire.utcnow())
-    s.add(user)
-    s.flush()
+def _audit(s: Session, actor: str | None, action: str, user: User, **details: object) -> None:
+    if actor is not None:
+        audit.record(s, actor, action, f"user:{user.username}", **details)
+
+
+def get(s: Session, username: str) -> User:
+    """The user of that name; :class:`NoSuchUser` if there is none."""
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NoSuchUser(f"no user {username[:100]}")
     return user
 
 
-def create_user(db: Database, username: str, password: str, role: str = "agent") -> User:
-    """Create an active user; ``UserError`` if the name is taken or an argument is not acceptable."""
+def add_user(s: Session, username: str, password_hash: str, role: str, actor: str | None = None, *,
+             password_made: bool = False) -> User:
+    """Add an active user in ``s``'s transaction (hash the password before: it takes a while), audited
+    as ``actor``'s ``user.create``; ``password_made``: dashdesk made the password (shown once)."""
+    if s.scalar(select(User.id).where(User.username == username)) is not None:
+        raise UserExists(f"user {username} already exists")
+    user = User(username=username, password_hash=password_hash, role=role, active=True, created_at=wire.utcnow())
+    s.add(user)
+    s.flush()
+    _audit(s, actor, "user.create", user, role=role, password_made=password_made)
+    return user
+
+
+def create_user(db: Database, username: str, password: str, role: str = "agent", actor: str | None = None, *,
+                password_made: bool = False) -> User:
+    """Create an active user; ``UserError`` if an argument is not acceptable, ``UserExists`` if the name is
+    taken. The password is checked and hashed before the write transaction (hashing takes a while)."""
     check_new_user(username, password, role)
     password_hash = hash_password(password)
     with db.write() as s:
-        return add_user(s, username, password_hash, role)
+        return add_user(s, username, password_hash, role, actor, password_made=password_made)
 
 
 def active_admins(s: Session) -> int:
@@ -102,48 +135,61 @@ def _keep_an_admin(s: Session, user: User, doing: str) -> None:
                         "an admin first")
 
 
-def change_role(s: Session, user: User, role: str) -> bool:
-    """Make ``user`` an agent or an admin; False if it already was. Never demotes the last active admin."""
+def change_role(s: Session, user: User, role: str, actor: str | None = None) -> bool:
+    """Make ``user`` an agent or an admin (audited ``user.role``); False if it already was. Never demotes
+    the last active admin."""
     if role not in USER_ROLES:
         raise UserError(f"role must be one of {', '.join(USER_ROLES)}")
     if user.role == role:
         return False
     if role != "admin":
         _keep_an_admin(s, user, "demoted")
-    user.role = role
+    was, user.role = user.role, role
+    _audit(s, actor, "user.role", user, was=was, now=role)
     return True
 
 
-def change_active(s: Session, user: User, active: bool) -> bool:
-    """Enable or disable ``user`` (disabled: signed out at the next request); False if nothing changed.
-
-    Never disables the last active admin.
-    """
+def change_active(s: Session, user: User, active: bool, actor: str | None = None) -> bool:
+    """Enable or disable ``user`` (disabled: signed out at the next request), audited ``user.enable`` or
+    ``user.disable``; False if nothing changed. Never disables the last active admin."""
     if bool(user.active) == active:
         return False
     if not active:
         _keep_an_admin(s, user, "disabled")
     user.active = active
+    _audit(s, actor, "user.enable" if active else "user.disable", user)
     return True
 
 
-def set_password(db: Database, username: str, password: str) -> None:
-    if not (MIN_PASSWORD <= len(password or "") <= MAX_PASSWORD):
-        raise UserError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
-    with db.write() as s:
-        user = s.scalar(select(User).where(User.username == username))
-        if user is None:
-            raise UserError(f"no user {username}")
-        user.password_hash = hash_password(password)
+def change_password(s: Session, user: User, password_hash: str, actor: str | None = None, *,
+                    password_made: bool = False) -> None:
+    """Give ``user`` a new password (hashed before), audited ``user.password`` (without it)."""
+    user.password_hash = password_hash
+    _audit(s, actor, "user.password", user, password_made=password_made)
 
 
-def set_active(db: Database, username: str, active: bool) -> None:
-    """Disable (signed out at their next request, cannot sign in) or enable a user."""
+def set_role(db: Database, username: str, role: str, actor: str | None = None) -> bool:
+    """:func:`change_role` in a transaction of its own."""
     with db.write() as s:
-        user = s.scalar(select(User).where(User.username == username))
-        if user is None:
-            raise UserError(f"no user {username}")
-        user.active = active
+        return change_role(s, get(s, username), role, actor)
+
+
+def set_active(db: Database, username: str, active: bool, actor: str | None = None) -> bool:
+    """Disable (signed out at their next request, cannot sign in) or enable a user: :func:`change_active`
+    in a transaction of its own. Never disables the last active admin."""
+    with db.write() as s:
+        return change_active(s, get(s, username), active, actor)
+
+
+def set_password(db: Database, username: str, password: str, actor: str | None = None, *,
+                 password_made: bool = False) -> User:
+    """Check and hash ``password``, then :func:`change_password` in a transaction of its own."""
+    check_password_rules(password)
+    password_hash = hash_password(password)
+    with db.write() as s:
+        user = get(s, username)
+        change_password(s, user, password_hash, actor, password_made=password_made)
+        return user
 
 
 def list_users(db: Database) -> list[User]:
@@ -180,10 +226,8 @@ def bootstrap_admin(db: Database, password: str | None) -> bool:
             return False
     try:
         create_user(db, "admin", password, "admin")
-    except UserError as exc:
-        if "already exists" in str(exc):  # another worker was first
-            return False
-        raise
+    except UserExists:  # another worker was first
+        return False
     return True
 
 

@@ -112,3 +112,55 @@ def test_user_commands_create_list_reset_and_disable_a_desk_user(tmp_path, monke
         assert run("user", "disable", "nobody")[0] == 2
     finally:
         database.close()
+
+
+def test_user_and_token_commands_are_audited_and_never_disable_the_last_active_admin(tmp_path, monkeypatch, capsys):
+    """The commands change users and tokens through the same code as the admin pages and the API."""
+    import getpass
+    import io
+
+    from sqlalchemy import select
+
+    from dashdesk.cli import main
+    from server.models import AuditLog, User
+
+    for key in [k for k in os.environ if k.startswith("DASHDESK_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("DASHDESK_CONFIG", str(tmp_path / "none.toml"))
+    data = str(tmp_path / "data")
+
+    def run(*args, input=""):
+        monkeypatch.setattr("sys.stdin", io.StringIO(input))
+        code = main([*args, "--data-dir", data])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("user", "create", "root", "--role", "admin", "--password-stdin", input="root-password\n")[0] == 0
+    code, _, err = run("user", "disable", "root")
+    assert code == 2 and "root is the last active admin and cannot be disabled" in err
+    code, _, err = run("user", "role", "root", "agent")
+    assert code == 2 and "cannot be demoted" in err
+    database = Database(f"sqlite:///{data}/dashdesk.sqlite3")
+    try:
+        assert authenticate(database, "root", "root-password") is not None  # still active, still an admin
+        assert run("user", "create", "ann", "--password-stdin", input="ann-password\n")[0] == 0
+        assert run("user", "role", "ann", "admin") == (0, "user ann is now an admin\n", "")
+        assert run("user", "disable", "root") == (0, "user root disabled\n", "")
+        assert run("user", "password", "ann", "--password-stdin", input="ann-password-2\n")[0] == 0
+        assert run("user", "disable", "root", "--enable")[0] == 0
+        code, token, _ = run("token", "create", "ops", "--role", "bridge")
+        assert code == 0
+        assert run("token", "create", "  ", "--role", "bridge")[0] == 2
+        with database.read() as s:
+            rows = [(a.actor, a.action, a.target, a.details) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+            admins = sorted(u.username for u in s.scalars(select(User).where(User.role == "admin", User.active)))
+    finally:
+        database.close()
+    me = f"cli:{getpass.getuser()}"
+    assert [(actor, action, target) for actor, action, target, _ in rows] == [
+        (me, "user.create", "user:root"), (me, "user.create", "user:ann"), (me, "user.role", "user:ann"),
+        (me, "user.disable", "user:root"), (me, "user.password", "user:ann"), (me, "user.enable", "user:root"),
+        (me, "token.create", "token:1")]
+    assert rows[0][3] == {"role": "admin", "password_made": False} and rows[-1][3] == {"name": "ops", "role": "bridge"}
+    assert not any(secret in str(rows) for secret in ("root-password", "ann-password", token.strip()))
+    assert admins == ["ann", "root"]
