@@ -386,18 +386,31 @@ def user_list(cfg: dict[str, Any], data_dir: str | None) -> None:
         database.close()
 
 
-def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | None) -> Any:
-    """The account manager of the broker ``cfg`` names (``[broker] auth = "dynsec"``)."""
-    from .broker_auth import BrokerAuthError, DynsecAccounts, accounts_enabled
+def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | None,
+                     device_url: str | None = None) -> Any:
+    """The accounts of the broker ``cfg`` names, as the server hands them out (``server.credentials``);
+    refused when the broker has none."""
+    from server.credentials import BrokerAccounts
+
+    from .broker_auth import COMMAND_TIMEOUT_S, accounts_enabled
 
     _override(cfg, None, "data_dir", data_dir)
     if not accounts_enabled(cfg):
         raise click.ClickException('the broker runs without accounts ([broker] auth = "none"): devices need '
                                    'no credentials; set [broker] auth = "dynsec" (DASHDESK_BROKER__AUTH) for them')
+    return BrokerAccounts.from_config(cfg, mqtt_url=mqtt_url, device_url=device_url, timeout=COMMAND_TIMEOUT_S)
+
+
+def _credentials(cfg: dict[str, Any], data_dir: str | None, accounts: Any, run: Any) -> Any:
+    """``run(context, actor)`` with the server's database (which audits each call) and ``accounts``."""
+    from server.audit import cli_actor
+    from server.credentials import Context
+
+    database = _database(cfg, data_dir)
     try:
-        return DynsecAccounts.from_config(cfg, mqtt_url=mqtt_url)
-    except BrokerAuthError as exc:
-        raise click.ClickException(str(exc)) from None
+        return run(Context(database, accounts), cli_actor())
+    finally:
+        database.close()
 
 
 @cli.group("broker")
@@ -419,20 +432,32 @@ def broker_device_credentials(cfg: dict[str, Any], device_id: str, mqtt_url: str
 
     The account may publish and subscribe under the device's own topics only. A
     device that had one gets a new password: the old one stops working at once.
+    A device the ticket server knows as retired gets none. Audited, as the admin
+    pages' "New broker credentials" is.
     """
-    from .broker_auth import BrokerAuthError, url_with_credentials
+    from sqlalchemy import select
+
+    from server import credentials
+    from server.models import Device
 
     if not wire.valid_id(device_id):
         raise click.BadParameter(f"DEVICE_ID must match {wire.ID_PATTERN.pattern}")
-    accounts = _broker_accounts(cfg, mqtt_url, data_dir)
-    try:
-        password = accounts.add_device(device_id)
-    except BrokerAuthError as exc:
-        raise click.ClickException(str(exc)) from None
-    where = device_url or cfg.get("broker", {}).get("device_url") or mqtt_url or cfg["mqtt"]["url"]
+    accounts = _broker_accounts(cfg, mqtt_url, data_dir, device_url)
+
+    def issue(context: Any, actor: str) -> Any:
+        with context.db.read() as s:
+            status = s.scalar(select(Device.status).where(Device.device_id == device_id))
+        if status == "retired":
+            raise click.ClickException(f"device {device_id} is retired; make it active again first "
+                                       f"(PATCH /api/v1/devices/{device_id}) to give it credentials")
+        return credentials.issue(context, device_id, actor)
+
+    outcome = _credentials(cfg, data_dir, accounts, issue)
+    if outcome.failed:
+        raise click.ClickException(f"the broker account of {device_id} could not be made: {outcome.error}")
     click.echo(f"username: {device_id}")
-    click.echo(f"password: {password}")
-    click.echo(f"mqtt_url: {url_with_credentials(where, device_id, password)}")
+    click.echo(f"password: {outcome.password}")
+    click.echo(f"mqtt_url: {outcome.mqtt_url}")
     click.echo("Put mqtt_url in the device's TOML file (readable by its owner only); the password is not "
                "shown again.", err=True)
 
@@ -443,16 +468,15 @@ def broker_device_credentials(cfg: dict[str, Any], device_id: str, mqtt_url: str
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.pass_obj
 def broker_retire(cfg: dict[str, Any], device_id: str, mqtt_url: str | None, data_dir: str | None) -> None:
-    """Retire DEVICE_ID on the broker: disconnect it and delete its account."""
-    from .broker_auth import BrokerAuthError
+    """Retire DEVICE_ID on the broker: disconnect it and delete its account (audited)."""
+    from server import credentials
 
     if not wire.valid_id(device_id):
         raise click.BadParameter(f"DEVICE_ID must match {wire.ID_PATTERN.pattern}")
     accounts = _broker_accounts(cfg, mqtt_url, data_dir)
-    try:
-        accounts.remove_device(device_id)
-    except BrokerAuthError as exc:
-        raise click.ClickException(str(exc)) from None
+    outcome = _credentials(cfg, data_dir, accounts, lambda c, actor: credentials.remove(c, device_id, actor))
+    if outcome.failed:
+        raise click.ClickException(f"the broker account of {device_id} could not be deleted: {outcome.error}")
     click.echo(f"device {device_id} retired: disconnected, and its broker account deleted")
 
 

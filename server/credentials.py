@@ -1,4 +1,4 @@
-"""Devices' broker accounts, as the admin pages and the API hand them out.
+"""Devices' broker accounts, as the admin pages, the API and the command line hand them out.
 
 With ``[broker] auth = "dynsec"`` (or ``[broker] admin_url`` set) in the configuration the
 server runs with, approving a device makes its MQTT account (``dashdesk.broker_auth``) and
@@ -68,16 +68,19 @@ class BrokerAccounts:
         self._manager = manager
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "BrokerAccounts":
+    def from_config(cls, cfg: Mapping[str, Any], *, mqtt_url: str | None = None, device_url: str | None = None,
+                    timeout: float = BROKER_TIMEOUT_S) -> "BrokerAccounts":
+        """The accounts of the broker ``cfg`` names (``mqtt_url``: another one, as ``dashdesk broker
+        --mqtt-url``), shown to devices at ``device_url`` (else ``[broker] device_url``, else the broker's)."""
         broker_cfg = cfg.get("broker", {}) or {}
         enabled = broker_auth.accounts_enabled(cfg)
-        device_url = (broker_cfg.get("device_url") or (cfg.get("mqtt", {}) or {}).get("url")
-                      or "mqtt://127.0.0.1:1883")
+        device_url = (device_url or broker_cfg.get("device_url") or mqtt_url
+                      or (cfg.get("mqtt", {}) or {}).get("url") or "mqtt://127.0.0.1:1883")
 
         def manager() -> Any:
             # Made per call: `dashdesk up` writes the admin's password file after the server may have started.
-            accounts = broker_auth.DynsecAccounts.from_config(cfg)
-            accounts.timeout = BROKER_TIMEOUT_S
+            accounts = broker_auth.DynsecAccounts.from_config(cfg, mqtt_url=mqtt_url)
+            accounts.timeout = timeout
             return accounts
 
         return cls(enabled, str(device_url), manager if enabled else None)
@@ -113,6 +116,15 @@ class BrokerAccounts:
         if error is not None:
             return Outcome(device_id, self.auth, "failed", "remove", error=error)
         return Outcome(device_id, self.auth, "removed", "remove")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where the functions below work: the database that audits and the broker's accounts. The server's
+    extension (``server.app.Extension``) is one; the command line makes its own."""
+
+    db: Database
+    broker: BrokerAccounts
 
 
 def recorded(db: Database, actor: str, outcome: Outcome, action: str) -> Outcome:

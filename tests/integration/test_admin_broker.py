@@ -8,6 +8,7 @@ file to the server; a revoked API token gets 401 over real HTTP."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import subprocess
@@ -21,7 +22,7 @@ from dashdesk import broker, broker_auth, wire
 from tests.stack import ADMIN_PASSWORD, ADMIN_TOKEN, PYTHON, Stack, wait_until
 from tests.web.conftest import csrf_of
 
-from .test_broker_auth import NOT_AUTHORIZED, Device, connack_refused, device_id, press_body
+from .test_broker_auth import NOT_AUTHORIZED, Device, connack_refused, dashdesk, device_id, press_body
 
 pytestmark = pytest.mark.integration
 TOPICS = wire.Topics()
@@ -217,3 +218,39 @@ def test_up_passes_its_configuration_file_to_the_server_which_hands_out_credenti
     finally:
         proc.terminate()
         assert proc.wait(60) == 0
+
+
+def audited(stack: Stack, d: str) -> list[tuple[str, str, str | None]]:
+    """The device's audit rows, oldest first: (actor, action, the broker's result)."""
+    items = stack.api("GET", "/api/v1/audit", params={"target": f"device:{d}"}).json()["items"]
+    return [(a["actor"], a["action"], a["details"].get("result")) for a in reversed(items)]
+
+
+def test_the_broker_commands_hand_out_and_delete_accounts_as_the_server_does_and_are_audited(auth_stack):
+    stack = auth_stack
+    me = f"cli:{getpass.getuser()}"
+    d = device_id("ab-cli")
+    made = dashdesk("broker", "device-credentials", d, "--device-url", "mqtt://buttons.shop.lan:1883",
+                    env=stack.env)
+    assert made.returncode == 0, made.stderr
+    printed = dict(line.split(": ", 1) for line in made.stdout.strip().splitlines())
+    assert printed["username"] == d and len(printed["password"]) >= 32
+    assert printed["mqtt_url"] == f"mqtt://{d}:{printed['password']}@buttons.shop.lan:1883"
+    dev = Device(stack.broker.url_for(d, printed["password"]))
+    assert dev.connected and pressed(dev, d)["result"] == "created"
+    retired = dashdesk("broker", "retire", d, env=stack.env)
+    assert retired.returncode == 0, retired.stderr
+    wait_until(lambda: dev.disconnects, timeout=10, what="the retired device's connection to close")
+    dev.close()
+    assert connack_refused(stack.broker.url_for(d, printed["password"])).value == NOT_AUTHORIZED
+    assert audited(stack, d) == [(me, "broker.issue", "issued"), (me, "broker.remove", "removed")]
+    assert printed["password"] not in str(stack.api("GET", "/api/v1/audit").json())
+    # a device the server knows as retired gets no credentials
+    assert stack.api("POST", f"/api/v1/devices/{d}/retire", json={}).status_code == 200
+    again = dashdesk("broker", "device-credentials", d, env=stack.env)
+    assert again.returncode == 2 and f"device {d} is retired" in again.stderr and "password" not in again.stdout
+    # a broker that does not answer: exit 2 with the reason, and the failure is audited
+    down = dashdesk("broker", "retire", d, "--mqtt-url", f"mqtt://127.0.0.1:{broker.free_port()}",
+                    env={**stack.env, "DASHDESK_BROKER_ADMIN_URL": ""})
+    assert down.returncode == 2 and f"the broker account of {d} could not be deleted" in down.stderr
+    assert audited(stack, d)[-1] == (me, "broker.remove", "failed")
