@@ -513,35 +513,56 @@ def config_export(cfg: dict[str, Any], file: str, data_dir: str | None) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.pass_obj
 def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, data_dir: str | None) -> None:
-    """Import FILE in one transaction: checked first, all or nothing; adds and changes, removes only with --prune."""
+    """Import FILE in one transaction: checked first, all or nothing; adds and changes, removes only with --prune.
+
+    With broker accounts on, the devices it retires lose theirs (disconnected); exit 1 if the
+    broker did not delete them all (the import stands; `dashdesk broker retire` tries again).
+    """
+    from server import credentials
     from server.app import load_categories
     from server.audit import cli_actor
     from server.config_io import ConfigRejected, decode, run
 
+    from .broker_auth import COMMAND_TIMEOUT_S
+
     body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     database = _database(cfg, data_dir)
+    actor = cli_actor()
     try:
-        report = run(database, decode(body), cli_actor(), dry_run=dry_run, prune=prune,
-                     default_sla=load_categories()[1])
-    except ConfigRejected as exc:
-        for problem in exc.errors:
-            click.echo(f"{file}: {problem}", err=True)
-        raise click.ClickException(str(exc)) from None
+        try:
+            report = run(database, decode(body), actor, dry_run=dry_run, prune=prune,
+                         default_sla=load_categories()[1])
+        except ConfigRejected as exc:
+            for problem in exc.errors:
+                click.echo(f"{file}: {problem}", err=True)
+            raise click.ClickException(str(exc)) from None
+        for kind, c in report.counts.items():
+            click.echo(f"{kind}: {c.added} added, {c.changed} changed, {c.unchanged} unchanged, {c.removed} removed")
+        for line in report.changes:
+            click.echo(f"  {line}")
+        if report.more_changes:
+            click.echo(f"  … and {report.more_changes} more")
+        for line in report.kept:
+            click.echo(f"kept: {line}")
+        if dry_run:
+            click.echo("dry run: nothing was changed")
+            return
+        if not report.retired:
+            return
+        # Retired here as on the admin page and by the API: their broker accounts go (each audited).
+        accounts = credentials.BrokerAccounts.from_config(cfg, timeout=COMMAND_TIMEOUT_S)
+        outcomes = credentials.remove_many(credentials.Context(database, accounts), report.retired, actor)
     finally:
         database.close()
-    for kind, c in report.counts.items():
-        click.echo(f"{kind}: {c.added} added, {c.changed} changed, {c.unchanged} unchanged, {c.removed} removed")
-    for line in report.changes:
-        click.echo(f"  {line}")
-    if report.more_changes:
-        click.echo(f"  … and {report.more_changes} more")
-    for line in report.kept:
-        click.echo(f"kept: {line}")
-    if dry_run:
-        click.echo("dry run: nothing was changed")
-    elif report.retired:
-        click.echo(f"retired: {', '.join(report.retired)}; with broker accounts on, delete theirs with "
-                   "`dashdesk broker retire DEVICE_ID`", err=True)
+    failed = [o for o in outcomes if o.failed]
+    gone = [o.device_id for o in outcomes if o.result == "removed"]
+    click.echo(f"retired: {', '.join(report.retired)}" + (f"; broker accounts deleted: {', '.join(gone)}"
+                                                           if gone else ""))
+    for o in failed:
+        click.echo(f"the broker account of {o.device_id} could not be deleted: {o.error}", err=True)
+    if failed:
+        click.echo("the import stands; delete those accounts with `dashdesk broker retire DEVICE_ID`", err=True)
+        sys.exit(Exit.FAILED)
 
 
 def main(argv: list[str] | None = None) -> int:

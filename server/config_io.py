@@ -15,8 +15,9 @@ transaction:
   it does not have are deleted when nothing refers to them (kept and reported otherwise);
 - ``dry_run`` reports what it would change, per kind, and changes nothing.
 
-Broker credentials are not part of it (each device has its own; an import that retires
-devices says which, for their accounts to be removed).
+Broker credentials are not part of it (each device has its own): an import reports the
+devices it retired (:attr:`Report.retired`), and the page, the API and the command line
+delete their accounts after it commits (``server.credentials.remove_many``).
 
 >>> print(to_toml_string("Till \\"1\\""))
 "Till \\"1\\""

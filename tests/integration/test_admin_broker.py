@@ -254,3 +254,57 @@ def test_the_broker_commands_hand_out_and_delete_accounts_as_the_server_does_and
                     env={**stack.env, "DASHDESK_BROKER_ADMIN_URL": ""})
     assert down.returncode == 2 and f"the broker account of {d} could not be deleted" in down.stderr
     assert audited(stack, d)[-1] == (me, "broker.remove", "failed")
+
+
+def registered(stack: Stack, name: str) -> tuple[str, str, Device]:
+    """A device added active in a site of its own: its id, its MQTT URL with the credentials the API handed
+    out, and a connection made with them."""
+    d = device_id(name)
+    assert stack.api("POST", "/api/v1/sites", json={"code": f"ab-{d}", "name": f"Shop {d}"}).status_code == 201
+    r = stack.api("POST", "/api/v1/devices/register", json={"device_id": d, "site": f"ab-{d}"})
+    assert r.status_code == 201, r.text
+    url = r.json()["broker"]["mqtt_url"]
+    dev = Device(url)
+    assert dev.connected
+    return d, url, dev
+
+
+def without(config: str, d: str) -> str:
+    """The exported configuration without device ``d`` (nor its site): what a pruning import retires."""
+    parts = config.split("\n[[")
+    return "\n[[".join(p for p in parts if f'device_id = "{d}"' not in p and f'code = "ab-{d}"' not in p)
+
+
+def test_config_import_with_prune_deletes_the_broker_accounts_of_the_devices_it_retires(auth_stack, tmp_path):
+    stack = auth_stack
+    me = f"cli:{getpass.getuser()}"
+    (a, url_a, dev_a), (b, url_b, dev_b) = registered(stack, "ab-prune-a"), registered(stack, "ab-prune-b")
+    try:
+        exported = dashdesk("config", "export", "-", env=stack.env)
+        assert exported.returncode == 0, exported.stderr
+        # the broker does not answer: the import stands, the account is named, exit 1
+        (tmp_path / "no-a.toml").write_text(without(exported.stdout, a))
+        dead = f"mqtt://dashdesk.admin:not-used@127.0.0.1:{broker.free_port()}"
+        out = dashdesk("config", "import", str(tmp_path / "no-a.toml"), "--prune",
+                       env={**stack.env, "DASHDESK_BROKER_ADMIN_URL": dead})
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert f"the broker account of {a} could not be deleted: could not reach the broker" in out.stderr
+        assert "not-used" not in out.stdout + out.stderr
+        assert stack.api("GET", f"/api/v1/devices/{a}").json()["status"] == "retired"
+        assert dev_a.connected  # its account is still there
+        # the broker answers: the retired device is disconnected and refused
+        (tmp_path / "no-b.toml").write_text(without(without(exported.stdout, a), b))
+        out = dashdesk("config", "import", str(tmp_path / "no-b.toml"), "--prune", env=stack.env)
+        assert out.returncode == 0, out.stderr
+        assert f"retired: {b}; broker accounts deleted: {b}" in out.stdout
+        wait_until(lambda: dev_b.disconnects, timeout=10, what="the pruned device's connection to close")
+        assert connack_refused(url_b).value == NOT_AUTHORIZED
+        assert audited(stack, b)[-1] == (me, "broker.remove", "removed")
+        assert audited(stack, a)[-1] == (me, "broker.remove", "failed")
+        # and the account left behind goes with `dashdesk broker retire`
+        assert dashdesk("broker", "retire", a, env=stack.env).returncode == 0
+        wait_until(lambda: dev_a.disconnects, timeout=10, what="the other device's connection to close")
+        assert connack_refused(url_a).value == NOT_AUTHORIZED
+    finally:
+        dev_a.close()
+        dev_b.close()
