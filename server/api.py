@@ -310,25 +310,60 @@ def list_devices(q: dict[str, Any]) -> dict[str, Any]:
         return {"items": [device_dict(s, d) for d in s.scalars(stmt)]}
 
 
+STATUS_DOC = ("A change of `status` goes through the step of the same name, audited as the admin pages' buttons "
+              "are (`device.approve`, `device.reject`, `device.retire`). A device retired here (or created "
+              "retired) loses its broker account as with `POST .../retire` (`broker`: `removed`, or `failed` "
+              "with the `error`: `DELETE .../credentials` tries again); a rejected one keeps it, to hear why its "
+              "presses are refused; one made active again gets new credentials from `POST .../credentials`.")
+
+
+def _edit(s: Session, device: Device, body: dict[str, Any], actor: str) -> None:
+    """Place the device and give it the status ``body`` asks for (the site first: an approval names it)."""
+    before = {"kind": device.kind, "site": device.site.code if device.site else None}
+    if "kind" in body:
+        device.kind = body["kind"]
+    _place(s, device, body)
+    s.flush()
+    after = {"kind": device.kind, "site": device.site.code if device.site else None}
+    if after != before:
+        audit.record(s, actor, "device.update", f"device:{device.device_id}",
+                     changes={k: [before[k], after[k]] for k in after if after[k] != before[k]})
+    if "status" in body:
+        try:
+            devices.set_status(s, device, body["status"], actor)
+        except devices.AdminError as exc:
+            admin_abort(exc)
+
+
+def _with_account(out: dict[str, Any], was: str | None, actor: str) -> dict[str, Any]:
+    """After the commit: what the device's new status means for its broker account (``broker``, if anything)."""
+    outcome = credentials.after_status(ext(), out["device_id"], was, out["status"], actor)
+    if outcome is not None:
+        out["broker"] = outcome.as_dict()
+    return out
+
+
 @api.post("/devices")
 @api.auth_required(auth)
 @api.input(schemas.DeviceIn, arg_name="body")
-@api.output(schemas.DeviceOut, status_code=201)
-@api.doc(summary="Register a device (or update the one with that id)")
+@api.output(schemas.DeviceBrokerOut, status_code=201)
+@api.doc(summary="Register a device (or update the one with that id)", description=STATUS_DOC)
 def post_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = require_admin()
     with ext().db.write() as s:
         device = s.scalar(select(Device).where(Device.device_id == body["device_id"]))
-        status = 200 if device else 201
+        was = device.status if device else None
         if device is None:
-            device = Device(device_id=body["device_id"])
+            device = Device(device_id=body["device_id"], status=body["status"], kind=body["kind"])
             s.add(device)
-        device.status, device.kind = body["status"], body["kind"]
-        _place(s, device, body)
-        s.flush()
-        audit.record(s, actor, "device.create" if status == 201 else "device.update", f"device:{device.device_id}",
-                     status=device.status, kind=device.kind, site=device.site.code if device.site else None)
-        return device_dict(s, device), status
+            _place(s, device, body)
+            s.flush()
+            audit.record(s, actor, "device.create", f"device:{device.device_id}", status=device.status,
+                         kind=device.kind, site=device.site.code if device.site else None)
+        else:
+            _edit(s, device, body, actor)
+        out = device_dict(s, device)
+    return _with_account(out, was, actor), 200 if was else 201
 
 
 @api.get("/devices/<device_id>")
@@ -342,27 +377,18 @@ def get_device(device_id: str) -> dict[str, Any]:
 @api.patch("/devices/<device_id>")
 @api.auth_required(auth)
 @api.input(schemas.DevicePatch, arg_name="body")
-@api.output(schemas.DeviceOut)
+@api.output(schemas.DeviceBrokerOut)
+@api.doc(summary="Change a device's site, status or test mode", description=STATUS_DOC)
 def patch_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
     with ext().db.write() as s:
         device = _device_or_404(s, device_id)
-        before = {"status": device.status, "site": device.site.code if device.site else None}
-        if "status" in body:
-            device.status = body["status"]
-        _place(s, device, body)
-        s.flush()
-        after = {"status": device.status, "site": device.site.code if device.site else None}
-        if after != before:
-            audit.record(s, actor, "device.update", f"device:{device_id}",
-                         changes={k: [before[k], after[k]] for k in after if after[k] != before[k]})
+        was = device.status
+        _edit(s, device, body, actor)
         if "test_mode" in body:
             devices.set_test_mode(s, device, body["test_mode"], actor)
         out = device_dict(s, device)
-    if before["status"] != "retired" and out["status"] == "retired":
-        # Retired here as by POST .../retire: its broker account goes (audited; a failure is retried there).
-        credentials.remove(ext(), device_id, actor)
-    return out
+    return _with_account(out, was, actor)
 
 
 @api.put("/devices/<device_id>/buttons/<button>")

@@ -452,6 +452,8 @@ def apply(s: Session, text: str, actor: str, *, prune: bool = False, dry_run: bo
             device_rows[device_id] = device
             count.added += 1
             report.note(f"device {device_id}: added")
+            if device.status == "retired":  # it may have a broker account from before dashdesk knew it
+                report.retired.append(device_id)
             continue
         diff: dict[str, list[Any]] = {}
         if "site" in values:
@@ -460,10 +462,13 @@ def apply(s: Session, text: str, actor: str, *, prune: bool = False, dry_run: bo
             if now != was:
                 diff["site"] = [was, now]
                 device.site = site_rows[now] if now else None
-        for k in ("kind", "status"):
-            if k in values and getattr(device, k) != values[k]:
-                diff[k] = [getattr(device, k), values[k]]
-                setattr(device, k, values[k])
+        if "kind" in values and device.kind != values["kind"]:
+            diff["kind"] = [device.kind, values["kind"]]
+            device.kind = values["kind"]
+        if "status" in values and device.status != values["status"]:
+            diff["status"] = [device.status, values["status"]]
+            # As an edit of the device by the API does: the step of that name, with its audit row.
+            devices.set_status(s, device, values["status"], actor, "set in an imported configuration")
         if "test_mode" in values and bool(device.test_mode) != values["test_mode"]:
             diff["test_mode"] = [bool(device.test_mode), values["test_mode"]]
             devices.set_test_mode(s, device, values["test_mode"], actor)
@@ -474,7 +479,7 @@ def apply(s: Session, text: str, actor: str, *, prune: bool = False, dry_run: bo
 
     _apply_mappings(s, plan, cats, report)
     if prune:
-        _prune(s, plan, report)
+        _prune(s, plan, report, actor)
     audit.record(s, actor, "config.import", "config:import", prune=prune,
                  counts={k: vars(c) for k, c in report.counts.items()}, changes=report.changes,
                  kept=report.kept)
@@ -528,7 +533,7 @@ def _apply_mappings(s: Session, plan: _Plan, cats: dict[str, Category], report: 
                     report.note(f"device {device_id} button {row.button}: removed")
 
 
-def _prune(s: Session, plan: _Plan, report: Report) -> None:
+def _prune(s: Session, plan: _Plan, report: Report, actor: str) -> None:
     """Remove what the file does not have (see the module's docstring)."""
     s.flush()
     # Devices named without buttons lose their mappings; devices not named are retired and lose theirs.
@@ -542,7 +547,7 @@ def _prune(s: Session, plan: _Plan, report: Report) -> None:
         removed = s.execute(delete(ButtonMapping).where(ButtonMapping.device_id == device.device_id)).rowcount
         report.counts["mappings"].removed += removed or 0
         if device.status != "retired":
-            device.status = "retired"
+            devices.set_status(s, device, "retired", actor, "not in an imported configuration")
             report.counts["devices"].removed += 1
             report.retired.append(device.device_id)
             report.note(f"device {device.device_id}: retired (not in the file)")

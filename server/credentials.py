@@ -144,6 +144,16 @@ def remove(ext: Any, device_id: str, actor: str) -> Outcome:
     return recorded(ext.db, actor, ext.broker.remove(device_id), "remove")
 
 
+def after_status(ext: Any, device_id: str, was: str | None, now: str, actor: str) -> Outcome | None:
+    """What a device's new status means for its broker account, once the change is committed: a device
+    retired (or created retired: ``was`` None) loses it, as ``POST .../retire`` does; None if nothing is
+    done. A rejected device keeps its account, so that it still hears why its presses are refused; a
+    device made active again gets new credentials from ``POST .../credentials``."""
+    if now == "retired" and was != "retired":
+        return remove(ext, device_id, actor)
+    return None
+
+
 def remove_many(ext: Any, device_ids: list[str], actor: str) -> list[Outcome]:
     """Delete several devices' accounts; once the broker fails to answer, the rest are not tried (each
     would wait as long) and are reported failed with the same error."""

@@ -1,4 +1,5 @@
-"""What admins do to devices: approve, reject, retire, map buttons, copy a mapping to many.
+"""What admins do to devices: approve, reject, retire (or any status, :func:`set_status`), map buttons,
+copy a mapping to many.
 
 Each function works in the caller's session (one transaction with its audit row) and raises
 :class:`AdminError` with an HTTP status and a sentence for people when it refuses. The press
@@ -17,8 +18,8 @@ from sqlalchemy.orm import Session, joinedload
 from dashdesk import wire
 
 from . import audit, rules
-from .models import (DEVICE_KINDS, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category, Device, Event, Press, Site,
-                     Ticket)
+from .models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category, Device,
+                     Event, Press, Site, Ticket)
 
 # A rollout template goes to at most this many devices at once.
 MAX_COPY_TARGETS = 2000
@@ -56,11 +57,16 @@ def approve(s: Session, device_id: str, site_code: str, actor: str) -> Device:
     if device.status not in ("pending", "rejected"):
         raise AdminError(409, f"device {device_id} is {device.status}; only pending or rejected devices "
                               "can be approved")
-    site = site_by_code(s, site_code)
-    was = device.status
-    device.status, device.site = "active", site
-    audit.record(s, actor, "device.approve", f"device:{device_id}", site=site.code, was=was)
+    device.site = site_by_code(s, site_code)
+    _activate(s, device, actor)
     return device
+
+
+def _activate(s: Session, device: Device, actor: str) -> None:
+    was = device.status
+    device.status = "active"
+    audit.record(s, actor, "device.approve", f"device:{device.device_id}",
+                 site=device.site.code if device.site else None, was=was)
 
 
 def reject(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
@@ -69,9 +75,14 @@ def reject(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
     if device.status != "pending":
         raise AdminError(409, f"device {device_id} is {device.status}; only a pending device can be rejected"
                               + (" (retire an active one)" if device.status == "active" else ""))
-    device.status = "rejected"
-    audit.record(s, actor, "device.reject", f"device:{device_id}", reason=(reason or "").strip()[:500])
+    _reject(s, device, actor, reason)
     return device
+
+
+def _reject(s: Session, device: Device, actor: str, reason: str) -> None:
+    was = device.status
+    device.status = "rejected"
+    audit.record(s, actor, "device.reject", f"device:{device.device_id}", was=was, reason=(reason or "").strip()[:500])
 
 
 def register(s: Session, device_id: str, site_code: str, actor: str, kind: str = "physical") -> Device:
@@ -98,10 +109,40 @@ def retire(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
     device = get(s, device_id)
     if device.status == "retired":
         raise AdminError(409, f"device {device_id} is already retired")
+    _retire(s, device, actor, reason)
+    return device
+
+
+def _retire(s: Session, device: Device, actor: str, reason: str) -> None:
     was = device.status
     device.status = "retired"
-    audit.record(s, actor, "device.retire", f"device:{device_id}", was=was, reason=(reason or "").strip()[:500])
-    return device
+    audit.record(s, actor, "device.retire", f"device:{device.device_id}", was=was, reason=(reason or "").strip()[:500])
+
+
+def set_status(s: Session, device: Device, status: str, actor: str, reason: str = "") -> bool:
+    """Give ``device`` ``status`` as an edit of the device does (``PATCH`` and ``POST /api/v1/devices``, a
+    configuration import): through the step of that name, with its audit row, as the admin pages' buttons
+    (``device.approve`` for active, in the site it has; ``device.reject``; ``device.retire``); "pending",
+    which no button sets, is ``device.update``. False if it had that status already.
+
+    Unlike the buttons, which refuse what does not fit their purpose (only a pending device is rejected,
+    say), an edit may set any status. What the broker then does (a retired device's account is deleted)
+    follows the commit: ``server.credentials.after_status``.
+    """
+    if status not in DEVICE_STATUSES:
+        raise AdminError(400, f"status must be one of {', '.join(DEVICE_STATUSES)}")
+    if device.status == status:
+        return False
+    if status == "active":
+        _activate(s, device, actor)
+    elif status == "rejected":
+        _reject(s, device, actor, reason)
+    elif status == "retired":
+        _retire(s, device, actor, reason)
+    else:
+        was, device.status = device.status, status
+        audit.record(s, actor, "device.update", f"device:{device.device_id}", changes={"status": [was, status]})
+    return True
 
 
 @dataclass(frozen=True)

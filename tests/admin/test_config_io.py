@@ -223,6 +223,10 @@ category = "till"
     assert [(r.actor, r.details["prune"]) for r in rows] == [("token:admin (bootstrap)", False),
                                                              ("token:admin (bootstrap)", True)]
     assert rows[1].details["counts"]["devices"]["removed"] == 2
+    # each retired device's own history says so, as if retired on its page
+    retired = [(r.target, r.details) for r in audit_rows(app, "device.retire")]
+    assert retired == [("device:phone-1", {"was": "active", "reason": "not in an imported configuration"}),
+                       ("device:stray-1", {"was": "pending", "reason": "not in an imported configuration"})]
 
 
 def test_a_pruned_category_stays_gone_after_the_server_starts_again_on_the_same_database(tmp_path, monkeypatch):

@@ -218,11 +218,45 @@ def test_adding_a_device_on_the_page_makes_it_active_with_credentials(auth_app, 
     assert [a.action for a in audit_rows(auth_app)] == ["site.create", "device.create", "broker.issue"]
 
 
-def test_retiring_with_patch_deletes_the_account_too(auth_app, fake):
+def device_rows(app, device_id):
+    """The device's audit rows after its approval: (action, details)."""
+    rows = [(a.action, a.details) for a in audit_rows(app) if a.target == f"device:{device_id}"]
+    return rows[[a for a, _ in rows].index("broker.issue") + 1:]
+
+
+def test_status_changes_by_patch_go_through_the_same_steps_as_the_buttons(auth_app, fake):
     press(auth_app, device_id="new-1")
     api(auth_app, "POST", "/api/v1/devices/new-1/approve", json={"site": "hs-01"})
     assert "new-1" in fake.passwords
+    # rejected: the account stays, so that the device hears why its presses are refused
+    r = api(auth_app, "PATCH", "/api/v1/devices/new-1", json={"status": "rejected"})
+    assert r.status_code == 200 and r.get_json()["status"] == "rejected" and "broker" not in r.get_json()
+    assert "new-1" in fake.passwords
+    assert press(auth_app, device_id="new-1")["reason"] == "device rejected by an admin"
+    # retired: the account goes, as with POST .../retire
     r = api(auth_app, "PATCH", "/api/v1/devices/new-1", json={"status": "retired"})
     assert r.status_code == 200 and r.get_json()["status"] == "retired"
-    assert "new-1" not in fake.passwords
-    assert [a.action for a in audit_rows(auth_app)][-2:] == ["device.update", "broker.remove"]
+    assert r.get_json()["broker"]["credentials"] == "removed" and "new-1" not in fake.passwords
+    assert api(auth_app, "PATCH", "/api/v1/devices/new-1", json={"status": "retired"}).get_json().get("broker") is None
+    # active again: approved where it is; new credentials from POST .../credentials
+    r = api(auth_app, "PATCH", "/api/v1/devices/new-1", json={"status": "active"})
+    assert r.status_code == 200 and r.get_json()["status"] == "active" and "new-1" not in fake.passwords
+    assert api(auth_app, "POST", "/api/v1/devices/new-1/credentials").get_json()["broker"]["credentials"] == "issued"
+    assert device_rows(auth_app, "new-1") == [
+        ("device.reject", {"was": "active", "reason": ""}), ("device.retire", {"was": "rejected", "reason": ""}),
+        ("broker.remove", {"result": "removed"}), ("device.approve", {"site": "hs-01", "was": "retired"}),
+        ("broker.issue", {"result": "issued"})]
+
+
+def test_a_device_created_or_updated_as_retired_loses_its_account(auth_app, fake):
+    fake.add_device("old-1")  # an account made before the server knew the device (`dashdesk broker ...`)
+    r = api(auth_app, "POST", "/api/v1/devices", json={"device_id": "old-1", "status": "retired"})
+    assert r.status_code == 201 and r.get_json()["broker"]["credentials"] == "removed"
+    assert "old-1" not in fake.passwords
+    api(auth_app, "POST", "/api/v1/devices/register", json={"device_id": "old-2", "site": "hs-01"})
+    r = api(auth_app, "POST", "/api/v1/devices", json={"device_id": "old-2", "site": "hs-01", "status": "retired"})
+    assert r.status_code == 200 and r.get_json()["broker"]["credentials"] == "removed"
+    assert "old-2" not in fake.passwords
+    assert [(a.action, a.target) for a in audit_rows(auth_app)][-6:] == [
+        ("device.create", "device:old-1"), ("broker.remove", "device:old-1"), ("device.create", "device:old-2"),
+        ("broker.issue", "device:old-2"), ("device.retire", "device:old-2"), ("broker.remove", "device:old-2")]

@@ -308,3 +308,33 @@ def test_config_import_with_prune_deletes_the_broker_accounts_of_the_devices_it_
     finally:
         dev_a.close()
         dev_b.close()
+
+
+def test_patch_retired_closes_the_connection_and_patch_rejected_keeps_it_to_say_why(auth_stack):
+    stack = auth_stack
+    (kept, kept_url, kept_dev), (gone, gone_url, gone_dev) = (registered(stack, "ab-patch-rejected"),
+                                                              registered(stack, "ab-patch-retired"))
+    try:
+        r = stack.api("PATCH", f"/api/v1/devices/{kept}", json={"status": "rejected"})
+        assert r.status_code == 200 and r.json()["status"] == "rejected" and "broker" not in r.json()
+        ack = pressed(kept_dev, kept)
+        assert (ack["result"], ack["reason"]) == ("rejected", "device rejected by an admin")
+        assert kept_dev.connected and kept_dev.disconnects == []
+        r = stack.api("PATCH", f"/api/v1/devices/{gone}", json={"status": "retired"})
+        assert r.status_code == 200 and r.json()["broker"]["credentials"] == "removed"
+        wait_until(lambda: gone_dev.disconnects, timeout=10, what="the retired device's connection to close")
+        assert connack_refused(gone_url).value == NOT_AUTHORIZED
+        assert [a for _, a, _ in audited(stack, gone)][-2:] == ["device.retire", "broker.remove"]
+        assert [a for _, a, _ in audited(stack, kept)][-1] == "device.reject"
+        # made active again, it connects with the new credentials of POST .../credentials
+        assert stack.api("PATCH", f"/api/v1/devices/{gone}", json={"status": "active"}).json()["status"] == "active"
+        assert connack_refused(gone_url).value == NOT_AUTHORIZED
+        fresh = stack.api("POST", f"/api/v1/devices/{gone}/credentials").json()["broker"]["mqtt_url"]
+        again = Device(fresh)
+        try:
+            assert again.connected and pressed(again, gone)["result"] == "created"
+        finally:
+            again.close()
+    finally:
+        kept_dev.close()
+        gone_dev.close()
