@@ -6,8 +6,8 @@ line (``dashdesk user ...``) alike: the same checks (the last active admin is ne
 disabled nor demoted), the same audit actions (``user.create``, ``user.role``,
 ``user.disable``, ``user.enable``, ``user.password``), never a password in them. ``actor``
 is who asked, as the audit log names them; only dashdesk's own set-up at first start
-(:func:`bootstrap_admin`) and tests pass none and are not audited. The web pages sign
-users in with Flask-Login (see ``server.web``).
+(:func:`bootstrap_admin`), which nobody asked for, passes none and is not audited. The web
+pages sign users in with Flask-Login (see ``server.web``).
 """
 
 from __future__ import annotations
