@@ -13,6 +13,7 @@ press (``Q``), run on SQLite's own cursor (see ``prepared``); no unit of work
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -155,26 +156,35 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
     else:
         ticket_id = ticket["id"]
         devices = ticket["devices"] if p.device_id in ticket["devices"] else sorted([*ticket["devices"], p.device_id])
-        deadlines = rules.Deadlines(ticket["respond_by"], ticket["resolve_by"])
+        _merge(x, ticket, p, now, telemetry, devices)
+        if result == "reopened":
+            x.run(Q.reopen_ticket, {"id": ticket_id})
         if priority < ticket["priority"]:
-            # Counted from creation, later by the time spent on hold (the SLA clock stops then).
-            held = ticket["held_s"] + (max(0, int((now - ticket["on_hold_since"]).total_seconds()))
-                                       if ticket["on_hold_since"] is not None else 0)
-            deadlines = rules.sla_deadlines(ticket["created_at"] + timedelta(seconds=held), priority,
-                                            category["sla"])
+            # Counted from when the SLA clock started: creation, later by the time spent on hold.
+            start = ticket["created_at"] + timedelta(seconds=ticket["held_s"] + (
+                max(0, int((now - ticket["on_hold_since"]).total_seconds()))
+                if ticket["on_hold_since"] is not None else 0))
+            deadlines = rules.sla_deadlines(start, priority, category["sla"])
+            x.run(Q.raise_ticket, {"id": ticket_id, "priority": priority, "respond_by": deadlines.respond_by,
+                                   "resolve_by": deadlines.resolve_by})
             changes = {"priority": [ticket["priority"], priority]}
-        x.run(Q.merge_into_ticket, {
-            "id": ticket_id, "status": status, "updated_at": now,
-            "first_reported_at": min(ticket["first_reported_at"], p.pressed_at),
-            "last_reported_at": max(ticket["last_reported_at"], p.pressed_at),
-            "telemetry": telemetry if telemetry else ticket["telemetry"],
-            "resolved_at": None if result == "reopened" else ticket["resolved_at"],
-            "reopen_count": ticket["reopen_count"] + (result == "reopened"),
-            "priority": min(priority, ticket["priority"]),
-            "respond_by": deadlines.respond_by, "resolve_by": deadlines.resolve_by, "devices": devices})
     summary = {"id": ticket_id, "number": rules.ticket_number(ticket_id), "status": status,
                "category": category["slug"]}
     return _finish(x, row, summary, result, None, devices, changes)
+
+
+def _merge(x: Statements | Runner, ticket: dict[str, Any], p: IncomingPress, now: datetime,
+           telemetry: dict[str, Any] | None, devices: list[str]) -> None:
+    """Count the press on the ticket, setting only the columns it changes: none that an index holds."""
+    values: dict[str, Any] = {"id": ticket["id"], "updated_at": now,
+                              "last_reported_at": max(ticket["last_reported_at"], p.pressed_at)}
+    if p.pressed_at < ticket["first_reported_at"]:
+        values["first_reported_at"] = p.pressed_at
+    if telemetry:
+        values["telemetry"] = telemetry
+    if devices != ticket["devices"]:
+        values["devices"] = devices
+    x.run(merge_statement(tuple(values)), values)
 
 
 def _cancel_last(s: Session, x: Statements | Runner, row: _Row, settings: Settings,
@@ -242,10 +252,9 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-_TICKET = ("id status priority created_at resolved_at reopen_count first_reported_at last_reported_at "
-           "respond_by resolve_by telemetry devices held_s on_hold_since")
-_TICKET_TYPES = {k: T.c[k] for k in ("created_at", "resolved_at", "first_reported_at", "last_reported_at",
-                                     "respond_by", "resolve_by", "telemetry", "devices", "on_hold_since")}
+_TICKET = "id status priority created_at resolved_at first_reported_at last_reported_at devices held_s on_hold_since"
+_TICKET_TYPES = {k: T.c[k] for k in ("created_at", "resolved_at", "first_reported_at", "last_reported_at", "devices",
+                                     "on_hold_since")}
 _CATEGORY = "id slug name priority sla dedup_scope reopen_window_min label press action"
 
 
@@ -277,11 +286,13 @@ class Q:
     insert_ticket = insert_sql(T, "status priority category_id site_id scope device_id button title occurrences "
                                   "reopen_count first_reported_at last_reported_at created_at updated_at "
                                   "respond_by resolve_by touched is_test telemetry devices held_s")
-    _merged = ("status updated_at first_reported_at last_reported_at telemetry resolved_at reopen_count priority "
-               "respond_by resolve_by devices").split()
-    merge_into_ticket = Statement(
-        f"UPDATE tickets SET occurrences = occurrences + 1, {', '.join(f'{k} = :{k}' for k in _merged)} "
-        "WHERE id = :id", {k: T.c[k] for k in _merged})
+    # A press after the ticket was resolved, within the reopen window: open again.
+    reopen_ticket = Statement("UPDATE tickets SET status = 'new', resolved_at = NULL, "
+                              "reopen_count = reopen_count + 1 WHERE id = :id")
+    # A long press more urgent than the ticket: its priority, and the deadlines for it.
+    raise_ticket = Statement("UPDATE tickets SET priority = :priority, respond_by = :respond_by, "
+                             "resolve_by = :resolve_by WHERE id = :id",
+                             {k: T.c[k] for k in ("priority", "respond_by", "resolve_by")})
     last_report = select_sql("SELECT id, ticket_id, result, pressed_at FROM presses "
                              "WHERE device_id = :device_id AND cancelled = :no "
                              "AND result IN ('created', 'merged', 'reopened') ORDER BY id DESC LIMIT 1",
@@ -290,3 +301,16 @@ class Q:
     insert_press = insert_sql(P, "event_id device_id button press seq pressed_at bridge_received_at received_at "
                                  "late ticket_id result reason cancelled telemetry response")
     insert_event = insert_sql(E, "kind ticket_id devices actor created_at data")
+
+
+@functools.cache
+def merge_statement(keys: tuple[str, ...]) -> Statement:
+    """``UPDATE tickets`` counting one more press and setting ``keys`` (besides ``id``), one statement per set.
+
+    A merge names no column that an index of ``tickets`` holds (status, priority, the deadlines, ...): SQLite
+    rewrites an entry in every index holding a column named in SET, changed or not, and the queue's indexes
+    hold those. A reopen (``Q.reopen_ticket``) and a raise (``Q.raise_ticket``) have statements of their own.
+    """
+    names = [k for k in keys if k != "id"]
+    return Statement(f"UPDATE tickets SET occurrences = occurrences + 1, {', '.join(f'{k} = :{k}' for k in names)} "
+                     "WHERE id = :id", {k: T.c[k] for k in names})
