@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -160,10 +160,7 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
         if result == "reopened":
             x.run(Q.reopen_ticket, {"id": ticket_id})
         if priority < ticket["priority"]:
-            # Counted from when the SLA clock started: creation, later by the time spent on hold.
-            start = ticket["created_at"] + timedelta(seconds=ticket["held_s"] + (
-                max(0, int((now - ticket["on_hold_since"]).total_seconds()))
-                if ticket["on_hold_since"] is not None else 0))
+            start = rules.sla_start(ticket["created_at"], ticket["held_s"], ticket["on_hold_since"], now)
             deadlines = rules.sla_deadlines(start, priority, category["sla"])
             x.run(Q.raise_ticket, {"id": ticket_id, "priority": priority, "respond_by": deadlines.respond_by,
                                    "resolve_by": deadlines.resolve_by})

@@ -173,7 +173,8 @@ class Ticket(Base):
     # The first agent action (take, a status change, a note...): until then respond_by is the deadline.
     responded_at: Mapped[datetime | None]
     # The SLA clock stops while a ticket is on hold: since when, and the seconds held before now.
-    # Leaving hold moves respond_by and resolve_by later by the time held.
+    # The clock started at creation plus the time held (rules.sla_start); leaving hold counts respond_by
+    # and resolve_by from that later start.
     on_hold_since: Mapped[datetime | None]
     held_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set when an agent merged this ticket into another one (it is then closed as a duplicate).

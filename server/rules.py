@@ -37,6 +37,19 @@ def sla_deadlines(start: datetime, priority: int, sla: dict[str, Any]) -> Deadli
     )
 
 
+def sla_start(created_at: datetime, held_s: int | None, on_hold_since: datetime | None,
+              now: datetime) -> datetime:
+    """When the ticket's SLA clock started, as if it had never stopped: its creation, later by the whole
+    seconds it spent on hold (``held_s``) and, while it is on hold (since ``on_hold_since``), by the hold
+    so far up to ``now``, in whole seconds as ``held_s`` counts them. The deadlines are the targets
+    counted from it (``sla_deadlines``).
+    """
+    held = held_s or 0
+    if on_hold_since is not None:
+        held += max(0, int((now - on_hold_since).total_seconds()))
+    return created_at + timedelta(seconds=held)
+
+
 def is_late(pressed_at: datetime, received_at: datetime, late_after_s: float) -> bool:
     """A press that spent longer than ``late_after_s`` on its way came from a queue."""
     return (received_at - pressed_at).total_seconds() > late_after_s

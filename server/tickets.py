@@ -14,7 +14,7 @@ Every change:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -61,32 +61,25 @@ def check_transition(ticket: Ticket, status: str) -> None:
                       f"(from {here}: {allowed})")
 
 
-def set_deadlines(ticket: Ticket) -> None:
-    """The SLA deadlines for the ticket's priority, counted from its creation plus the time it spent on hold."""
-    start = ticket.created_at + timedelta(seconds=ticket.held_s or 0)
+def set_deadlines(ticket: Ticket, now: datetime) -> None:
+    """The SLA deadlines for the ticket's priority, counted from when its SLA clock started (``rules.sla_start``:
+    creation, later by the time spent on hold). While on hold, as if the hold ended ``now``; leaving the hold
+    counts them again."""
+    start = rules.sla_start(ticket.created_at, ticket.held_s, ticket.on_hold_since, now)
     deadlines = rules.sla_deadlines(start, ticket.priority, ticket.category.sla)
     ticket.respond_by, ticket.resolve_by = deadlines.respond_by, deadlines.resolve_by
-    if ticket.on_hold_since is not None:
-        # Still on hold: the hold so far moves them too, as it will when the hold ends.
-        _shift(ticket, max(0, int((wire.utcnow() - ticket.on_hold_since).total_seconds())))
 
 
-def _shift(ticket: Ticket, seconds: int) -> None:
-    if seconds:
-        if ticket.respond_by is not None:
-            ticket.respond_by += timedelta(seconds=seconds)
-        if ticket.resolve_by is not None:
-            ticket.resolve_by += timedelta(seconds=seconds)
-
-
-def _end_hold(ticket: Ticket, now: datetime) -> int:
-    """The SLA clock starts again: the deadlines move later by the time held. Returns those seconds."""
+def end_hold(ticket: Ticket, now: datetime) -> int:
+    """The SLA clock starts again: the hold joins the time held, and the deadlines move later by it.
+    Returns the seconds of this hold."""
     if ticket.on_hold_since is None:
         return 0
-    held = max(0, int((now - ticket.on_hold_since).total_seconds()))
+    start = rules.sla_start(ticket.created_at, ticket.held_s, ticket.on_hold_since, now)
+    held = int((start - ticket.created_at).total_seconds()) - (ticket.held_s or 0)
     ticket.on_hold_since = None
     ticket.held_s = (ticket.held_s or 0) + held
-    _shift(ticket, held)
+    set_deadlines(ticket, now)
     return held
 
 
@@ -118,7 +111,7 @@ def change(s: Session, ticket: Ticket, actor: str, *, status: str | None = None,
         if status in ("new", "in_progress", "on_hold") and ticket.status in ("resolved", "cancelled"):
             ticket.reopen_count += 1
         if ticket.status == "on_hold":
-            held = _end_hold(ticket, now)
+            held = end_hold(ticket, now)
             if held:
                 extra = {**(extra or {}), "sla_paused_s": held}
         ticket.status = status
@@ -138,7 +131,7 @@ def change(s: Session, ticket: Ticket, actor: str, *, status: str | None = None,
             raise TicketError(f"priority is {rules.HIGHEST_PRIORITY} (most urgent) to {rules.LOWEST_PRIORITY}")
         changes["priority"] = [ticket.priority, priority]
         ticket.priority = priority
-        set_deadlines(ticket)
+        set_deadlines(ticket, now)
     if not changes and note is None and not extra:
         return None
     ticket.touched = True
@@ -245,7 +238,7 @@ def merge(s: Session, ticket: Ticket, target: Ticket, actor: str) -> Event:
     if ticket.priority < target.priority:
         target_changes["priority"] = [target.priority, ticket.priority]
         target.priority = ticket.priority
-        set_deadlines(target)
+        set_deadlines(target, now)
     target.touched, target.updated_at = True, now
     target.responded_at = target.responded_at or now
     s.add(Event(kind="ticket.updated", ticket_id=target.id, devices=devices, actor=actor, created_at=now,
@@ -253,7 +246,7 @@ def merge(s: Session, ticket: Ticket, target: Ticket, actor: str) -> Event:
                       "merged_from_number": _number(ticket), "presses_moved": moved}))
     source_changes = {"status": [ticket.status, "closed"], "merged_into": [None, target.id]}
     if ticket.status == "on_hold":
-        _end_hold(ticket, now)
+        end_hold(ticket, now)
     ticket.status, ticket.merged_into_id = "closed", target.id
     ticket.resolved_at = ticket.resolved_at or now
     ticket.touched, ticket.updated_at = True, now

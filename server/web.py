@@ -208,8 +208,9 @@ class Sla:
 
 
 def sla_state(responded_at: datetime | None, respond_by: datetime | None, resolve_by: datetime | None,
-              created_at: datetime, status: str, now: datetime) -> Sla:
-    """The deadline that counts now and how close it is: warn under a quarter of its window, or 10 min."""
+              started_at: datetime, status: str, now: datetime) -> Sla:
+    """The deadline that counts now and how close it is: warn under a quarter of its window (from
+    ``started_at``, when the SLA clock started: ``rules.sla_start``), or 10 min."""
     if status not in OPEN_STATUSES:
         return Sla("", "—", "sla-none", None)
     if status == "on_hold":
@@ -219,7 +220,7 @@ def sla_state(responded_at: datetime | None, respond_by: datetime | None, resolv
     if deadline is None:
         return Sla(label, "no target", "sla-none", None)
     left = (deadline - now).total_seconds()
-    window = max(1.0, (deadline - created_at).total_seconds())
+    window = max(1.0, (deadline - started_at).total_seconds())
     if left < 0:
         return Sla(label, f"{label} overdue by {duration(left)}", "sla-breached", deadline)
     css = "sla-warn" if left < max(window / 4, 600) else "sla-ok"
@@ -288,7 +289,8 @@ def queue_rows(s: Session, f: QueueFilters, username: str, now: datetime) -> tup
     due = Ticket.due_expr()
     cols = (Ticket.id, Ticket.status, Ticket.priority, Ticket.device_id, Ticket.title, Ticket.occurrences,
             Ticket.assignee, Ticket.first_reported_at, Ticket.created_at, Ticket.responded_at, Ticket.respond_by,
-            Ticket.resolve_by, Category.slug, Category.name, Category.icon, Site.code, Site.name)
+            Ticket.resolve_by, Category.slug, Category.name, Category.icon, Site.code, Site.name, Ticket.held_s,
+            Ticket.on_hold_since)
     sqlite = s.get_bind().dialect.name == "sqlite"
     conditions: list[Any] = [QUEUE_SQL if sqlite else QUEUE_SQL_PG]
     if f.status:
@@ -334,7 +336,8 @@ def queue_rows(s: Session, f: QueueFilters, username: str, now: datetime) -> tup
     out = [QueueRow(
         id=r[0], number=rules.ticket_number(r[0]), status=r[1], priority=r[2], device_id=r[3], title=r[4],
         occurrences=r[5], assignee=r[6], age=duration((now - r[7]).total_seconds()),
-        sla=sla_state(r[9], r[10], r[11], r[8], r[1], now), category_slug=r[12], category_name=r[13],
+        sla=sla_state(r[9], r[10], r[11], rules.sla_start(r[8], r[17], r[18], now), r[1], now),
+        category_slug=r[12], category_name=r[13],
         icon=r[14], site_code=r[15], site_name=r[16]) for r in rows[:PAGE_SIZE]]
     return out, total, len(rows) > PAGE_SIZE
 
@@ -468,8 +471,9 @@ def ticket_page(ticket_id: int, error: str | None = None, status: int = 200, par
             "_ticket_live.html" if partial else "ticket.html", t=t, number=rules.ticket_number(t.id),
             presses=presses, press_count=press_count,
             history=[(e, describe(e)) for e in history], device=device, agents=agents, merged_into=merged_into,
-            readings=readings, probes=probes, sla=sla_state(t.responded_at, t.respond_by, t.resolve_by,
-                                                            t.created_at, t.status, now),
+            readings=readings, probes=probes,
+            sla=sla_state(t.responded_at, t.respond_by, t.resolve_by,
+                          rules.sla_start(t.created_at, t.held_s, t.on_hold_since, now), t.status, now),
             age=duration((now - t.first_reported_at).total_seconds()), error=error, forms=forms,
             labels=tickets.STATUS_LABELS, transitions=tickets.TRANSITIONS, open_statuses=OPEN_STATUSES,
             fmt=local_time, duration=duration, now=now)

@@ -138,7 +138,11 @@ def stored(app: Any) -> dict[str, list[list[Any]]]:
 @pytest.mark.parametrize("fast", [True, False], ids=["sqlite-cursor", "session"])
 def test_presses_store_the_same_rows_as_before(tmp_path, monkeypatch, clock, fast):
     """The rows a run of presses and agents' changes leaves, as the press path stored them before its
-    statements were split (press_writes_golden.json), on both paths."""
+    statements were split (press_writes_golden.json), on both paths.
+
+    One change since: the long press that raised the printer ticket while it was on hold counted that
+    hold into its deadlines, and leaving the hold moved them by the whole hold again (respond_by 10:33,
+    resolve_by 18:03, a minute late); the hold now counts once (``rules.sla_start``)."""
     app = make_app(tmp_path, monkeypatch, fast)
     results = play(app, clock)
     assert results == ["created", "merged", "merged", "merged", "merged", "merged", "reopened", "merged",

@@ -21,6 +21,27 @@ def test_sla_deadlines_follow_the_priority():
     assert rules.sla_deadlines(T0, 4, SLA) == rules.Deadlines(None, None)
 
 
+def test_the_sla_clock_starts_at_creation_later_by_the_time_on_hold():
+    assert rules.sla_start(T0, 0, None, T0 + timedelta(days=3)) == T0
+    assert rules.sla_start(T0, None, None, T0) == T0  # a ticket from before holds were counted
+    assert rules.sla_start(T0, 600, None, T0 + timedelta(hours=5)) == T0 + timedelta(minutes=10)
+
+
+def test_a_hold_still_running_counts_up_to_now_in_whole_seconds():
+    since = T0 + timedelta(minutes=30)
+    now = since + timedelta(minutes=15, seconds=0.9)
+    assert rules.sla_start(T0, 600, since, now) == T0 + timedelta(minutes=25)
+    assert rules.sla_start(T0, 0, since, since) == T0
+    # a clock that went back (another server's) never moves the start earlier
+    assert rules.sla_start(T0, 600, since, since - timedelta(minutes=5)) == T0 + timedelta(minutes=10)
+
+
+def test_deadlines_count_from_the_sla_start():
+    start = rules.sla_start(T0, 3600, None, T0 + timedelta(hours=2))
+    d = rules.sla_deadlines(start, 1, SLA)
+    assert d.respond_by == T0 + timedelta(hours=1, minutes=15) and d.resolve_by == T0 + timedelta(hours=5)
+
+
 def test_late_press_is_one_that_waited_longer_than_the_limit():
     assert rules.is_late(T0, T0 + timedelta(seconds=31), 30)
     assert not rules.is_late(T0, T0 + timedelta(seconds=29), 30)

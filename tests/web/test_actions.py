@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -272,3 +273,44 @@ def test_a_long_press_on_a_held_ticket_keeps_the_time_held_out_of_its_deadlines(
     plain = rules.sla_deadlines(t.created_at, t.priority, _sla(app, t))
     assert t.status == "on_hold" and timedelta(hours=2) <= t.resolve_by - plain.resolve_by <= timedelta(hours=2,
                                                                                                            seconds=5)
+
+
+def test_a_priority_raised_during_a_hold_counts_the_hold_once_when_it_ends(app, ann):
+    """By a long press and by an agent: the deadlines end up counted from creation plus the whole hold."""
+    for device in ("shop-1", "shop-2"):  # printer, P3; a long press reports P2
+        api(app, "PUT", f"/api/v1/devices/{device}/buttons/b1", json={"category": "printer"})
+    by_press, by_agent = new_ticket(app), new_ticket(app, device="shop-2")
+    for tid in (by_press, by_agent):
+        ann.act(tid, "hold", reason="parts")
+        with app.extensions["dashdesk"].db.write() as s:
+            s.get(Ticket, tid).on_hold_since -= timedelta(hours=2)  # on hold for two hours now
+    assert press(app, press="long")["ticket"]["id"] == by_press
+    ann.act(by_agent, "priority", priority="2")
+    for tid in (by_press, by_agent):
+        with app.extensions["dashdesk"].db.write() as s:
+            s.get(Ticket, tid).on_hold_since -= timedelta(hours=1)  # and another hour before it ends
+        assert ann.act(tid, "start").status_code == 303
+        t = ticket(app, tid)
+        assert t.priority == 2 and t.on_hold_since is None and 3 * 3600 <= t.held_s <= 3 * 3600 + 5
+        whole = rules.sla_deadlines(t.created_at + timedelta(seconds=t.held_s), 2, _sla(app, t))
+        assert (t.respond_by, t.resolve_by) == (whole.respond_by, whole.resolve_by), tid
+
+
+def test_the_sla_warning_counts_its_window_from_when_the_clock_started(app, ann):
+    """Two hours to respond, started an hour ago after six hours on hold: an hour left is no warning."""
+    api(app, "PUT", "/api/v1/devices/shop-1/buttons/b1", json={"category": "printer"})
+    tid = new_ticket(app)  # P3: 120 minutes to respond
+    with app.extensions["dashdesk"].db.write() as s:
+        t = s.get(Ticket, tid)
+        now = t.created_at
+        t.created_at = t.first_reported_at = now - timedelta(hours=7)
+        t.held_s = 6 * 3600
+        t.respond_by = now + timedelta(hours=1)
+    row = re.search(rf'<tr[^>]*data-id="{tid}".*?</tr>', ann.c.get("/").text, re.S).group(0)
+    assert "sla-ok" in row and "to respond" in row, row
+    page = ann.c.get(f"/tickets/{tid}").text
+    assert re.search(r'class="sla sla-ok">(59|60) min to respond<', page)
+    # the same ticket without the hold: an hour left of an eight-hour window... a warning, as before
+    with app.extensions["dashdesk"].db.write() as s:
+        s.get(Ticket, tid).held_s = 0
+    assert "sla-warn" in re.search(rf'<tr[^>]*data-id="{tid}".*?</tr>', ann.c.get("/").text, re.S).group(0)
