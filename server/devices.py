@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, rules
+from . import audit, rules, tickets
 from .models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category, Device,
                      Event, Press, Site, Ticket)
 
@@ -284,9 +284,14 @@ def set_test_mode(s: Session, device: Device, on: bool, actor: str) -> list[int]
         now = wire.utcnow()
         for ticket in s.scalars(select(Ticket).where(Ticket.device_id == device.device_id, Ticket.is_test.is_(True),
                                                      Ticket.status.in_(OPEN_STATUSES))):
+            data: dict[str, Any] = {"changes": {"status": [ticket.status, "closed"]}, "status": "closed",
+                                    "reason": "test mode turned off"}
+            # A held one leaves its hold as it closes, counted as when an agent ends one: none is left running.
+            held = tickets.end_hold(ticket, now)
+            if held:
+                data["sla_paused_s"] = held
             s.add(Event(kind="test.updated", ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
-                        created_at=now, data={"changes": {"status": [ticket.status, "closed"]}, "status": "closed",
-                                              "reason": "test mode turned off"}))
+                        created_at=now, data=data))
             ticket.status, ticket.resolved_at, ticket.updated_at = "closed", now, now
             closed.append(ticket.id)
     audit.record(s, actor, "device.test_mode", f"device:{device.device_id}", on=on,

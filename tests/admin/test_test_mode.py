@@ -6,6 +6,8 @@ closes the open ones."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -121,3 +123,23 @@ def test_the_test_mode_form_is_for_admins_with_its_csrf_token(shop):
     assert r.status_code == 403
     assert api(shop, "GET", "/api/v1/devices/till-1").get_json()["test_mode"] is False
     assert audit_rows(shop, "device.test_mode") == []
+
+
+def test_turning_test_mode_off_ends_the_hold_of_a_test_ticket_it_closes(shop):
+    """A held test ticket it closes keeps no hold running: the hold is counted, as when an agent ends one."""
+    api(shop, "PATCH", "/api/v1/devices/till-1", json={"test_mode": True})
+    held_id = press(shop, device_id="till-1", button="b1")["ticket"]["id"]
+    r = api(shop, "PATCH", f"/api/v1/tickets/{held_id}", json={"status": "on_hold", "note": "checking the cable"})
+    assert r.status_code == 200 and r.get_json()["on_hold_since"] is not None
+    with shop.extensions["dashdesk"].db.write() as s:
+        t = s.get(Ticket, held_id)
+        t.on_hold_since -= timedelta(minutes=10)  # on hold for ten minutes
+    assert api(shop, "PATCH", "/api/v1/devices/till-1", json={"test_mode": False}).status_code == 200
+    closed = api(shop, "GET", f"/api/v1/tickets/{held_id}").get_json()
+    assert closed["status"] == "closed" and closed["on_hold_since"] is None
+    assert 600 <= closed["held_s"] <= 605
+    last = closed["history"][-1]
+    assert last["kind"] == "test.updated" and last["data"]["changes"] == {"status": ["on_hold", "closed"]}
+    assert last["data"]["sla_paused_s"] == closed["held_s"]
+    with shop.extensions["dashdesk"].db.read() as s:
+        assert s.scalars(select(Ticket.id).where(Ticket.on_hold_since.is_not(None))).all() == []
