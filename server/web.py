@@ -601,7 +601,9 @@ def event_stream() -> Response:
     """Server-Sent Events: one ``ticket`` event per row of the event feed after ``Last-Event-ID``.
 
     Each says what happened to which ticket and the ticket's priority now (with ``priority_was``
-    when the event changed it), so that a queue page can alert on a new priority-1 ticket.
+    when the event changed it), so that a queue page can alert on a new priority-1 ticket. Every
+    event of a test ticket (a device in test mode), whoever wrote it, is ``test.<what>`` and has
+    ``"test": true``: the desk neither lists nor announces test tickets.
     Lasts ``sse_lifetime_s`` (60 s), then ends; the browser's EventSource reconnects with the
     last id it saw, so nothing is missed. A comment every 15 s keeps proxies from closing it.
     """
@@ -616,6 +618,8 @@ def event_stream() -> Response:
 
     def event_data(row: Any) -> dict[str, Any]:
         data: dict[str, Any] = {"id": row.id, "kind": row.kind, "ticket_id": row.ticket_id}
+        if row.is_test:
+            data.update(kind="test." + row.kind.partition(".")[2], test=True)
         if row.ticket_id is not None:
             data.update(number=rules.ticket_number(row.ticket_id), priority=row.priority, title=row.title)
             changed = ((row.data or {}).get("changes") or {}).get("priority")
@@ -636,7 +640,7 @@ def event_stream() -> Response:
             while time.monotonic() < end and not STOPPING.is_set():
                 with db.read() as s:
                     rows = s.execute(select(Event.id, Event.kind, Event.ticket_id, Event.data, Ticket.priority,
-                                            Ticket.title)
+                                            Ticket.title, Ticket.is_test)
                                      .outerjoin(Ticket, Ticket.id == Event.ticket_id).where(Event.id > last)
                                      .order_by(Event.id).limit(200)).all()
                 for row in rows:

@@ -159,8 +159,9 @@
   }
 
   // A new priority-1 ticket: created or reopened at P1, or raised to P1 by an agent or a long press.
+  // Never a test ticket (a device in test mode): the stream marks each of its events "test".
   function newP1(d) {
-    if (d.priority !== 1) return false;
+    if (d.priority !== 1 || d.test) return false;
     if (d.kind === "ticket.created" || d.kind === "ticket.reopened") return true;
     if (d.kind === "ticket.updated") return d.priority_was !== undefined && d.priority_was !== 1;
     if (d.kind === "ticket.merged") return known[d.ticket_id] !== undefined && known[d.ticket_id] !== 1;

@@ -20,10 +20,18 @@ pytestmark = pytest.mark.integration
 TABLET = {"width": 768, "height": 1024}
 LAPTOP = {"width": 1366, "height": 768}
 
-# Record what the page asks of the browser's Notification and Web Audio, then let the real ones do it.
+# Record what the page asks of the browser's Notification and Web Audio, then let the real ones do it; and
+# every live-update event, as it arrives (before the page's own handler, in the same dispatch).
 RECORD_ALERTS = """
-window.__notes = []; window.__beeps = 0; window.__asked = 0;
+window.__notes = []; window.__beeps = 0; window.__asked = 0; window.__events = [];
 (() => {
+  const RealEventSource = window.EventSource;
+  window.EventSource = class extends RealEventSource {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("ticket", e => window.__events.push(JSON.parse(e.data)));
+    }
+  };
   const RealNotification = window.Notification;
   function Recorded(title, options) {
     window.__notes.push({title: String(title), body: String((options || {}).body || "")});
@@ -117,6 +125,25 @@ def test_a_new_priority_1_ticket_notifies_and_beeps_until_the_agent_turns_alerts
     page.wait_for_function("window.__notes.length > 0", timeout=10_000)
     assert [n["title"] for n in notes(page)] == [f"P1 ticket {p3['ticket']['number']}"]
     assert page.evaluate("window.__beeps") >= 1
+
+    # an installer's test ticket (a device in test mode) raised to P1 by an agent rings nothing
+    desk.place("web-test-0", "hs-01")
+    desk.map_button("web-test-0", "b1", "printer", label="Printer")
+    assert desk.api("PATCH", "/api/v1/devices/web-test-0", json={"test_mode": True}).status_code == 200
+    test = presser.final_ack(presser.press("web-test-0", "b1"))
+    assert test["result"] == "created", test
+    page.evaluate("window.__notes = []; window.__beeps = 0")
+    r = desk.api("PATCH", f"/api/v1/tickets/{test['ticket']['id']}", json={"priority": 1})
+    assert r.status_code == 200, r.text
+    raised = page.wait_for_function(
+        f"window.__events.find(e => e.ticket_id === {test['ticket']['id']} && e.priority_was === 3)",
+        timeout=10_000)
+    assert notes(page) == [] and page.evaluate("window.__beeps") == 0
+    assert raised.json_value()["kind"] == "test.updated" and raised.json_value()["test"] is True
+    expect(page.locator("#live")).not_to_contain_text(test["ticket"]["number"])
+    expect(row(page, test["ticket"]["id"])).to_have_count(0)
+    assert desk.api("PATCH", "/api/v1/devices/web-test-0", json={"test_mode": False}).status_code == 200
+
     # ... or a long press merges into it (P2 till: a long press reports P1)
     page.evaluate("window.__notes = []; window.__beeps = 0")
     p2 = presser.final_ack(presser.press("web-dev-2", "b2"))

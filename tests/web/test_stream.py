@@ -138,3 +138,28 @@ def test_ticket_partial_signed_out_is_401_and_an_unknown_ticket_404(app, ann):
     assert app.test_client().get(f"/tickets/{tid}").status_code == 302  # the page itself: sign in first
     assert ann.c.get("/tickets/999?partial=1").status_code == 404
     assert ann.c.get("/tickets/0?partial=1").status_code == 404
+
+
+def test_every_event_of_a_test_ticket_is_marked_test_whoever_wrote_it(app, ann):
+    """A device in test mode: its presses, an agent raising the ticket to P1, a note, test mode off."""
+    api(app, "PUT", "/api/v1/devices/shop-1/buttons/b1", json={"category": "till"})
+    real = press(app, device_id="shop-2")["ticket"]["id"]
+    assert api(app, "PATCH", "/api/v1/devices/shop-1", json={"test_mode": True}).status_code == 200
+    tid = press(app)["ticket"]["id"]
+    press(app)
+    ann.act(tid, "priority", priority="1")
+    ann.act(tid, "note", note="installer checking the button")
+    api(app, "PATCH", "/api/v1/devices/shop-1", json={"test_mode": False})
+    ann.act(real, "priority", priority="1")
+    events = events_of(read_all(ann.c.get("/events/stream?after=0")))
+    tests = [e for e in events if e["ticket_id"] == tid]
+    assert [e["kind"] for e in tests] == ["test.created", "test.merged", "test.updated", "test.note", "test.updated"]
+    assert all(e["test"] is True for e in tests)
+    raised = tests[2]
+    assert raised["priority"] == 1 and raised["priority_was"] == 2  # what a queue page would have rung for
+    # a real ticket's events are as they were
+    assert [(e["kind"], "test" in e) for e in events if e["ticket_id"] == real] == [("ticket.created", False),
+                                                                                 ("ticket.updated", False)]
+    # the feed itself keeps what each writer wrote
+    kinds = [e["kind"] for e in api(app, "GET", f"/api/v1/tickets/{tid}").get_json()["history"]]
+    assert kinds == ["test.created", "test.merged", "ticket.updated", "ticket.note", "test.updated"]
