@@ -26,7 +26,7 @@ from . import audit, categories, credentials, devices, rules, sites
 from .api import open_tickets_by_device
 from .models import (DEDUP_SCOPES, DEVICE_STATUSES, AuditLog, ButtonMapping, Category, Device, Press, Site, Ticket,
                      OPEN_STATUSES)
-from .web import (_bad_request, _forbidden, _no_store, _not_found, duration, ext, local_time, login_manager,
+from .web import (_bad_request, _forbidden, _no_store, _not_found, duration, ext, login_manager,
                   telemetry_rows)
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
@@ -63,7 +63,7 @@ admin.register_error_handler(404, _not_found)
 
 @admin.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"details_text": details_text, "fmt": local_time, "labels": STATUS_LABELS, "query": query}
+    return {"details_text": details_text, "labels": STATUS_LABELS, "query": query}
 
 
 def details_text(details: Any, limit: int = 400) -> str:
@@ -132,7 +132,7 @@ def index() -> Any:
         recent = s.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(10)).all()
         site_codes = _site_codes(s)
     return render_template("admin/index.html", counts=counts, by_status=by_status, pending=pending, recent=recent,
-                           site_codes=site_codes, statuses=DEVICE_STATUSES, labels=STATUS_LABELS, fmt=local_time)
+                           site_codes=site_codes, statuses=DEVICE_STATUSES, labels=STATUS_LABELS)
 
 
 def _site_codes(s: Session, limit: int = 5000) -> list[tuple[str, str]]:
@@ -195,8 +195,7 @@ def site(code: str, form: dict[str, Any] | None = None, errors: dict[str, str] |
             form = {k: getattr(row, k) for k in sites.CSV_COLUMNS}
             form["hours"] = sites.format_hours(row.hours)
     return render_template("admin/site.html", site=row, devices=site_devices, history=history, form=form,
-                           errors=errors or {}, zones=sorted(sites._zones()), labels=STATUS_LABELS,
-                           fmt=local_time), status
+                           errors=errors or {}, zones=sorted(sites._zones()), labels=STATUS_LABELS), status
 
 
 @admin.post("/sites/<code>")
@@ -279,7 +278,7 @@ def device_list() -> Any:
         site_codes = _site_codes(s)
     return render_template("admin/devices.html", rows=rows, status=status, site_code=site_code, q=q,
                            pages=Pages(page, total), query=query, statuses=DEVICE_STATUSES, labels=STATUS_LABELS,
-                           site_codes=site_codes, reading=reading, fmt=local_time, ago=_ago,
+                           site_codes=site_codes, reading=reading, ago=_ago,
                            broker_on=ext().broker.enabled)
 
 
@@ -320,7 +319,7 @@ def device(device_id: str, error: str | None = None, status: int = 200, mapping_
     return render_template("admin/device.html", d=row, mappings=mappings, tickets=tickets, buttons=buttons,
                            presses=presses, categories=cats, history=history, site_codes=site_codes,
                            readings=readings, probes=probes, labels=STATUS_LABELS, press_labels=PRESS_LABELS,
-                           reading=reading, fmt=local_time, ago=_ago, error=error, test_tickets=test_tickets,
+                           reading=reading, ago=_ago, error=error, test_tickets=test_tickets,
                            broker=broker or [], broker_on=ext().broker.enabled,
                            mf=mapping_form or {"button": buttons[0] if len(buttons) == 1 else ""}), status
 
@@ -639,8 +638,7 @@ def category(slug: str, form: dict[str, Any] | None = None, errors: dict[str, st
         history = s.scalars(audit.query(audit.AuditFilter(target=f"category:{row.slug}")).limit(20)).all()
     return render_template("admin/category.html", c=row, form=form or _category_form(row), errors=errors or {},
                            mapped=mapped, history=history, languages=LANGUAGES, priorities=categories.PRIORITIES,
-                           scopes=DEDUP_SCOPES, default_reopen_min=int(ext().settings.reopen_window_s // 60),
-                           fmt=local_time), status
+                           scopes=DEDUP_SCOPES, default_reopen_min=int(ext().settings.reopen_window_s // 60)), status
 
 
 @admin.post("/categories/<slug>")
@@ -669,7 +667,7 @@ def audit_log() -> Any:
         rows = s.scalars(audit.query(f).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
         actors = s.scalars(select(AuditLog.actor).distinct().order_by(AuditLog.actor).limit(500)).all()
     return render_template("admin/audit.html", rows=rows, f=f, pages=Pages(page, total), query=query,
-                           actors=actors, fmt=local_time)
+                           actors=actors)
 
 
 # The users, API tokens and configuration pages, on this blueprint.

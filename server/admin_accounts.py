@@ -18,7 +18,7 @@ from . import audit, users
 from .admin import admin, me, refused
 from .auth import TOKEN_ROLES, TokenError, add_token, revoke
 from .models import USER_ROLES, ApiToken, User
-from .web import ext, local_time
+from .web import ext
 
 ROLE_LABELS = {"agent": "Agent", "admin": "Admin"}
 TOKEN_ROLE_HINTS = {"admin": "everything, the admin API included", "bridge": "hand over presses, read the feed "
@@ -42,8 +42,7 @@ def user_list(form: dict[str, Any] | None = None, error: str | None = None, show
         rows = s.scalars(select(User).order_by(User.username)).all()
         admins = users.active_admins(s)
     return render_template("admin/users.html", rows=rows, form=form or {"role": "agent"}, error=error,
-                           shown=shown, roles=USER_ROLES, role_labels=ROLE_LABELS, admins=admins,
-                           fmt=local_time), status
+                           shown=shown, roles=USER_ROLES, role_labels=ROLE_LABELS, admins=admins), status
 
 
 @admin.post("/users")
@@ -71,7 +70,7 @@ def user(username: str, error: str | None = None, shown: str | None = None, stat
         history = s.scalars(audit.query(audit.AuditFilter(target=f"user:{row.username}")).limit(20)).all()
     last_admin = row.role == "admin" and row.active and admins <= 1
     return render_template("admin/user.html", u=row, error=error, shown=shown, roles=USER_ROLES,
-                           role_labels=ROLE_LABELS, last_admin=last_admin, history=history, fmt=local_time,
+                           role_labels=ROLE_LABELS, last_admin=last_admin, history=history,
                            me=me()), status
 
 
@@ -137,7 +136,7 @@ def token_list(form: dict[str, Any] | None = None, error: str | None = None, sho
     with ext().db.read() as s:
         rows = s.scalars(select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())).all()
     return render_template("admin/tokens.html", rows=rows, form=form or {"role": "admin"}, error=error, shown=shown,
-                           roles=TOKEN_ROLES, hints=TOKEN_ROLE_HINTS, fmt=local_time), status
+                           roles=TOKEN_ROLES, hints=TOKEN_ROLE_HINTS), status
 
 
 @admin.post("/tokens")

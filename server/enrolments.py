@@ -409,8 +409,6 @@ _register_page_handlers()
 
 def _page(site_code: str = "", state_: str = "", form: dict[str, Any] | None = None, error: str | None = None,
           made: dict[str, Any] | None = None, status: int = 200) -> Any:
-    from .web import local_time
-
     page = request.args.get("page", "0")
     page_no = min(int(page), 10**6) if page.isdigit() else 0
     now = wire.utcnow()
@@ -424,7 +422,7 @@ def _page(site_code: str = "", state_: str = "", form: dict[str, Any] | None = N
     form = form or {"site": site_code, "source_device": "", "expires_in_h": f"{default_expiry_h():g}"}
     return render_template("phone/enrolments.html", rows=rows, total=total, page=page_no, page_size=PAGE_SIZE,
                            site_code=site_code, state=state_, states=STATES, form=form, error=error, made=made,
-                           site_codes=site_codes, sources=sources, fmt=local_time, query=_query,
+                           site_codes=site_codes, sources=sources, query=_query,
                            qr=qr_svg(made["link"]) if made else None), status
 
 

@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterator
 from urllib.parse import urlencode, urlsplit
 
@@ -196,7 +196,27 @@ def duration(seconds: float) -> str:
 
 
 def local_time(value: datetime | None) -> str:
+    """RFC 3339, for machines: ``<time datetime="...">``."""
     return wire.format_time(value) if value else ""
+
+
+def readable_time(value: datetime | str | None) -> str:
+    """A time as people read it, in UTC to the second: ``2026-11-23 21:44:04 UTC``; "" for none.
+
+    Every page's Jinja filter ``when`` (the desk, the admin pages, the phone enrolments). Also takes
+    an RFC 3339 string, as the API's dictionaries hold times; one it cannot read is shown as it is.
+    """
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = wire.parse_time(value)
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    t = value.astimezone(timezone.utc)
+    return f"{t.year:04d}-" + t.strftime("%m-%d %H:%M:%S UTC")
 
 
 @dataclass
@@ -714,3 +734,4 @@ def init_web(app: Flask, exempt: list[Any]) -> None:
 
     init_phone(app, csrf)
     app.jinja_env.globals.update(ticket_number=rules.ticket_number)
+    app.jinja_env.filters["when"] = readable_time
