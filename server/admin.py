@@ -63,12 +63,7 @@ admin.register_error_handler(404, _not_found)
 
 @admin.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"details_text": details_text, "labels": STATUS_LABELS, "query": query}
-
-
-def details_text(details: Any, limit: int = 400) -> str:
-    text = json.dumps(details, ensure_ascii=False, separators=(", ", ": "))
-    return text if len(text) <= limit else text[:limit] + " …"
+    return {"details_text": audit.details_text, "labels": STATUS_LABELS, "query": query}
 
 
 def me() -> str:

@@ -77,3 +77,49 @@ def test_audit_filters_are_exact_for_actor_and_a_prefix_for_target(app):
         assert [r.target for r in s.scalars(audit.query(audit.AuditFilter(actor="ann")))] == ["device:a", "site:a"]
         assert [r.target for r in s.scalars(audit.query(audit.AuditFilter(target="site:a")))] == ["site:ab", "site:a"]
         assert audit.count(s, audit.AuditFilter(target="site:")) == 2
+
+
+# ------------------------------------------------------------------ the details, as the pages show them
+
+
+def test_details_read_as_text_with_what_changed_as_old_to_new():
+    assert audit.details_text({"site": "adm-01", "changes": {"status": ["active", "retired"]}}) == \
+        "site: adm-01; changes: (status: active → retired)"
+    assert audit.details_text({"changes": {"name": ["Old", "New"], "timezone": ["UTC", "Europe/Warsaw"]}}) == \
+        "changes: (name: Old → New; timezone: UTC → Europe/Warsaw)"
+
+
+def test_details_nest_dicts_in_parentheses_and_lists_comma_separated():
+    mapping = {"button": "b1", "press": None, "action": "report", "category": "printer", "label": "Till"}
+    assert audit.details_text({"was": None, "now": mapping}) == \
+        "was: —; now: (button: b1; press: —; action: report; category: printer; label: Till)"
+    assert audit.details_text({"to": ["mm-0", "mm-1"], "kept": []}) == "to: mm-0, mm-1; kept: —"
+    hours = {"mon": [["05:00", "12:00"], ["13:00", "18:00"]]}
+    assert audit.details_text({"changes": {"hours": [{}, hours], "sla": [{"1": {"respond_min": 15}},
+                                                                          {"1": {"respond_min": 10}}]}}) == \
+        ("changes: (hours: — → (mon: (05:00, 12:00), (13:00, 18:00)); "
+         "sla: (1: (respond_min: 15)) → (1: (respond_min: 10)))")
+    assert audit.details_text({"counts": {"sites": {"added": 1}}}) == "counts: (sites: (added: 1))"
+
+
+def test_details_say_yes_no_nothing_and_times_as_people_read_them():
+    assert audit.details_text({"on": False, "password_made": True}) == "on: no; password_made: yes"
+    assert audit.details_text({}) == "—"
+    assert audit.details_text({"enrolment": 3, "expires_at": "2026-11-23T21:44:04.120Z", "source_device": None}) == \
+        "enrolment: 3; expires_at: 2026-11-23 21:44:04 UTC; source_device: —"
+    assert audit.details_text({"reason": "2026-11-23T21:44 is when it broke"}) == \
+        "reason: 2026-11-23T21:44 is when it broke"  # only a whole time is one
+
+
+def test_long_details_are_cut():
+    text = audit.details_text({"to": [f"device-{i}" for i in range(500)]}, limit=60)
+    assert len(text) <= 62 and text.startswith("to: device-0, device-1") and text.endswith(" …")
+
+
+def test_the_audit_page_shows_details_as_text(app, admin):
+    api(app, "POST", "/api/v1/sites", json={"code": "adm-01", "name": "Admin Street"})
+    post(admin, "/admin/sites/adm-01", "/admin/sites/adm-01", code="adm-01", name="Admin Road", timezone="UTC")
+    page = admin.c.get("/admin/audit").text
+    assert "changes: (name: Admin Street → Admin Road)" in page
+    assert "name: Admin Street; address: —; timezone: UTC" in page
+    assert "&#34;" not in page and "{&" not in page  # no JSON
