@@ -34,6 +34,7 @@ import importlib.util
 import random
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -86,6 +87,16 @@ def load_revision(rev: str) -> ModuleType:
     return module
 
 
+def count_tickets(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+    finally:
+        conn.close()
+
+
 @dataclass
 class Target:
     ticket_id: int
@@ -100,7 +111,7 @@ def merge_targets(db_path: Path) -> list[Target]:
     still at the ticket's site; the ticket is the oldest open one of its scope and category (the one a
     press finds), and no more urgent than its category's default priority.
     """
-    conn = seed_tickets.sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         rows = conn.execute(
             "SELECT t.id, t.device_id, t.button FROM tickets t "
@@ -176,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = args.data_dir or tmp / "seed"
         path = seed_tickets.database_path(source)
-        if not path.exists() or not seed_tickets.sqlite3.connect(path).execute(
-                "SELECT EXISTS (SELECT 1 FROM tickets)").fetchone()[0]:
+        if not path.exists() or not count_tickets(path):
             print(f"seeding {args.tickets} tickets in {source} ...", file=sys.stderr)
             print(seed_tickets.describe(seed_tickets.seed(source, args.tickets, seed=args.seed)), file=sys.stderr)
         work = tmp / "dashdesk.sqlite3"
         shutil.copyfile(path, work)
+        tickets = count_tickets(work)
         targets = merge_targets(work)
         codes = [Code("current", incidents)]
         if args.against:
@@ -195,8 +206,6 @@ def main(argv: list[str] | None = None) -> int:
         rng.shuffle(targets)
         db = Database(f"sqlite:///{work}", fast_sql=not args.session)
         settings = incidents.Settings()
-        with db.read() as s:
-            tickets = s.execute(incidents.select(incidents.T.c.id).order_by(incidents.T.c.id.desc()).limit(1)).scalar()
         batches = iter(targets[i:i + args.batch] for i in range(0, needed, args.batch))
         for code in codes:  # warm-up: statements prepared, modules' first-call costs paid
             run_batch(code, db, next(batches), rng, settings)

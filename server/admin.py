@@ -9,7 +9,6 @@ A change to a mapping or a category takes effect on the next press.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
