@@ -89,7 +89,9 @@ def details_text(details: Any, limit: int = 400) -> str:
     parentheses, a list comma-separated (one inside another in parentheses), what a ``changes`` dict
     holds as ``old → new``, nothing (None, "", empty) as "—", yes/no, times as ``2026-11-23 21:44:04 UTC``.
     """
-    from .web import readable_time  # the pages' own; server.web imports this module's users
+    # The pages' own format (server.web), imported here: what records audit rows (the API, the command
+    # line) loads no page code.
+    from .web import readable_time
 
     def text(value: Any, changes: bool = False) -> str:
         if isinstance(value, dict):

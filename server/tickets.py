@@ -71,8 +71,9 @@ def set_deadlines(ticket: Ticket, now: datetime) -> None:
 
 
 def end_hold(ticket: Ticket, now: datetime) -> int:
-    """The SLA clock starts again: the hold joins the time held, and the deadlines move later by it.
-    Returns the seconds of this hold."""
+    """The SLA clock starts again: the hold joins the time held, and the deadlines are counted again
+    from the later start (later by the hold, the category's targets unchanged). Returns the seconds of
+    this hold."""
     if ticket.on_hold_since is None:
         return 0
     start = rules.sla_start(ticket.created_at, ticket.held_s, ticket.on_hold_since, now)
