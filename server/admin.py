@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
@@ -151,15 +151,11 @@ def _site_or_404(s: Session, code: str) -> Site:
 def site_list(form: dict[str, Any] | None = None, errors: dict[str, str] | None = None, status: int = 200) -> Any:
     q = request.args.get("q", "").strip()[:100]
     page = page_arg()
-    stmt = select(Site)
-    if q:
-        stmt = stmt.where(or_(Site.code.contains(q, autoescape=True), Site.name.contains(q, autoescape=True),
-                              Site.address.contains(q, autoescape=True)))
+    stmt = sites.search(q)
     with ext().db.read() as s:
-        total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        rows = s.scalars(stmt.order_by(Site.code).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
-        counts = dict(s.execute(select(Device.site_id, func.count()).where(Device.site_id.in_([r.id for r in rows]))
-                                .group_by(Device.site_id)).all())
+        total = s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+        rows = s.scalars(stmt.limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
+        counts = sites.device_counts(s, rows)
     return render_template("admin/sites.html", rows=rows, counts=counts, q=q, pages=Pages(page, total),
                            query=query, form=form or {"timezone": "UTC"}, errors=errors or {},
                            hours=sites.format_hours, zones=sorted(sites._zones())), status

@@ -11,7 +11,7 @@ from typing import Any
 
 from apiflask import abort
 from flask import Response, request
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit, categories, config_io, credentials, devices, rules, schemas, sites
@@ -31,10 +31,6 @@ def _site_or_404(s: Session, code: str) -> Site:
     return site
 
 
-def _device_count(s: Session, site: Site) -> int:
-    return s.scalar(select(func.count()).select_from(Device).where(Device.site_id == site.id)) or 0
-
-
 @api.get("/sites")
 @api.auth_required(auth)
 @api.input(schemas.SiteQuery, location="query", arg_name="q", unknown=None)
@@ -42,17 +38,13 @@ def _device_count(s: Session, site: Site) -> int:
 @api.doc(summary="List sites by code; `q` searches code, name and address", tags=["Admin"])
 def list_sites(q: dict[str, Any]) -> dict[str, Any]:
     require_admin()
-    stmt = select(Site).order_by(Site.code)
-    if q.get("q"):
-        stmt = stmt.where(or_(Site.code.contains(q["q"], autoescape=True), Site.name.contains(q["q"], autoescape=True),
-                              Site.address.contains(q["q"], autoescape=True)))
+    stmt = sites.search(q.get("q") or "")
     if "cursor" in q:
         stmt = stmt.where(Site.code > q["cursor"])
     limit = q["limit"]
     with ext().db.read() as s:
         rows = s.scalars(stmt.limit(limit + 1)).all()
-        counts = dict(s.execute(select(Device.site_id, func.count()).where(Device.site_id.in_([r.id for r in rows]))
-                                .group_by(Device.site_id)).all())
+        counts = sites.device_counts(s, rows[:limit])
         items = [sites.as_dict(r, counts.get(r.id, 0)) for r in rows[:limit]]
     return {"items": items, "next": rows[limit - 1].code if len(rows) > limit else None}
 
@@ -85,7 +77,7 @@ def get_site(code: str) -> dict[str, Any]:
     require_admin()
     with ext().db.read() as s:
         site = _site_or_404(s, code)
-        return sites.as_dict(site, _device_count(s, site))
+        return sites.as_dict(site, sites.device_count(s, site))
 
 
 @api.patch("/sites/<code>")
@@ -103,7 +95,7 @@ def patch_site(code: str, body: dict[str, Any]) -> dict[str, Any]:
             sites.update(s, site, sites.clean(body, partial=True), actor)
         except sites.SiteError as exc:
             admin_abort(exc)
-        return sites.as_dict(site, _device_count(s, site))
+        return sites.as_dict(site, sites.device_count(s, site))
 
 
 @api.post("/sites/import")

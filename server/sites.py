@@ -20,11 +20,11 @@ import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .models import Site
+from .models import Device, Site
 
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -264,6 +264,27 @@ def as_dict(site: Site, devices: int | None = None) -> dict[str, Any]:
     if devices is not None:
         out["devices"] = devices
     return out
+
+
+def search(q: str = "") -> Any:
+    """The sites whose code, name or address contains ``q`` (all if it is empty), by code."""
+    stmt = select(Site).order_by(Site.code)
+    if q:
+        stmt = stmt.where(or_(Site.code.contains(q, autoescape=True), Site.name.contains(q, autoescape=True),
+                              Site.address.contains(q, autoescape=True)))
+    return stmt
+
+
+def device_counts(s: Session, rows: list[Site]) -> dict[int, int]:
+    """{site id: how many devices it has} for the sites of ``rows`` (a site with none is left out)."""
+    if not rows:
+        return {}
+    return dict(s.execute(select(Device.site_id, func.count()).where(Device.site_id.in_([r.id for r in rows]))
+                          .group_by(Device.site_id)).all())
+
+
+def device_count(s: Session, site: Site) -> int:
+    return device_counts(s, [site]).get(site.id, 0)
 
 
 def changes(site: Site, values: dict[str, Any]) -> dict[str, list[Any]]:
