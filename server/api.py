@@ -214,11 +214,12 @@ def require_admin() -> str:
 
 
 def admin_abort(exc: Exception) -> None:
-    """Answer an admin action's refusal (devices.AdminError, or a field check) as a 4xx JSON error."""
+    """Answer an admin action's refusal (devices.AdminError, or a field check) as a 4xx JSON error: the
+    error's own ``status`` if it has one (409 for a site code taken), else 422."""
     if isinstance(exc, devices.AdminError):
         abort(exc.status, exc.message, detail=exc.detail)
     errors = getattr(exc, "errors", None)
-    abort(422, str(exc), detail={"fields": errors} if errors else None)
+    abort(getattr(exc, "status", 422), str(exc), detail={"fields": errors} if errors else None)
 
 
 @api.get("/categories")

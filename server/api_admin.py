@@ -59,10 +59,7 @@ def post_site(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = require_admin()
     with ext().db.write() as s:
         try:
-            values = sites.clean(body)
-            if s.scalar(select(Site.id).where(Site.code == values["code"])) is not None:
-                abort(409, f"there is already a site {values['code']}; change it with PATCH /api/v1/sites/{{code}}")
-            site = sites.create(s, values, actor)
+            site = sites.create(s, sites.clean(body), actor)
         except sites.SiteError as exc:
             admin_abort(exc)
         s.flush()
@@ -84,7 +81,8 @@ def get_site(code: str) -> dict[str, Any]:
 @api.auth_required(auth)
 @api.input(schemas.SitePatch, arg_name="body")
 @api.output(schemas.SiteOut)
-@api.doc(summary="Change a site's fields (its code too, if the new one is free)", tags=["Admin"])
+@api.doc(summary="Change a site's fields (its code too, if the new one is free)",
+         responses={409: "the new code is another site's", 422: "a field is wrong"}, tags=["Admin"])
 def patch_site(code: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
     if not body:

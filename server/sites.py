@@ -47,11 +47,19 @@ _CLAUSE = re.compile(r"^(?P<days>.+?)\s+(?P<times>(?:closed|24h|24/7|\d).*)$", r
 
 
 class SiteError(ValueError):
-    """Some fields of a site are wrong: ``errors`` maps each to what is wrong with it."""
+    """Some fields of a site are wrong: ``errors`` maps each to what is wrong with it.
 
-    def __init__(self, errors: dict[str, str]):
+    ``status`` is the HTTP status the API answers with: 422 (a field is wrong), or 409 (the code is
+    another site's: :data:`CODE_TAKEN`).
+    """
+
+    def __init__(self, errors: dict[str, str], status: int = 422):
         self.errors = errors
+        self.status = status
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+CODE_TAKEN = 409
 
 
 # ------------------------------------------------------------------ service hours
@@ -292,10 +300,14 @@ def changes(site: Site, values: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [getattr(site, k), v] for k, v in values.items() if getattr(site, k) != v}
 
 
+def _code_free(s: Session, code: str) -> None:
+    if s.scalar(select(Site.id).where(Site.code == code)) is not None:
+        raise SiteError({"code": f"there is already a site {code}"}, CODE_TAKEN)
+
+
 def create(s: Session, values: dict[str, Any], actor: str) -> Site:
-    """A new site from checked values; raises :class:`SiteError` if the code is taken."""
-    if s.scalar(select(Site.id).where(Site.code == values["code"])) is not None:
-        raise SiteError({"code": f"there is already a site {values['code']}"})
+    """A new site from checked values; raises :class:`SiteError` (409) if the code is taken."""
+    _code_free(s, values["code"])
     site = Site(**values)
     s.add(site)
     audit.record(s, actor, "site.create", f"site:{site.code}", **{k: v for k, v in values.items() if k != "code"})
@@ -303,10 +315,11 @@ def create(s: Session, values: dict[str, Any], actor: str) -> Site:
 
 
 def update(s: Session, site: Site, values: dict[str, Any], actor: str) -> dict[str, list[Any]]:
-    """Change ``site``; return (and audit) what changed. The code may change if it is free."""
+    """Change ``site``; return (and audit) what changed. The code may change if it is free (else
+    :class:`SiteError`, 409)."""
     diff = changes(site, values)
-    if "code" in diff and s.scalar(select(Site.id).where(Site.code == values["code"])) is not None:
-        raise SiteError({"code": f"there is already a site {values['code']}"})
+    if "code" in diff:
+        _code_free(s, values["code"])
     if diff:
         target = f"site:{site.code}"
         for k, (_, new) in diff.items():

@@ -142,6 +142,17 @@ def test_sites_api_create_read_change_and_list(app):
     assert actions == [("token:admin (bootstrap)", "site.create"), ("token:admin (bootstrap)", "site.update")]
 
 
+def test_sites_api_answers_409_for_a_code_that_is_another_sites_when_created_or_renamed(app):
+    assert api(app, "POST", "/api/v1/sites", json=SITE).status_code == 201
+    assert api(app, "POST", "/api/v1/sites", json={"code": "hs-02", "name": "Other"}).status_code == 201
+    r = api(app, "POST", "/api/v1/sites", json={**SITE, "name": "Again"})
+    assert r.status_code == 409 and "already a site hs-01" in r.get_json()["error"]["detail"]["fields"]["code"]
+    r = api(app, "PATCH", "/api/v1/sites/hs-02", json={"code": "hs-01"})
+    assert r.status_code == 409 and "already a site hs-01" in r.get_json()["error"]["detail"]["fields"]["code"]
+    assert site_row(app, "hs-02").name == "Other" and site_row(app, "hs-01").name == "High Street"
+    assert [a.action for a in audit_rows(app)] == ["site.create", "site.create"]
+
+
 @pytest.mark.parametrize("body,field", [
     ({"code": "x-1", "name": "X", "timezone": "Nowhere/City"}, "timezone"),
     ({"code": "x-1", "name": "X", "hours": "every day, all day"}, "hours"),
