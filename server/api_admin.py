@@ -7,7 +7,7 @@ transaction. Refusals are 4xx JSON errors with the reason (``server.api.admin_ab
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from apiflask import abort
 from flask import Response, request
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from . import audit, categories, config_io, credentials, devices, rules, schemas, sites
 from .api import admin_abort, api, category_dict, device_dict, ext, require_admin
 from .auth import auth
-from .models import AuditLog, Category, Device, Site
+from .models import AuditLog, Category, Site
 
 
 
@@ -156,20 +156,21 @@ def patch_category(slug: str, body: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- devices
 
 
-def _device_action(device_id: str, run: Any) -> dict[str, Any]:
+def _device_action(run: Callable[[Session], Any]) -> None:
+    """``run`` in a write transaction of its own (committed on return); a refusal is a 4xx JSON error."""
     with ext().db.write() as s:
         try:
-            device = run(s)
+            run(s)
         except devices.AdminError as exc:
             admin_abort(exc)
-        s.flush()
-        return device_dict(s, device)
 
 
-def _with_broker(device_id: str, outcome: credentials.Outcome) -> dict[str, Any]:
+def _device_answer(device_id: str, outcome: credentials.Outcome | None = None) -> dict[str, Any]:
+    """The device as it is now, with ``broker``: what was done to its broker account, if anything."""
     with ext().db.read() as s:
         out = device_dict(s, devices.get(s, device_id))
-    out["broker"] = outcome.as_dict()
+    if outcome is not None:
+        out["broker"] = outcome.as_dict()
     return out
 
 
@@ -188,8 +189,8 @@ BROKER_DOC = ("With broker accounts on (`[broker] auth = \"dynsec\"`), `broker` 
          responses={404: "no such device or site", 409: "the device is not pending or rejected"}, tags=["Admin"])
 def approve_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
-    _device_action(device_id, lambda s: devices.approve(s, device_id, body["site"], actor))
-    return _with_broker(device_id, credentials.issue(ext(), device_id, actor))
+    _device_action(lambda s: devices.approve(s, device_id, body["site"], actor))
+    return _device_answer(device_id, credentials.issue(ext(), device_id, actor))
 
 
 @api.post("/devices/register")
@@ -202,9 +203,8 @@ def approve_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
          responses={404: "no such site", 409: "the device exists"}, tags=["Admin"])
 def register_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = require_admin()
-    _device_action(body["device_id"], lambda s: devices.register(s, body["device_id"], body["site"], actor,
-                                                                 body["kind"]))
-    return _with_broker(body["device_id"], credentials.issue(ext(), body["device_id"], actor)), 201
+    _device_action(lambda s: devices.register(s, body["device_id"], body["site"], actor, body["kind"]))
+    return _device_answer(body["device_id"], credentials.issue(ext(), body["device_id"], actor)), 201
 
 
 @api.post("/devices/<device_id>/credentials")
@@ -226,7 +226,7 @@ def issue_credentials(device_id: str) -> dict[str, Any]:
     outcome = credentials.issue(ext(), device_id, actor)
     if outcome.failed:
         abort(503, f"the broker's account could not be made: {outcome.error}")
-    return _with_broker(device_id, outcome)
+    return _device_answer(device_id, outcome)
 
 
 @api.delete("/devices/<device_id>/credentials")
@@ -244,7 +244,7 @@ def remove_credentials(device_id: str) -> dict[str, Any]:
     outcome = credentials.remove(ext(), device_id, actor)
     if outcome.failed:
         abort(503, f"the broker's account could not be deleted: {outcome.error}")
-    return _with_broker(device_id, outcome)
+    return _device_answer(device_id, outcome)
 
 
 @api.post("/devices/<device_id>/replace")
@@ -269,8 +269,8 @@ def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
             admin_abort(exc)
         tickets = [rules.ticket_number(t) for t in done.tickets]
         mappings = done.mappings
-    new = _with_broker(body["by"], credentials.issue(ext(), body["by"], actor))
-    old = _with_broker(device_id, credentials.remove(ext(), device_id, actor))
+    new = _device_answer(body["by"], credentials.issue(ext(), body["by"], actor))
+    old = _device_answer(device_id, credentials.remove(ext(), device_id, actor))
     return {"device": new, "replaced": old, "mappings": mappings, "tickets": tickets}
 
 
@@ -281,7 +281,8 @@ def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
 @api.doc(summary="Reject a pending device: its presses come back `rejected`", tags=["Admin"])
 def reject_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
-    return _device_action(device_id, lambda s: devices.reject(s, device_id, actor, body["reason"]))
+    _device_action(lambda s: devices.reject(s, device_id, actor, body["reason"]))
+    return _device_answer(device_id)
 
 
 @api.post("/devices/<device_id>/retire")
@@ -294,8 +295,8 @@ def reject_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
          tags=["Admin"])
 def retire_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
-    _device_action(device_id, lambda s: devices.retire(s, device_id, actor, body["reason"]))
-    return _with_broker(device_id, credentials.remove(ext(), device_id, actor))
+    _device_action(lambda s: devices.retire(s, device_id, actor, body["reason"]))
+    return _device_answer(device_id, credentials.remove(ext(), device_id, actor))
 
 
 @api.delete("/devices/<device_id>/buttons/<button>")
@@ -307,12 +308,9 @@ def retire_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
 def delete_button(device_id: str, button: str, q: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
 
-    def run(s: Session) -> Device:
-        device = devices.get(s, device_id)
-        devices.remove_mapping(s, device, button, q.get("press") or "", actor)
-        return device
-
-    return _device_action(device_id, run)
+    _device_action(lambda s: devices.remove_mapping(s, devices.get(s, device_id), button, q.get("press") or "",
+                                                    actor))
+    return _device_answer(device_id)
 
 
 @api.post("/devices/copy-mapping")
