@@ -224,6 +224,22 @@ def mappings(s: Session, device_id: str) -> list[ButtonMapping]:
                           .order_by(ButtonMapping.button, ButtonMapping.press)))
 
 
+def copy_rows(template: list[ButtonMapping], device_id: str | None = None) -> list[ButtonMapping]:
+    """New, unsaved rows doing what ``template``'s do (button, press type, category, label, action), for
+    ``device_id`` (None: for no device yet; the caller names it before adding them)."""
+    owner = {} if device_id is None else {"device_id": device_id}
+    return [ButtonMapping(**owner, button=m.button, press=m.press, category_id=m.category_id, label=m.label,
+                          action=m.action) for m in template]
+
+
+def _give_mapping(s: Session, device_ids: list[str], template: list[ButtonMapping]) -> None:
+    """Replace the mapping of every device of ``device_ids`` with a copy of ``template``."""
+    for i in range(0, len(device_ids), 500):
+        s.execute(delete(ButtonMapping).where(ButtonMapping.device_id.in_(device_ids[i:i + 500])))
+    for device_id in device_ids:
+        s.add_all(copy_rows(template, device_id))
+
+
 def copy_mapping(s: Session, source: str, targets: list[str], actor: str) -> tuple[int, list[str]]:
     """Give every device of ``targets`` the mapping of ``source`` (theirs is replaced): a rollout template.
 
@@ -259,12 +275,7 @@ def copy_mapping(s: Session, source: str, targets: list[str], actor: str) -> tup
     template = mappings(s, src.device_id)
     if not template:
         raise AdminError(409, f"{src.device_id} has no button mapping to copy")
-    for i in range(0, len(wanted), 500):
-        s.execute(delete(ButtonMapping).where(ButtonMapping.device_id.in_(wanted[i:i + 500])))
-    for t in wanted:
-        for m in template:
-            s.add(ButtonMapping(device_id=t, button=m.button, press=m.press, category_id=m.category_id,
-                                label=m.label, action=m.action))
+    _give_mapping(s, wanted, template)
     audit.record(s, actor, "mapping.copy", f"device:{src.device_id}", to=wanted,
                  mapping=[describe(m) for m in template])
     return len(template), wanted
@@ -375,10 +386,7 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
     s.flush()
 
     template = mappings(s, old.device_id)
-    s.execute(delete(ButtonMapping).where(ButtonMapping.device_id == new_id))
-    for m in template:
-        s.add(ButtonMapping(device_id=new_id, button=m.button, press=m.press, category_id=m.category_id,
-                            label=m.label, action=m.action))
+    _give_mapping(s, [new_id], template)
 
     now = wire.utcnow()
     taken = _tickets_of(s, old.device_id)
