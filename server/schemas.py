@@ -163,28 +163,33 @@ REOPEN = {"description": "minutes after resolution in which a press reopens the 
 NOTIFY = {"description": "who is told of new tickets: user names or e-mail addresses (stored and shown for now)"}
 
 
-class CategoryIn(Strict):
-    slug = String(required=True, validate=ID)
-    name = String(required=True, validate=Length(1, 200))
-    icon = String(load_default="", validate=Length(max=32))
-    priority = Integer(load_default=3, validate=Range(1, 4))
-    sla = Dict(keys=String(validate=OneOf(["1", "2", "3", "4"])), values=Nested(SlaTarget), load_default=None)
-    labels = Dict(keys=String(), values=String(), metadata=LABELS)
-    dedup_scope = String(validate=OneOf(DEDUP_SCOPES), metadata=DEDUP)
-    reopen_window_min = Integer(allow_none=True, validate=Range(0, 60 * 24 * 365), metadata=REOPEN)
-    notify = List(String(validate=Length(1, 200)), metadata=NOTIFY)
+SLA_TARGETS = {"description": "targets per priority; the priorities given replace theirs"}
+CATEGORY_NAME = Length(1, 200)
 
 
 class CategoryPatch(Strict):
-    name = String(validate=Length(1, 200))
+    """A category's fields to change (``PATCH``): only those given change."""
+
+    name = String(validate=CATEGORY_NAME)
     icon = String(validate=Length(max=32))
     priority = Integer(validate=Range(1, 4))
-    sla = Dict(keys=String(validate=OneOf(["1", "2", "3", "4"])), values=Nested(SlaTarget),
-               metadata={"description": "targets per priority; the priorities given replace theirs"})
+    sla = Dict(keys=String(validate=OneOf(["1", "2", "3", "4"])), values=Nested(SlaTarget), metadata=SLA_TARGETS)
     labels = Dict(keys=String(), values=String(), metadata=LABELS)
     dedup_scope = String(validate=OneOf(DEDUP_SCOPES), metadata=DEDUP)
     reopen_window_min = Integer(allow_none=True, validate=Range(0, 60 * 24 * 365), metadata=REOPEN)
     notify = List(String(validate=Length(1, 200)), metadata=NOTIFY)
+
+
+class CategoryIn(CategoryPatch):
+    """A category made (or replaced) whole: :class:`CategoryPatch`'s fields, with a slug and a name required
+    and what a new category has unless given."""
+
+    slug = String(required=True, validate=ID)
+    name = String(required=True, validate=CATEGORY_NAME)
+    icon = String(load_default="", validate=Length(max=32))
+    priority = Integer(load_default=3, validate=Range(1, 4))
+    sla = Dict(keys=String(validate=OneOf(["1", "2", "3", "4"])), values=Nested(SlaTarget), load_default=None,
+               metadata=SLA_TARGETS)
 
 
 class CategoryOut(Schema):
@@ -396,9 +401,15 @@ class CopyMappingOut(Schema):
     devices = List(String())
 
 
-class SiteIn(Strict):
-    code = String(required=True, validate=Length(1, 64))
-    name = String(required=True, validate=Length(1, 200))
+SITE_CODE = Length(1, 64)
+SITE_NAME = Length(1, 200)
+
+
+class SitePatch(Strict):
+    """A site's fields to change (``PATCH``): only those given change."""
+
+    code = String(validate=SITE_CODE)
+    name = String(validate=SITE_NAME)
     address = String(validate=Length(max=1000))
     timezone = String(validate=Length(max=64), metadata={"description": "an IANA time zone, e.g. Europe/Warsaw"})
     hours = Raw(metadata={"description": 'service hours: "Mon–Sat 05:00–18:00; Sun closed", or '
@@ -406,13 +417,11 @@ class SiteIn(Strict):
     contact = String(validate=Length(max=300))
 
 
-class SitePatch(Strict):
-    code = String(validate=Length(1, 64))
-    name = String(validate=Length(1, 200))
-    address = String(validate=Length(max=1000))
-    timezone = String(validate=Length(max=64))
-    hours = Raw()
-    contact = String(validate=Length(max=300))
+class SiteIn(SitePatch):
+    """A new site: :class:`SitePatch`'s fields, with its code and name required."""
+
+    code = String(required=True, validate=SITE_CODE)
+    name = String(required=True, validate=SITE_NAME)
 
 
 class SiteOut(Schema):
