@@ -360,6 +360,8 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
     created, ``devices`` of all), so the new device's ``tickets`` topic lists them; the dedup scope
     ``device:<old_id>`` of its device-scoped tickets (open, and resolved ones a press may reopen)
     becomes ``device:<new_id>``, so its presses merge into them. An unknown ``new_id`` is created.
+    An active ``old_id`` is retired as :func:`retire` does it (``device.retire``, "replaced by ...") before
+    ``device.replace`` records the replacement.
     """
     new_id = (new_id or "").strip()
     if not wire.valid_id(new_id):
@@ -409,7 +411,11 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
     old_status = old.status
     if old.test_mode:
         set_test_mode(s, old, False, actor)
-    old.status, old.replaced_by = "retired", new_id
+    if old.status != "retired":
+        # The retire step of the page's and the API's button, with its device.retire row; the caller deletes
+        # the broker account after the commit, as after any retirement (server.credentials.remove).
+        _retire(s, old, actor, f"replaced by {new_id}")
+    old.replaced_by = new_id
     numbers = [rules.ticket_number(t.id) for t in taken]
     audit.record(s, actor, "device.replace", f"device:{old.device_id}", by=new_id, was=old_status,
                  mappings=len(template), tickets=numbers)

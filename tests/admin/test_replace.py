@@ -87,6 +87,21 @@ def test_a_new_device_takes_over_site_mapping_and_open_tickets_and_its_presses_m
     assert rows[("device.replaces", "device:till-9")]["replaces"] == "till-1"
 
 
+def test_the_replaced_device_is_retired_by_the_retire_step_with_its_audit_row(shop):
+    r = api(shop, "POST", "/api/v1/devices/till-1/replace", json={"by": "till-9"})
+    assert r.status_code == 200, r.text
+    rows = [(a.action, a.target, a.details) for a in audit_rows(shop) if a.target == "device:till-1"]
+    assert [(action, details.get("was"), details.get("reason")) for action, _, details in rows][-2:] == [
+        ("device.retire", "active", "replaced by till-9"), ("device.replace", "active", None)]
+    # an old device retired before is not retired again: the replacement alone is recorded
+    assert api(shop, "POST", "/api/v1/devices/till-2/retire", json={"reason": "broken"}).status_code == 200
+    assert api(shop, "POST", "/api/v1/devices/till-2/replace", json={"by": "till-8"}).status_code == 200
+    assert [a.action for a in audit_rows(shop) if a.target == "device:till-2"][-2:] == [
+        "device.retire", "device.replace"]
+    assert [a.details.get("reason") for a in audit_rows(shop, "device.retire") if a.target == "device:till-2"] == [
+        "broken"]
+
+
 def test_a_resolved_device_scoped_ticket_is_reopened_by_the_new_device(shop):
     till = press(shop, device_id="till-1", button="b1")["ticket"]
     assert api(shop, "PATCH", f"/api/v1/tickets/{till['id']}", json={"status": "resolved"}).status_code == 200
