@@ -28,15 +28,16 @@ How the plugin behaves (checked against Mosquitto 2.0.11, and relied on here):
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 from urllib.parse import quote, urlsplit
 
 from . import wire
@@ -304,9 +305,10 @@ def _sync_admin(config_path: Path, admin_password: str) -> None:
 class DynsecAccounts:
     """Give devices their own broker accounts, disable and retire them, on Mosquitto's dynsec plugin.
 
-    Each call connects as the admin account, sends its commands, waits for the
-    answers and disconnects. Calls are safe to repeat: a call cut short (the
-    broker restarting, say) can simply be made again.
+    Each call makes one connection as the admin account, sends its commands (a
+    round to read the account, then one to change it), waits for the answers
+    and disconnects. Calls are safe to repeat: a call cut short (the broker
+    restarting, say) can simply be made again.
 
     >>> accounts = DynsecAccounts("mqtt://dashdesk.admin:secret@127.0.0.1:1883")
     >>> password = accounts.add_device("shop-042-front")  # show it once, to the installer
@@ -327,6 +329,8 @@ class DynsecAccounts:
         self.service_passwords = dict(service_passwords or {})
         self.secrets_dir = secrets_dir
         self.timeout = timeout
+        # The connection open on this thread (``connection``), if any.
+        self._open = threading.local()
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], *, mqtt_url: str | None = None) -> "DynsecAccounts":
@@ -357,35 +361,41 @@ class DynsecAccounts:
 
         A device that had an account is disconnected and its old password stops working.
         """
-        self._device_client(device_id)  # refuses to replace an account that is not a device's
+        check_device_id(device_id)
         password = new_password()
         role, acls = device_role(device_id), device_acls(device_id, self.topic_root)
-        self._run([
-            {"command": "createRole", "rolename": role, "textname": f"device {device_id}", "acls": acls},
-            # A role made by an older dashdesk (or a topic root since changed) gets today's ACLs.
-            {"command": "modifyRole", "rolename": role, "acls": acls},
-            # Delete, then create: the old password and connection go, in one round.
-            {"command": "deleteClient", "username": device_id},
-            {"command": "createClient", "username": device_id, "password": password,
-             "textname": f"device {device_id}", "roles": [{"rolename": role}]},
-        ], allowed={"createRole": "Role already exists", "deleteClient": "Client not found"})
+        with self.connection():
+            self._device_client(device_id)  # refuses to replace an account that is not a device's
+            self._run([
+                {"command": "createRole", "rolename": role, "textname": f"device {device_id}", "acls": acls},
+                # A role made by an older dashdesk (or a topic root since changed) gets today's ACLs.
+                {"command": "modifyRole", "rolename": role, "acls": acls},
+                # Delete, then create: the old password and connection go, in one round.
+                {"command": "deleteClient", "username": device_id},
+                {"command": "createClient", "username": device_id, "password": password,
+                 "textname": f"device {device_id}", "roles": [{"rolename": role}]},
+            ], allowed={"createRole": "Role already exists", "deleteClient": "Client not found"})
         return password
 
     def remove_device(self, device_id: str) -> None:
         """Retire ``device_id``: close its connection and delete its account (no error if it has none)."""
-        self._device_client(device_id)
-        self._run([{"command": "deleteClient", "username": device_id},
-                   {"command": "deleteRole", "rolename": device_role(device_id)}],
-                  allowed={"deleteClient": "Client not found", "deleteRole": "Role not found"})
+        check_device_id(device_id)
+        with self.connection():
+            self._device_client(device_id)
+            self._run([{"command": "deleteClient", "username": device_id},
+                       {"command": "deleteRole", "rolename": device_role(device_id)}],
+                      allowed={"deleteClient": "Client not found", "deleteRole": "Role not found"})
 
     def set_device_enabled(self, device_id: str, enabled: bool) -> None:
         """Let ``device_id`` connect again, or close its connection and refuse it until enabled.
 
         Raises :class:`NoSuchDevice` if it has no account.
         """
-        if self._device_client(device_id) is None:
-            raise NoSuchDevice(device_id)
-        self._run([{"command": "enableClient" if enabled else "disableClient", "username": device_id}])
+        check_device_id(device_id)
+        with self.connection():
+            if self._device_client(device_id) is None:
+                raise NoSuchDevice(device_id)
+            self._run([{"command": "enableClient" if enabled else "disableClient", "username": device_id}])
 
     def device(self, device_id: str) -> DeviceAccount | None:
         """``device_id``'s account (whether it is enabled), or None if it has none."""
@@ -458,70 +468,141 @@ class DynsecAccounts:
                 raise BrokerAuthError(f"{command['command']} {what}: {error}".replace("  ", " "))
         return answers
 
-    def _exchange(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from paho.mqtt.reasoncodes import ReasonCode
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[None]:
+        """Send every round of commands made inside over one admin connection, made here and closed at
+        the end (a call reads the device's account, then changes it: one connection, not two). Inside
+        another, on the same thread, it is that one."""
+        if getattr(self._open, "connection", None) is not None:
+            yield
+            return
+        with self._lock:
+            opened = _AdminConnection(self.admin_url, self.protocol, self.timeout)
+            self._open.connection = opened
+            try:
+                yield
+            finally:
+                self._open.connection = None
+                opened.close()
 
+    def _exchange(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self.connection():
+            return self._open.connection.exchange(commands)
+
+
+@dataclass
+class _Round:
+    """One message of commands waiting for its answers (matched by their correlation data)."""
+
+    tag: str
+    payload: str
+    count: int
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _AdminConnection:
+    """A connection as the admin account, subscribed to the plugin's answers; rounds of commands go over
+    it one after another (:meth:`exchange`).
+
+    A connection taken over by another admin (same client id: the username) comes back by itself; it
+    subscribes anew and the round waiting for answers is sent again (commands are safe to repeat).
+    A refusal of the admin account, or a broker never reached, fails this round and every later one.
+    """
+
+    def __init__(self, admin_url: str, protocol: int, timeout: float):
         from . import mqtt as dd_mqtt
 
+        self.where = url_without_credentials(admin_url)
+        self.timeout = timeout
+        self._state = threading.Lock()
+        self._connected = threading.Event()
+        self._subscribed = False
+        self._failure: str | None = None
+        self._round: _Round | None = None
+        self.client, broker = dd_mqtt.make_client(admin_url, f"dashdesk-admin-{uuid.uuid4().hex[:12]}",
+                                                  protocol=protocol, persistent=False)
+        self.client.on_connect, self.client.on_subscribe = self._on_connect, self._on_subscribe
+        self.client.on_message, self.client.on_connect_fail = self._on_message, self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
+        dd_mqtt.connect(self.client, broker, protocol=protocol, persistent=False)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def exchange(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send ``commands`` in one message and wait (``timeout``) for their answers, in order."""
         tag = uuid.uuid4().hex
         commands = [{**c, "correlationData": f"{tag}-{i}"} for i, c in enumerate(commands)]
-        payload = json.dumps({"commands": commands})
-        answers: dict[str, dict[str, Any]] = {}
-        done, connected = threading.Event(), threading.Event()
-        failure: list[str] = []
-
-        def fail(reason: str) -> None:
-            failure.append(reason)
-            done.set()
-
-        def on_connect(c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None) -> None:
-            if rc.is_failure:
-                fail(f"the broker refused the admin account: {rc}")
-                return
-            connected.set()
-            # Subscribed anew on every connection: a connection taken over by another
-            # admin (same client id) comes back, and the commands go again.
-            c.subscribe(RESPONSE_TOPIC, qos=1)
-
-        def on_subscribe(c: Any, _u: Any, _mid: Any, codes: list[ReasonCode], _p: Any = None) -> None:
-            if any(code.is_failure for code in codes):
-                fail(f"the admin account may not read {RESPONSE_TOPIC}")
-                return
-            c.publish(CONTROL_TOPIC, payload, qos=1)
-
-        def on_message(_c: Any, _u: Any, msg: Any) -> None:
-            try:
-                responses = json.loads(msg.payload).get("responses", [])
-            except (ValueError, AttributeError):
-                return
-            for r in responses:
-                key = r.get("correlationData") if isinstance(r, dict) else None
-                if isinstance(key, str) and key.startswith(tag):
-                    answers[key] = r
-            if len(answers) == len(commands):
-                done.set()
-
-        def on_connect_fail(_c: Any, _u: Any) -> None:
-            if not connected.is_set():
-                fail(f"could not reach the broker at {url_without_credentials(self.admin_url)}")
-
-        with self._lock:
-            client, broker = dd_mqtt.make_client(self.admin_url, f"dashdesk-admin-{tag[:12]}",
-                                                 protocol=self.protocol, persistent=False)
-            client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-            client.on_connect_fail = on_connect_fail
-            try:
-                dd_mqtt.connect(client, broker, protocol=self.protocol, persistent=False)
-                client.loop_start()
-                answered = done.wait(self.timeout)
-            finally:
-                client.disconnect()
-                client.loop_stop()
-        if failure:
-            raise BrokerAuthError(failure[0])
+        waiting = _Round(tag, json.dumps({"commands": commands}), len(commands))
+        with self._state:
+            if self._failure is not None:
+                raise BrokerAuthError(self._failure)
+            self._round = waiting
+            send_now = self._subscribed
+        if send_now:  # else on_subscribe sends it
+            self.client.publish(CONTROL_TOPIC, waiting.payload, qos=1)
+        answered = waiting.done.wait(self.timeout)
+        with self._state:
+            self._round = None
+            failure = self._failure
+        if failure is not None:
+            raise BrokerAuthError(failure)
         if not answered:
-            where = url_without_credentials(self.admin_url)
-            raise BrokerAuthError(f"no answer from the broker's dynamic security plugin at {where} within "
-                                  f"{self.timeout:g} s" + ("" if connected.is_set() else " (not connected)"))
-        return [answers[f"{tag}-{i}"] for i in range(len(commands))]
+            raise BrokerAuthError(f"no answer from the broker's dynamic security plugin at {self.where} within "
+                                  f"{self.timeout:g} s" + ("" if self._connected.is_set() else " (not connected)"))
+        return [waiting.answers[f"{tag}-{i}"] for i in range(len(commands))]
+
+    def _fail(self, reason: str) -> None:
+        with self._state:
+            if self._failure is None:
+                self._failure = reason
+            waiting = self._round
+        if waiting is not None:
+            waiting.done.set()
+
+    def _on_connect(self, c: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            self._fail(f"the broker refused the admin account: {rc}")
+            return
+        self._connected.set()
+        with self._state:
+            self._subscribed = False
+        c.subscribe(RESPONSE_TOPIC, qos=1)
+
+    def _on_disconnect(self, *_: Any) -> None:
+        with self._state:
+            self._subscribed = False  # a round made now waits for the connection to come back
+
+    def _on_subscribe(self, c: Any, _u: Any, _mid: Any, codes: list[Any], _p: Any = None) -> None:
+        if any(code.is_failure for code in codes):
+            self._fail(f"the admin account may not read {RESPONSE_TOPIC}")
+            return
+        with self._state:
+            self._subscribed = True
+            waiting = self._round
+        if waiting is not None:
+            c.publish(CONTROL_TOPIC, waiting.payload, qos=1)
+
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        try:
+            responses = json.loads(msg.payload).get("responses", [])
+        except (ValueError, AttributeError):
+            return
+        with self._state:
+            waiting = self._round
+        if waiting is None:
+            return
+        for r in responses:
+            key = r.get("correlationData") if isinstance(r, dict) else None
+            if isinstance(key, str) and key.startswith(waiting.tag):
+                waiting.answers[key] = r
+        if len(waiting.answers) == waiting.count:
+            waiting.done.set()
+
+    def _on_connect_fail(self, _c: Any, _u: Any) -> None:
+        if not self._connected.is_set():
+            self._fail(f"could not reach the broker at {self.where}")
 

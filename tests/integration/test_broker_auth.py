@@ -302,6 +302,33 @@ def test_disabled_device_is_disconnected_until_enabled_again(auth_stack):
         stack.accounts.set_device_enabled(device_id("auth-never-added"), True)
 
 
+def admin_connections(stack: Stack) -> int:
+    """The admin account's connections so far, as Mosquitto logs them."""
+    log = (stack.broker.data_dir / "mosquitto.log").read_text(errors="replace")
+    return sum(1 for line in log.splitlines()
+               if "New client connected" in line and f"u'{broker_auth.ADMIN_USERNAME}'" in line)
+
+
+def test_each_account_change_takes_one_admin_connection(auth_stack):
+    """Reading the account before changing it (is it a device's?) goes over the same connection."""
+    stack = auth_stack
+    d = device_id("auth-one-connection")
+    before = admin_connections(stack)
+    url = stack.broker.url_for(d, stack.accounts.add_device(d))
+    assert admin_connections(stack) == before + 1
+    stack.accounts.set_device_enabled(d, False)
+    stack.accounts.set_device_enabled(d, True)
+    dev = Device(url)
+    assert dev.connected
+    stack.accounts.remove_device(d)
+    assert admin_connections(stack) == before + 4
+    wait_until(lambda: dev.disconnects, timeout=10, what="the retired device's connection to close")
+    dev.close()
+    with pytest.raises(ValueError):
+        stack.accounts.add_device("Not A Device")
+    assert admin_connections(stack) == before + 4  # refused before connecting
+
+
 def test_device_ids_that_break_the_rules_get_no_account(auth_stack):
     for bad in (broker_auth.BRIDGE_USERNAME, broker_auth.ADMIN_USERNAME, "a/b", "#", "+", "Shop-1", ""):
         with pytest.raises(ValueError):
