@@ -221,6 +221,16 @@ def load_service_passwords(data_dir: str | Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
+def service_passwords_stamp(data_dir: str | Path) -> tuple[int, int, int] | None:
+    """What changes whenever the services' passwords file in ``data_dir`` is written (it is replaced
+    whole: :func:`write_private_file`), None while there is none: read it again only if this changed."""
+    try:
+        st = (auth_dir(data_dir) / SERVICE_PASSWORDS_FILE).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def write_private_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by its owner only, replacing it in one step."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")

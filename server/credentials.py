@@ -77,10 +77,18 @@ class BrokerAccounts:
         device_url = (device_url or broker_cfg.get("device_url") or mqtt_url
                       or (cfg.get("mqtt", {}) or {}).get("url") or "mqtt://127.0.0.1:1883")
 
+        data_dir = cfg.get("data_dir") or "./dashdesk-data"
+        made: list[tuple[Any, broker_auth.DynsecAccounts]] = []
+
         def manager() -> Any:
-            # Made per call: `dashdesk up` writes the admin's password file after the server may have started.
+            # Made again only when the admin's password file has changed: `dashdesk up` writes it after the
+            # server may have started (until then there is none, and each call says so).
+            stamp = broker_auth.service_passwords_stamp(data_dir)
+            if made and made[0][0] == stamp:
+                return made[0][1]
             accounts = broker_auth.DynsecAccounts.from_config(cfg, mqtt_url=mqtt_url)
             accounts.timeout = timeout
+            made[:] = [(stamp, accounts)]
             return accounts
 
         return cls(enabled, str(device_url), manager if enabled else None)

@@ -221,6 +221,26 @@ def test_account_manager_from_config_needs_an_admin_account(tmp_path):
     assert broker_auth.DynsecAccounts.from_config(cfg).admin_url == "mqtt://ops:pw@broker.lan:1883"
 
 
+def test_the_servers_accounts_read_the_admin_password_once_written_and_again_only_when_it_changes(tmp_path):
+    """`dashdesk up` may write the passwords file after the server started; until it changes, it is read once."""
+    from server.credentials import BrokerAccounts
+
+    data = tmp_path / "data"
+    cfg = config.load(tmp_path / "none.toml", env={"DASHDESK_DATA_DIR": str(data), "DASHDESK_BROKER__AUTH": "dynsec",
+                                                   "DASHDESK_MQTT_URL": "mqtt://127.0.0.1:2883"})
+    accounts = BrokerAccounts.from_config(cfg)
+    outcome = accounts.issue("shop-1")
+    assert outcome.failed and "no admin account" in outcome.error
+    secrets = broker_auth.prepare(data)
+    first = accounts._manager()
+    assert first.admin_url == secrets.url(broker_auth.ADMIN_USERNAME, "mqtt://127.0.0.1:2883")
+    assert accounts._manager() is first
+    # a new admin password (the file replaced): the next call uses it
+    path = broker_auth.auth_dir(data) / broker_auth.SERVICE_PASSWORDS_FILE
+    broker_auth.write_private_file(path, json.dumps({**secrets.passwords, broker_auth.ADMIN_USERNAME: "new-pw"}))
+    assert accounts._manager().admin_url == "mqtt://dashdesk.admin:new-pw@127.0.0.1:2883"
+
+
 def test_account_manager_says_when_the_broker_cannot_be_reached():
     accounts = broker_auth.DynsecAccounts(f"mqtt://a:b@127.0.0.1:{broker.free_port()}", timeout=5)
     with pytest.raises(broker_auth.BrokerAuthError, match="could not reach the broker at mqtt://127.0.0.1"):
