@@ -4,8 +4,9 @@ A real Mosquitto with its dynamic security plugin, the ticket server (``dashdesk
 the bridge, each its own process (``tests.stack.Stack`` with accounts on). One device is
 registered, then its credentials are made again ``--calls`` times, one after another; each
 call makes the device's account anew on the broker, as the admin account. Reported: the
-time per call (median, p90, max) and the broker's admin connections per call, counted from
-Mosquitto's log.
+time per call (median, p90, max, mean) and the broker's admin connections per call, counted
+from Mosquitto's log; beside it, the broker's part alone (``DynsecAccounts.add_device`` called
+in this process, as many times).
 
 ``--admin-url`` gives the server the admin account's URL (``[broker] admin_url``), as a broker
 that ``dashdesk up`` does not run is reached; by default the server reads the admin's password
@@ -46,6 +47,18 @@ def admin_connections(log: Path) -> int:
                if "New client connected" in line and f"u'{broker_auth.ADMIN_USERNAME}'" in line)
 
 
+def figures(times: list[float], connections: int, calls: int) -> dict[str, Any]:
+    ms = sorted(t * 1000 for t in times)
+    return {"median_ms": round(statistics.median(ms), 2), "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 2),
+            "max_ms": round(ms[-1], 2), "mean_ms": round(statistics.fmean(ms), 2),
+            "admin_connections_per_call": round(connections / calls, 2) if connections else None}
+
+
+def show(f: dict[str, Any]) -> None:
+    print(f"  median {f['median_ms']} ms, p90 {f['p90_ms']} ms, max {f['max_ms']} ms, mean {f['mean_ms']} ms; "
+          f"admin connections per call: {f['admin_connections_per_call'] or 'not in the broker log'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from tests.stack import Stack
 
@@ -72,24 +85,27 @@ def main(argv: list[str] | None = None) -> int:
             times.append(time.perf_counter() - t0)
             assert r.status_code == 200 and r.json()["broker"]["credentials"] == "issued", r.text
         connections = admin_connections(log) - connections_before
+        # Beside it, the broker's part alone: the same account made anew by this process, as the admin.
+        bare: list[float] = []
+        for _ in range(args.calls):
+            t0 = time.perf_counter()
+            stack.accounts.add_device("bench-1")
+            bare.append(time.perf_counter() - t0)
+        bare_connections = admin_connections(log) - connections_before - connections
     finally:
         stack.stop()
         if args.keep:
             print(f"data directory kept: {root}", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    ms = sorted(t * 1000 for t in times)
-    out: dict[str, Any] = {
-        "calls": args.calls, "admin_url": args.admin_url,
-        "median_ms": round(statistics.median(ms), 1), "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 1),
-        "max_ms": round(ms[-1], 1), "mean_ms": round(statistics.fmean(ms), 1),
-        "admin_connections_per_call": round(connections / args.calls, 2) if connections else None,
-    }
+    out: dict[str, Any] = {"calls": args.calls, "admin_url": args.admin_url,
+                           "http": figures(times, connections, args.calls),
+                           "bare_add_device": figures(bare, bare_connections, args.calls)}
     print(f"POST /api/v1/devices/{{id}}/credentials, {args.calls} calls "
           f"({'[broker] admin_url' if args.admin_url else 'admin password from the data dir'}):")
-    print(f"  median {out['median_ms']} ms, p90 {out['p90_ms']} ms, max {out['max_ms']} ms, "
-          f"mean {out['mean_ms']} ms")
-    print(f"  admin connections per call: {out['admin_connections_per_call'] or 'not in the broker log'}")
+    show(out["http"])
+    print(f"beside it, DynsecAccounts.add_device in this process, {args.calls} calls:")
+    show(out["bare_add_device"])
     if args.json:
         print(json.dumps(out))
     return 0
