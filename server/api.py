@@ -348,14 +348,16 @@ def _with_account(out: dict[str, Any], was: str | None, actor: str) -> dict[str,
 @api.auth_required(auth)
 @api.input(schemas.DeviceIn, arg_name="body")
 @api.output(schemas.DeviceBrokerOut, status_code=201)
-@api.doc(summary="Register a device (or update the one with that id)", description=STATUS_DOC)
+@api.doc(summary="Register a device (or update the one with that id: only the fields given change)",
+         description=STATUS_DOC)
 def post_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = require_admin()
     with ext().db.write() as s:
         device = s.scalar(select(Device).where(Device.device_id == body["device_id"]))
         was = device.status if device else None
         if device is None:
-            device = Device(device_id=body["device_id"], status=body["status"], kind=body["kind"])
+            fields = {**schemas.NEW_DEVICE, **body}
+            device = Device(device_id=body["device_id"], status=fields["status"], kind=fields["kind"])
             s.add(device)
             _place(s, device, body)
             s.flush()

@@ -218,10 +218,18 @@ class ButtonOut(Schema):
 
 class DeviceIn(Strict):
     device_id = String(required=True, validate=ID)
-    site = String(load_default=None, allow_none=True, validate=Length(max=64))
-    site_name = String(load_default=None, allow_none=True, validate=Length(max=200))
-    status = String(load_default="active", validate=OneOf(DEVICE_STATUSES))
-    kind = String(load_default="physical", validate=OneOf(DEVICE_KINDS))
+    # No defaults: a known device keeps what it is not given; a new one gets NEW_DEVICE's (and no site).
+    site = String(allow_none=True, validate=Length(max=64),
+                  metadata={"description": "the site's code (made if unknown); null: no site"})
+    site_name = String(allow_none=True, validate=Length(max=200))
+    status = String(validate=OneOf(DEVICE_STATUSES),
+                    metadata={"description": "a new device: `active` if not given; a known one keeps its own"})
+    kind = String(validate=OneOf(DEVICE_KINDS),
+                  metadata={"description": "a new device: `physical` if not given; a known one keeps its own"})
+
+
+# What POST /api/v1/devices gives a new device that it is not told.
+NEW_DEVICE = {"status": "active", "kind": "physical"}
 
 
 class DevicePatch(Strict):

@@ -85,3 +85,22 @@ def test_retire_from_the_device_page(app, admin):
     again = post(admin, "/admin/devices/dev-1/retire", "/admin/devices/dev-1")
     assert "Device dev-1 is already retired" in admin.c.get(again.headers["Location"]).text
     assert len(audit_rows(app, "device.retire")) == 1
+
+
+def test_posting_a_known_device_again_keeps_the_kind_and_status_it_is_not_given(app):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    r = api(app, "POST", "/api/v1/devices", json={"device_id": "ph-1", "kind": "phone", "status": "pending"})
+    assert r.status_code == 201 and (r.get_json()["kind"], r.get_json()["status"]) == ("phone", "pending")
+    r = api(app, "POST", "/api/v1/devices", json={"device_id": "ph-1", "site": "hs-01"})
+    assert r.status_code == 200, r.text
+    assert (r.get_json()["kind"], r.get_json()["status"], r.get_json()["site"]) == ("phone", "pending", "hs-01")
+    assert [(a.action, a.details.get("changes")) for a in audit_rows(app) if a.target == "device:ph-1"] == [
+        ("device.create", None), ("device.update", {"site": [None, "hs-01"]})]
+    # given, they change as before; the site not given stays
+    r = api(app, "POST", "/api/v1/devices", json={"device_id": "ph-1", "kind": "physical", "status": "active"})
+    assert (r.get_json()["kind"], r.get_json()["status"], r.get_json()["site"]) == ("physical", "active", "hs-01")
+    r = api(app, "POST", "/api/v1/devices", json={"device_id": "ph-1", "site": None})
+    assert (r.get_json()["status"], r.get_json()["site"]) == ("active", None)
+    # a new device still gets the defaults
+    r = api(app, "POST", "/api/v1/devices", json={"device_id": "new-1"})
+    assert r.status_code == 201 and (r.get_json()["kind"], r.get_json()["status"]) == ("physical", "active")
