@@ -464,20 +464,42 @@ def broker_device_credentials(cfg: dict[str, Any], device_id: str, mqtt_url: str
 
 @broker_accounts.command("retire")
 @click.argument("device_id")
+@click.option("--reason", default="", help="Why, for the audit log (as on the admin page).")
 @click.option("--mqtt-url", default=None, help="The broker to change ([mqtt] url by default).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.pass_obj
-def broker_retire(cfg: dict[str, Any], device_id: str, mqtt_url: str | None, data_dir: str | None) -> None:
-    """Retire DEVICE_ID on the broker: disconnect it and delete its account (audited)."""
-    from server import credentials
+def broker_retire(cfg: dict[str, Any], device_id: str, reason: str, mqtt_url: str | None,
+                  data_dir: str | None) -> None:
+    """Retire DEVICE_ID: the ticket server refuses its presses, and the broker disconnects it and deletes its
+    account.
+
+    As the admin page's "Retire" does it, audited as yours (`device.retire`, `broker.remove`). A device the
+    ticket server does not know (or has retired already) only loses its broker account; a broker that does
+    not answer leaves the retirement standing (run the command again to delete the account).
+    """
+    from server import credentials, devices
 
     if not wire.valid_id(device_id):
         raise click.BadParameter(f"DEVICE_ID must match {wire.ID_PATTERN.pattern}")
     accounts = _broker_accounts(cfg, mqtt_url, data_dir)
-    outcome = _credentials(cfg, data_dir, accounts, lambda c, actor: credentials.remove(c, device_id, actor))
+
+    def retire(context: Any, actor: str) -> tuple[str, Any]:
+        try:
+            with context.db.write() as s:
+                devices.retire(s, device_id, actor, reason)
+            done = "retired"
+        except devices.AdminError as exc:  # 404: unknown to the server; 409: retired already
+            done = "unknown" if exc.status == 404 else "already retired"
+        return done, credentials.remove(context, device_id, actor)
+
+    done, outcome = _credentials(cfg, data_dir, accounts, retire)
+    said = {"retired": f"device {device_id} retired: the ticket server refuses its presses",
+            "already retired": f"device {device_id} was retired already",
+            "unknown": f"device {device_id} is not known to the ticket server"}[done]
     if outcome.failed:
-        raise click.ClickException(f"the broker account of {device_id} could not be deleted: {outcome.error}")
-    click.echo(f"device {device_id} retired: disconnected, and its broker account deleted")
+        raise click.ClickException(f"{said}; the broker account of {device_id} could not be deleted: "
+                                   f"{outcome.error} (run the command again to delete it)")
+    click.echo(f"{said}; disconnected, and its broker account deleted")
 
 
 @cli.group("config")

@@ -237,23 +237,51 @@ def test_the_broker_commands_hand_out_and_delete_accounts_as_the_server_does_and
     assert printed["username"] == d and len(printed["password"]) >= 32
     assert printed["mqtt_url"] == f"mqtt://{d}:{printed['password']}@buttons.shop.lan:1883"
     dev = Device(stack.broker.url_for(d, printed["password"]))
-    assert dev.connected and pressed(dev, d)["result"] == "created"
-    retired = dashdesk("broker", "retire", d, env=stack.env)
+    assert dev.connected and pressed(dev, d)["result"] == "created"  # the server knows it now (pending)
+    retired = dashdesk("broker", "retire", d, "--reason", "stolen", env=stack.env)
     assert retired.returncode == 0, retired.stderr
+    assert retired.stdout.strip() == (f"device {d} retired: the ticket server refuses its presses; disconnected, "
+                                      "and its broker account deleted")
     wait_until(lambda: dev.disconnects, timeout=10, what="the retired device's connection to close")
     dev.close()
     assert connack_refused(stack.broker.url_for(d, printed["password"])).value == NOT_AUTHORIZED
-    assert audited(stack, d) == [(me, "broker.issue", "issued"), (me, "broker.remove", "removed")]
+    # retired in the ticket server too, by the same step as the admin page's, audited as the user who ran it
+    assert stack.api("GET", f"/api/v1/devices/{d}").json()["status"] == "retired"
+    assert audited(stack, d) == [(me, "broker.issue", "issued"), (me, "device.retire", None),
+                                 (me, "broker.remove", "removed")]
+    [row] = [a for a in stack.api("GET", "/api/v1/audit", params={"target": f"device:{d}"}).json()["items"]
+             if a["action"] == "device.retire"]
+    assert row["details"] == {"was": "pending", "reason": "stolen"}
     assert printed["password"] not in str(stack.api("GET", "/api/v1/audit").json())
     # a device the server knows as retired gets no credentials
-    assert stack.api("POST", f"/api/v1/devices/{d}/retire", json={}).status_code == 200
     again = dashdesk("broker", "device-credentials", d, env=stack.env)
     assert again.returncode == 2 and f"device {d} is retired" in again.stderr and "password" not in again.stdout
     # a broker that does not answer: exit 2 with the reason, and the failure is audited
     down = dashdesk("broker", "retire", d, "--mqtt-url", f"mqtt://127.0.0.1:{broker.free_port()}",
                     env={**stack.env, "DASHDESK_BROKER_ADMIN_URL": ""})
     assert down.returncode == 2 and f"the broker account of {d} could not be deleted" in down.stderr
+    assert f"device {d} was retired already" in down.stderr
     assert audited(stack, d)[-1] == (me, "broker.remove", "failed")
+
+
+def test_broker_retire_of_a_device_the_server_does_not_know_deletes_its_account(auth_stack):
+    stack = auth_stack
+    me = f"cli:{getpass.getuser()}"
+    d = device_id("ab-cli-unknown")
+    made = dashdesk("broker", "device-credentials", d, env=stack.env)
+    assert made.returncode == 0, made.stderr
+    password = dict(line.split(": ", 1) for line in made.stdout.strip().splitlines())["password"]
+    dev = Device(stack.broker.url_for(d, password))
+    assert dev.connected  # connected, never pressed: the ticket server has not heard of it
+    retired = dashdesk("broker", "retire", d, env=stack.env)
+    assert retired.returncode == 0, retired.stderr
+    assert retired.stdout.strip() == (f"device {d} is not known to the ticket server; disconnected, and its "
+                                      "broker account deleted")
+    wait_until(lambda: dev.disconnects, timeout=10, what="the device's connection to close")
+    dev.close()
+    assert connack_refused(stack.broker.url_for(d, password)).value == NOT_AUTHORIZED
+    assert stack.api("GET", f"/api/v1/devices/{d}").status_code == 404
+    assert audited(stack, d) == [(me, "broker.issue", "issued"), (me, "broker.remove", "removed")]
 
 
 def registered(stack: Stack, name: str) -> tuple[str, str, Device]:
