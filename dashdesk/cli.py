@@ -262,6 +262,50 @@ def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None
         database.close()
 
 
+@token.command("list")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def token_list(cfg: dict[str, Any], data_dir: str | None) -> None:
+    """The API tokens: id, name, role, when made, last used, and whether revoked (never the token itself)."""
+    from server.auth import list_tokens
+
+    def when(t: Any) -> str:
+        return t.isoformat(timespec="seconds") if t else "never"
+
+    database = _database(cfg, data_dir)
+    try:
+        with database.read() as s:
+            for t in list_tokens(s):
+                state = f"revoked {when(t.revoked_at)}" if t.revoked_at else "active"
+                click.echo(f"{t.id}\t{t.name}\t{t.role}\tcreated {when(t.created_at)}\t"
+                           f"last used {when(t.last_used_at)}\t{state}")
+    finally:
+        database.close()
+
+
+@token.command("revoke")
+@click.argument("name_or_id")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def token_revoke(cfg: dict[str, Any], name_or_id: str, data_dir: str | None) -> None:
+    """Revoke an API token, named by its id (as `token list` shows it) or its name: it is refused (401) from
+    then on (by a running server within 2 s). Audited, as on the admin page."""
+    from server.audit import cli_actor
+    from server.auth import TokenError, find_token, revoke
+
+    database = _database(cfg, data_dir)
+    try:
+        with database.write() as s:
+            row = find_token(s, name_or_id)
+            changed = revoke(s, row, cli_actor())
+            said = f"token {row.id} ({row.name}, {row.role}) " + ("revoked" if changed else "was revoked already")
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.close()
+    click.echo(said)
+
+
 def _database(cfg: dict[str, Any], data_dir: str | None) -> Any:
     """The server's database, migrated to the newest revision."""
     from server.app import database_url

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
+from . import auth as auth_tokens
 from . import schemas, users
 from .api import api, ext, require_admin
 from .auth import TokenError, add_token, auth, revoke
@@ -141,7 +142,7 @@ def reset_password(username: str, body: dict[str, Any]) -> dict[str, Any]:
 def list_tokens() -> dict[str, Any]:
     require_admin()
     with ext().db.read() as s:
-        return {"items": [token_dict(t) for t in s.scalars(select(ApiToken).order_by(ApiToken.id))]}
+        return {"items": [token_dict(t) for t in auth_tokens.list_tokens(s)]}
 
 
 @api.post("/tokens")

@@ -1,8 +1,8 @@
 """API tokens: random strings handed out once, stored as SHA-256 hashes.
 
-Tokens are made and revoked here, with their audit rows (``token.create``, ``token.revoke``,
+Tokens are made, listed and revoked here, with their audit rows (``token.create``, ``token.revoke``,
 never the token itself) in the same transaction, for the admin pages, the API and
-``dashdesk token create`` alike. ``actor`` is who asked; only dashdesk's own set-up (the
+``dashdesk token create|list|revoke`` alike. ``actor`` is who asked; only dashdesk's own set-up (the
 bootstrap token, the tokens `dashdesk up` makes for its parts) passes none and is not audited.
 """
 
@@ -100,6 +100,31 @@ def revoke(s: Session, row: ApiToken, actor: str | None = None) -> bool:
     if actor is not None:
         audit.record(s, actor, "token.revoke", f"token:{row.id}", name=row.name, role=row.role)
     return True
+
+
+def list_tokens(s: Session) -> list[ApiToken]:
+    """Every token, oldest first (revoked ones too): what the admin pages, the API and ``dashdesk token list``
+    show. The token itself is kept nowhere, only its hash."""
+    return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def find_token(s: Session, name_or_id: str) -> ApiToken:
+    """The token ``name_or_id`` names: its id (digits), else its name; of several with that name, the one not
+    revoked. :class:`TokenError` if there is none, or more than one not revoked."""
+    key = (name_or_id or "").strip()
+    if key.isdigit():
+        row = s.get(ApiToken, int(key)) if 0 < int(key) < 2**63 else None
+        if row is None:
+            raise TokenError(f"there is no token {key}")
+        return row
+    rows = list(s.scalars(select(ApiToken).where(ApiToken.name == key).order_by(ApiToken.id)))
+    if not rows:
+        raise TokenError(f"there is no token named {key[:MAX_NAME]!r}")
+    live = [r for r in rows if r.revoked_at is None]
+    if len(live) > 1:
+        raise TokenError(f"{len(live)} tokens are named {key!r} (ids {', '.join(str(r.id) for r in live)}); "
+                         "give the id")
+    return live[0] if live else rows[-1]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The maintenance commands, run as an admin runs them."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -37,30 +38,89 @@ def test_db_upgrade_and_token_create_give_a_working_api_token(tmp_path):
     assert token.startswith("dd_") and token not in (tmp_path / "data" / "dashdesk.sqlite3").read_bytes().decode(
         "latin-1")  # stored hashed
 
+    with running_server(env, data, tmp_path / "server.log") as base:
+        r = requests.get(f"{base}/api/v1/categories", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert r.status_code == 200
+        assert {c["slug"] for c in r.json()["items"]} >= {"printer", "till", "sales-app", "network", "other"}
+
+
+@contextlib.contextmanager
+def running_server(env, data, log):
+    """`dashdesk server` on ``data`` as a process of its own, on a free port: its base URL once it answers."""
     port = free_port()
-    log = tmp_path / "server.log"
     with log.open("wb") as out:
         server = subprocess.Popen([sys.executable, "-m", "dashdesk.cli", "server", "--http-port", str(port),
                                    "--data-dir", data], env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}/api/v1/categories"
-
         def answer():
             assert server.poll() is None, f"the server exited ({server.returncode}):\n{log.read_text()}"
             try:
-                return requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=2)
+                return requests.get(f"{base}/healthz", timeout=2).status_code == 200
             except requests.ConnectionError:
                 return None
 
         try:
-            r = wait_until(answer, timeout=60, what="the server")
+            wait_until(answer, timeout=60, what="the server")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; its output:\n{log.read_text()}") from None
-        assert r.status_code == 200
-        assert {c["slug"] for c in r.json()["items"]} >= {"printer", "till", "sales-app", "network", "other"}
+        yield base
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_token_list_and_revoke_and_a_revoked_token_gets_401_from_the_running_server(tmp_path):
+    import getpass
+
+    from sqlalchemy import select
+
+    from server.models import AuditLog
+
+    env = clean_env(tmp_path)
+    data = str(tmp_path / "data")
+    ops = dashdesk("token", "create", "ops", "--data-dir", data, env=env).stdout.strip()
+    feed = dashdesk("token", "create", "feed", "--role", "bridge", "--data-dir", data, env=env).stdout.strip()
+    assert ops.startswith("dd_") and feed.startswith("dd_")
+    with running_server(env, data, tmp_path / "server.log") as base:
+        def status(token):
+            return requests.get(f"{base}/api/v1/sites", headers={"Authorization": f"Bearer {token}"},
+                                timeout=10).status_code
+
+        assert status(ops) == 200
+        listed = dashdesk("token", "list", "--data-dir", data, env=env)
+        assert listed.returncode == 0, listed.stderr
+        lines = [line.split("\t") for line in listed.stdout.splitlines()]
+        assert [line[:3] for line in lines] == [["1", "ops", "admin"], ["2", "feed", "bridge"]]
+        assert lines[0][3].startswith("created 20") and lines[0][4].startswith("last used 20")
+        assert lines[1][4] == "last used never" and lines[0][5] == lines[1][5] == "active"
+        assert ops not in listed.stdout and feed not in listed.stdout
+
+        revoked = dashdesk("token", "revoke", "ops", "--data-dir", data, env=env)
+        assert (revoked.returncode, revoked.stdout) == (0, "token 1 (ops, admin) revoked\n"), revoked.stderr
+        # the running server refuses it (within its 2 s cache), over real HTTP
+        wait_until(lambda: status(ops) == 401, timeout=10, what="the revoked token to get 401")
+        assert status(feed) == 403  # a bridge token still authenticates; it is not an admin's
+        by_id = dashdesk("token", "revoke", "2", "--data-dir", data, env=env)
+        assert by_id.stdout == "token 2 (feed, bridge) revoked\n"
+        wait_until(lambda: status(feed) == 401, timeout=10, what="the token revoked by its id to get 401")
+
+    again = dashdesk("token", "revoke", "ops", "--data-dir", data, env=env)
+    assert (again.returncode, again.stdout) == (0, "token 1 (ops, admin) was revoked already\n")
+    for unknown, message in (("nobody", "there is no token named 'nobody'"), ("7", "there is no token 7")):
+        out = dashdesk("token", "revoke", unknown, "--data-dir", data, env=env)
+        assert out.returncode == 2 and message in out.stderr
+    listed = dashdesk("token", "list", "--data-dir", data, env=env).stdout.splitlines()
+    assert all(line.split("\t")[5].startswith("revoked 20") for line in listed)
+    database = Database(f"sqlite:///{data}/dashdesk.sqlite3")
+    try:
+        with database.read() as s:
+            rows = [(a.actor, a.action, a.target) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    finally:
+        database.close()
+    me = f"cli:{getpass.getuser()}"
+    assert rows == [(me, "token.create", "token:1"), (me, "token.create", "token:2"),
+                    (me, "token.revoke", "token:1"), (me, "token.revoke", "token:2")]
 
 
 def test_press_without_a_broker_says_so_and_exits_non_zero(tmp_path):
