@@ -91,6 +91,12 @@ def test_a_phone_set_up_while_the_broker_is_down_gets_a_503_and_the_link_works_o
     assert (row["state"], row["device_id"]) == ("used", device_id)
     assert phones(stack) == [device_id]
     assert use_link(stack, code).status_code == 410  # once only
+    # The password is shown to the phone this once and kept nowhere: not in its configuration, nor audited.
+    config = requests.get(f"{stack.base}/app/api/config", headers={"Authorization": f"Bearer {body['token']}"},
+                          timeout=10)
+    assert config.status_code == 200 and "credentials" not in config.json()
+    assert body["credentials"]["password"] not in config.text
+    assert body["credentials"]["password"] not in stack.api("GET", "/api/v1/audit", params={"limit": 500}).text
     # The audit log tells the story: two attempts taken back, then the phone and its account.
     r = stack.api("GET", "/api/v1/audit", params={"actor": f"enrolment:{enrolment_id}"})
     assert r.status_code == 200, r.text

@@ -10,13 +10,12 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select, update
 
-from dashdesk import broker_auth, wire
+from dashdesk import wire
 from server import enrolments
 from server.auth import create_token
-from server.credentials import BrokerAccounts
 from server.models import ButtonMapping, Device, Enrolment
 
-from .conftest import api, audit_rows, csrf_of, enrolment, phone_get, redeem
+from .conftest import api, audit_rows, csrf_of, enrolment, redeem
 
 
 def db(app):
@@ -263,42 +262,6 @@ def test_redeeming_ignores_whatever_body_comes_with_it(app, kwargs):
     made = enrolment(app)
     r = app.test_client().post(f"/app/enroll/{made['code']}", **kwargs)
     assert r.status_code == 201, r.text
-
-
-def test_a_broker_that_cannot_make_the_account_leaves_the_code_usable(app):
-    calls = []
-
-    class Broken:
-        def add_device(self, device_id):
-            calls.append(device_id)
-            raise broker_auth.BrokerAuthError("no answer from the broker's dynamic security plugin")
-
-    class Working:
-        def add_device(self, device_id):
-            calls.append(device_id)
-            return "s3cret-password-for-" + device_id
-
-    ext = app.extensions["dashdesk"]
-    ext.broker = BrokerAccounts(True, "mqtt://127.0.0.1:1883", manager=Broken)
-    made = enrolment(app)
-    r = redeem(app, made["code"])
-    assert r.status_code == 503 and r.get_json()["error"]["code"] == "broker_unavailable"
-    with db(app).read() as s:
-        assert s.scalar(select(Device).where(Device.device_id == calls[0])) is None
-        assert s.scalar(select(ButtonMapping).where(ButtonMapping.device_id == calls[0])) is None
-        assert s.scalar(select(Enrolment)).used_at is None
-    assert [a.action for a in audit_rows(app) if a.target == f"device:{calls[0]}"] == \
-        ["device.enrol", "broker.issue", "device.enrol_undo"]
-    ext.broker = BrokerAccounts(True, "mqtt://127.0.0.1:1883", manager=Working)
-    r = redeem(app, made["code"])
-    assert r.status_code == 201
-    body = r.get_json()
-    assert body["credentials"] == {"username": body["device_id"], "password": "s3cret-password-for-" + body["device_id"]}
-    assert body["mqtt"]["auth"] == "dynsec" and calls[1] == body["device_id"]
-    # the password is shown to the phone once and kept nowhere
-    config = phone_get(app, "/app/api/config", body["token"]).get_json()
-    assert "credentials" not in config and "password" not in str(config)
-    assert all("s3cret" not in str(a.details) for a in audit_rows(app))
 
 
 def test_no_broker_websockets_address_refuses_before_the_code_is_used(app):
