@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, schemas
+from . import audit, devices, schemas
 from .auth import auth
 from .models import ButtonMapping, Category, Device, Enrolment, Site
 
@@ -249,8 +249,7 @@ def template_mapping(s: Session, source_device: str | None) -> tuple[list[Button
         rows = list(s.scalars(select(ButtonMapping).where(ButtonMapping.device_id == source_device)
                               .order_by(ButtonMapping.button, ButtonMapping.press)))
         if rows:
-            return [ButtonMapping(button=m.button, press=m.press, category_id=m.category_id, label=m.label,
-                                  action=m.action) for m in rows], f"device:{source_device}"
+            return devices.copy_rows(rows), f"device:{source_device}"
     categories = s.scalars(select(Category).order_by(Category.priority, Category.name, Category.slug))
     return [ButtonMapping(button=c.slug, press="", category_id=c.id, label=c.name, action="report")
             for c in categories], "categories"
