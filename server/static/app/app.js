@@ -20,6 +20,10 @@
   const REPEAT_TAP_MS = 1200;
   // How often MQTT pings the broker: a connection lost without a word is noticed in 1.5 times this.
   const KEEPALIVE_S = 10;
+  // While reports wait, the outbox is looked at this often, and a report the broker has not taken
+  // (no PUBACK) this long after it was sent goes again, with the same event_id.
+  const PUMP_MS = 2000;
+  const RESEND_MS = 10000;
   const FINAL_STATUSES = ["resolved", "closed", "cancelled"];
 
   // ---------------------------------------------------------------- words, in English and Polish
@@ -245,6 +249,9 @@
   let connState = "starting";
   let ackTimer = null;
   let cancelTimer = null;
+  let pumpTimer = null;
+  // event_id -> {at, taken}: what this connection has sent, and whether the broker took it (PUBACK).
+  const inFlight = new Map();
   const lastTap = {};
 
   function topic(leaf) {
@@ -544,24 +551,46 @@
   }
 
   function publish(entry) {
-    client.publish(topic("press"), JSON.stringify(entry.body), { qos: 1 }, (err) => {
-      // A refusal (MQTT 5 PUBACK 0x87) or a closed connection: the entry stays and goes again on reconnect.
-      if (err) console.warn("publish of", entry.event_id, "not confirmed:", err.message || err);
+    const sent = { at: Date.now(), taken: false };
+    inFlight.set(entry.event_id, sent);
+    const via = client;
+    via.publish(topic("press"), JSON.stringify(entry.body), { qos: 1 }, (err) => {
+      if (!err) { sent.taken = true; return; }
+      // A refusal (MQTT 5 PUBACK 0x87) or a closed connection: the entry stays in the outbox and goes
+      // again, with the same event_id, at the next look while connected.
+      console.warn("publish of", entry.event_id, "not confirmed:", err.message || err);
+      if (inFlight.get(entry.event_id) === sent) inFlight.delete(entry.event_id);
     });
   }
 
-  async function flush() {
+  // Sends what waits in the outbox and this connection has not sent yet, or sent without the broker
+  // taking it within RESEND_MS. Runs on connect, when the network comes back, and every PUMP_MS while
+  // reports wait: a connection that never dropped does not hold a report back. The server counts an
+  // event_id once, so a press sent twice is still one report.
+  let flushing = null;
+  function flush() {
+    if (!flushing) flushing = flushOnce().finally(() => { flushing = null; });
+    return flushing;
+  }
+
+  async function flushOnce() {
     let entries = [];
     try { entries = await outboxAll(); } catch (e) { return; }
     entries.sort((a, b) => a.created - b.created);
     for (const entry of entries) {
       if (entry.delivered || !connected()) continue;
+      const sent = inFlight.get(entry.event_id);
+      if (sent && (sent.taken || Date.now() - sent.at < RESEND_MS)) continue;
       publish(entry);
       if (last && last.event_id === entry.event_id && ["saved", "slow"].includes(last.state)) {
         setLast(Object.assign({}, last, { state: "sending" }));
       }
     }
-    showPending();
+    await showPending();
+  }
+
+  function pump() {
+    if (document.body.dataset.pending && document.body.dataset.pending !== "0" && connected()) flush();
   }
 
   // ---------------------------------------------------------------- acks and ticket progress
@@ -661,6 +690,8 @@
     });
     client.on("connect", () => {
       setConn("online");
+      // A new connection: whatever the last one sent but the bridge has not answered goes again.
+      inFlight.clear();
       client.subscribe([topic("ack"), topic("tickets")], { qos: 1 });
       client.publish(topic("status"), "online", { qos: 1, retain: true });
       telemetry().then((snapshot) => {
@@ -706,6 +737,7 @@
 
   function stop(message) {
     if (client) { try { client.end(true); } catch (e) { /* closed */ } client = null; }
+    clearInterval(pumpTimer);
     $("grid").replaceChildren();
     $("buttons").hidden = true;
     setConn("starting");
@@ -821,13 +853,23 @@
     render();
     showPending();
     connect();
+    clearInterval(pumpTimer);
+    pumpTimer = setInterval(pump, PUMP_MS);
     // Also when the broker refuses the phone: the server says why (retired, set-up undone).
     refreshConfig();
   }
 
   // MQTT.js reconnects by itself every 2 s; a connection the network lost without a word is
   // noticed by the keepalive (1.5 x KEEPALIVE_S). Until then navigator.onLine says what to do.
-  window.addEventListener("online", () => { if (client) setConn(client.connected ? "online" : "connecting"); });
+  window.addEventListener("online", () => {
+    if (!client) return;
+    setConn(client.connected ? "online" : "connecting");
+    // The connection may have lived through the gap: what waits goes now, not at the next connect.
+    if (client.connected) {
+      flush();
+      if (last && last.state === "acked" && last.ticket && !FINAL_STATUSES.includes(last.status)) checkTicket();
+    }
+  });
   window.addEventListener("offline", () => setConn("offline"));
 
   document.documentElement.lang = LANG;
