@@ -158,7 +158,7 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
         devices = ticket["devices"] if p.device_id in ticket["devices"] else sorted([*ticket["devices"], p.device_id])
         _merge(x, ticket, p, now, telemetry, devices)
         if result == "reopened":
-            x.run(Q.reopen_ticket, {"id": ticket_id})
+            x.run(Q.reopen_ticket, {"id": ticket_id, "no": False})
         if priority < ticket["priority"]:
             start = rules.sla_start(ticket["created_at"], ticket["held_s"], ticket["on_hold_since"], now)
             deadlines = rules.sla_deadlines(start, priority, category["sla"])
@@ -198,7 +198,11 @@ def _cancel_last(s: Session, x: Statements | Runner, row: _Row, settings: Settin
         return _finish(x, row, None, "rejected", "the ticket is already being handled; it cannot be cancelled")
     s.execute(update(P).where(P.c.id == last["id"]).values(cancelled=True))
     values: dict[str, Any] = {"occurrences": max(1, ticket.occurrences - 1), "updated_at": now}
-    if last["result"] == "reopened":
+    # A reopen withdrawn puts the ticket back as resolved, unless a report came after it (not to be lost).
+    reported_since = last["result"] == "reopened" and s.scalar(
+        select(P.c.id).where(P.c.ticket_id == ticket.id, P.c.id > last["id"], P.c.cancelled.is_(False),
+                             P.c.result.in_(("created", "merged", "reopened"))).limit(1)) is not None
+    if last["result"] == "reopened" and not reported_since:
         values.update(status="resolved", resolved_at=now, reopen_count=ticket.reopen_count - 1)
     elif ticket.occurrences <= 1:
         values["status"] = "cancelled"
@@ -283,9 +287,10 @@ class Q:
     insert_ticket = insert_sql(T, "status priority category_id site_id scope device_id button title occurrences "
                                   "reopen_count first_reported_at last_reported_at created_at updated_at "
                                   "respond_by resolve_by touched is_test telemetry devices held_s")
-    # A press after the ticket was resolved, within the reopen window: open again.
-    reopen_ticket = Statement("UPDATE tickets SET status = 'new', resolved_at = NULL, "
-                              "reopen_count = reopen_count + 1 WHERE id = :id")
+    # A press after the ticket was resolved, within the reopen window: open again, untouched by agents
+    # since (the presser may withdraw the reopen within the cancel window, as any report).
+    reopen_ticket = Statement("UPDATE tickets SET status = 'new', resolved_at = NULL, touched = :no, "
+                              "reopen_count = reopen_count + 1 WHERE id = :id", {"no": T.c.touched})
     # A long press more urgent than the ticket: its priority, and the deadlines for it.
     raise_ticket = Statement("UPDATE tickets SET priority = :priority, respond_by = :respond_by, "
                              "resolve_by = :resolve_by WHERE id = :id",

@@ -99,6 +99,43 @@ def test_double_press_undoes_a_merge_without_cancelling_the_ticket(client):
     assert client.get(f"/api/v1/tickets/{first['ticket']['id']}").get_json()["occurrences"] == 1
 
 
+def test_double_press_withdraws_a_reopen_and_the_ticket_is_resolved_again(client):
+    first = press(client)
+    tid = first["ticket"]["id"]
+    client.patch(f"/api/v1/tickets/{tid}", json={"status": "resolved"})  # an agent's resolve touches it
+    assert press(client)["result"] == "reopened"
+    answer = press(client, kind="double")
+    assert answer["result"] == "cancelled" and answer["ticket"]["status"] == "resolved"
+    t = client.get(f"/api/v1/tickets/{tid}").get_json()
+    assert (t["status"], t["reopen_count"], t["occurrences"]) == ("resolved", 0, 1)
+    assert [p["cancelled"] for p in t["presses"]] == [False, True, False]
+
+
+def test_a_reopened_ticket_an_agent_took_up_again_cannot_be_withdrawn(client):
+    tid = press(client)["ticket"]["id"]
+    client.patch(f"/api/v1/tickets/{tid}", json={"status": "resolved"})
+    assert press(client)["result"] == "reopened"
+    client.patch(f"/api/v1/tickets/{tid}", json={"assignee": "ann"})
+    answer = press(client, kind="double")
+    assert answer["result"] == "rejected" and "handled" in answer["reason"]
+    assert client.get(f"/api/v1/tickets/{tid}").get_json()["status"] == "new"
+
+
+def test_withdrawing_a_reopen_keeps_the_ticket_open_for_a_later_report(client):
+    for device in ("shop-1", "shop-2"):
+        client.post("/api/v1/devices", json={"device_id": device, "site": "hs-01", "site_name": "High Street"})
+        client.put(f"/api/v1/devices/{device}/buttons/b1", json={"category": "printer"})
+    tid = press(client)["ticket"]["id"]
+    client.patch(f"/api/v1/tickets/{tid}", json={"status": "resolved"})
+    assert press(client)["result"] == "reopened"
+    assert press(client, device="shop-2")["result"] == "merged"
+    answer = press(client, kind="double")
+    # shop-2's report came after the reopen: it is not lost, the ticket stays open
+    assert answer["result"] == "cancelled" and answer["ticket"]["status"] == "new"
+    t = client.get(f"/api/v1/tickets/{tid}").get_json()
+    assert (t["status"], t["reopen_count"], t["occurrences"]) == ("new", 1, 2)
+
+
 def test_double_press_mapped_to_a_category_reports_it(client):
     client.put("/api/v1/devices/shop-1/buttons/b1", json={"category": "network", "press": "double"})
     answer = press(client, kind="double")

@@ -142,7 +142,10 @@ def test_presses_store_the_same_rows_as_before(tmp_path, monkeypatch, clock, fas
 
     One change since: the long press that raised the printer ticket while it was on hold counted that
     hold into its deadlines, and leaving the hold moved them by the whole hold again (respond_by 10:33,
-    resolve_by 18:03, a minute late); the hold now counts once (``rules.sla_start``)."""
+    resolve_by 18:03, a minute late); the hold now counts once (``rules.sla_start``). And a reopen clears
+    ``touched`` (no agent has handled the reopened ticket yet, so its presser may withdraw it): the printer
+    ticket, reopened at 240 s and only pressed since, is untouched (the till ticket is touched again by the
+    agent's priority change at 330 s)."""
     app = make_app(tmp_path, monkeypatch, fast)
     results = play(app, clock)
     assert results == ["created", "merged", "merged", "merged", "merged", "merged", "reopened", "merged",
@@ -217,5 +220,5 @@ def test_a_merging_press_names_no_column_an_index_holds(tmp_path, monkeypatch, c
         assert press(c, clock)["result"] == "reopened"
 
     reopened = columns_set_by(app, reopen)
-    assert reopened - merged == {"status", "resolved_at", "reopen_count"}
+    assert reopened - merged == {"status", "resolved_at", "reopen_count", "touched"}
     app.extensions["dashdesk"].db.close()
