@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -134,6 +135,7 @@ def test_an_enrolled_phone_reports_and_follows_its_ticket_to_the_end(stack, phon
 
     report_button(page, "Printer").tap()
     expect(status_text(page)).to_have_text(REPORTED, timeout=10000)
+    expect(page.locator("#status-about")).to_have_text("Printer")  # the card names what it is about
     ticket = ticket_of(page, stack)
     assert (ticket["device_id"], ticket["category"], ticket["site"], ticket["status"]) == \
         (device_id, "printer", "ph-01", "new")
@@ -175,6 +177,61 @@ def test_an_enrolled_phone_reports_and_follows_its_ticket_to_the_end(stack, phon
     expect(status_text(page)).to_have_text("Thank you!")
     time.sleep(1)
     assert len(stack.api("GET", f"/api/v1/tickets/{ticket['id']}").json()["presses"]) == 2
+    # the thanks fade away by themselves: the buttons alone again, after a reload too
+    expect(page.locator("#status")).to_be_hidden(timeout=12000)
+    page.reload()
+    expect(report_button(page, "Printer")).to_be_visible()
+    expect(page.locator("#status")).to_be_hidden()
+
+
+def test_a_reopen_by_mistake_is_withdrawn_and_the_ticket_is_resolved_again(stack, phone):
+    site(stack, "ph-09", "Quayside")
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-09")
+    report_button(page, "Printer").tap()
+    expect(status_text(page)).to_have_text(REPORTED, timeout=10000)
+    ticket = ticket_of(page, stack)
+    assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "resolved"}).status_code == 200
+    expect(status_text(page)).to_have_text(f"Resolved — ticket {ticket['number']}", timeout=10000)
+    page.get_by_role("button", name="No, still broken").tap()
+    expect(status_text(page)).to_have_text(f"Reopened — ticket {ticket['number']}", timeout=10000)
+    assert stack.api("GET", f"/api/v1/tickets/{ticket['id']}").json()["status"] == "new"
+
+    # "No" was a slip: the reopen is withdrawn, the ticket is resolved as it was, and the phone says so
+    page.get_by_role("button", name=re.compile("I pressed by mistake")).tap()
+    expect(status_text(page)).to_have_text("Your report was withdrawn", timeout=10000)
+    expect(page.locator("#status-detail")).to_have_text(
+        f"Ticket {ticket['number']} is resolved again, as it was before your report.")
+    after = stack.api("GET", f"/api/v1/tickets/{ticket['id']}").json()
+    assert (after["status"], after["reopen_count"], after["occurrences"]) == ("resolved", 0, 1)
+    assert [(p["result"], p["cancelled"]) for p in after["presses"]] == [
+        ("created", False), ("reopened", True), ("cancelled", False)]
+
+
+def test_a_mistaken_report_into_a_ticket_others_reported_leaves_that_ticket_open(stack, phone):
+    site(stack, "ph-10", "Bus Station")
+    shelf = "shelf-ph10"
+    stack.place(shelf, "ph-10")
+    stack.map_button(shelf, "b1", "printer")
+    r = stack.api("POST", "/api/v1/incidents", json={
+        "event_id": str(uuid.uuid4()), "device_id": shelf, "button": "b1", "press": "single",
+        "pressed_at": wire.format_time(wire.utcnow())})
+    assert r.status_code == 201 and r.json()["result"] == "created", r.text
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-10")
+    report_button(page, "Printer").tap()
+    expect(status_text(page)).to_have_text(REPORTED, timeout=10000)
+    expect(page.locator("#status-detail")).to_contain_text("It was already reported")
+    ticket = ticket_of(page, stack)
+    assert ticket["device_id"] == shelf and ticket["occurrences"] == 2
+
+    page.get_by_role("button", name=re.compile("I pressed by mistake")).tap()
+    expect(status_text(page)).to_have_text("Your report was withdrawn", timeout=10000)
+    expect(page.locator("#status-detail")).to_have_text(f"Ticket {ticket['number']} stays open for its other reports.")
+    after = stack.api("GET", f"/api/v1/tickets/{ticket['id']}").json()
+    assert (after["status"], after["occurrences"]) == ("new", 1)
+    assert [(p["device_id"], p["cancelled"]) for p in after["presses"] if p["press"] == "single"] == [
+        (shelf, False), (device_id, True)]
 
 
 def test_a_tap_while_offline_is_kept_and_sent_exactly_once_when_back(stack, phone):
@@ -263,9 +320,17 @@ def test_a_long_press_reports_urgent_and_a_mistake_is_cancelled(stack, phone):
     urgent = ticket_of(page, stack)
     assert urgent["category"] == "till" and urgent["priority"] == 1
     assert [p["press"] for p in urgent["presses"]] == ["long"]
+    # an agent takes it without changing its status: a cancel is refused, with the reason, and not offered again
+    assert stack.api("PATCH", f"/api/v1/tickets/{urgent['id']}", json={"assignee": "ann"}).status_code == 200
+    page.get_by_role("button", name=re.compile("I pressed by mistake")).tap()
+    expect(status_text(page)).to_have_text("Could not cancel", timeout=10000)
+    expect(page.locator("#status-detail")).to_have_text("the ticket is already being handled; it cannot be cancelled")
+    expect(status_text(page)).to_have_text(REPORTED, timeout=10000)
+    expect(page.get_by_role("button", name=re.compile("I pressed by mistake"))).to_have_count(0)
+    assert stack.api("GET", f"/api/v1/tickets/{urgent['id']}").json()["status"] == "new"
     presses = [p for t in stack.tickets(device_id=device_id) for p in
                stack.api("GET", f"/api/v1/tickets/{t['id']}").json()["presses"]]
-    # the report, its cancellation and the urgent report: one press each, nothing more
+    # the report, its cancellation and the urgent report (a refused cancel is on no ticket): one press each
     assert sorted(p["press"] for p in presses) == ["double", "long", "single"]
 
 
@@ -325,13 +390,21 @@ def test_a_polish_phone_shows_polish_words_and_labels(stack, phone):
     assert "Drukarka" in labels and "Kasa" in labels
     assert "Network" in labels  # no Polish label: English
     report_button(page, "Drukarka").tap()
-    expect(status_text(page)).to_have_text(re.compile(r"^Zgłoszono — zgłoszenie INC-\d{6}$"), timeout=10000)
+    expect(status_text(page)).to_have_text(re.compile(r"^Przyjęto zgłoszenie INC-\d{6}$"), timeout=10000)
+    expect(page.locator("#status-about")).to_have_text("Drukarka")
     expect(page.locator("#status-detail")).to_have_text("Pomoc jest w drodze. Czeka na technika.")
     expect(page.get_by_role("button", name=re.compile("To była pomyłka"))).to_be_visible()
     ticket = ticket_of(page, stack)
     assert ticket["category"] == "printer" and ticket["presses"][0]["telemetry"]["language"] == "pl-PL"
     assert stack.api("PATCH", f"/api/v1/tickets/{ticket['id']}", json={"status": "in_progress"}).status_code == 200
     expect(page.locator("#status-detail")).to_have_text("Technik już się tym zajmuje.", timeout=10000)
+    # a refusal's reason, which the server words in English, in Polish
+    r = stack.api("PATCH", f"/api/v1/devices/{ticket['device_id']}", json={"status": "rejected"})
+    assert r.status_code == 200, r.text
+    report_button(page, "Kasa").tap()
+    expect(status_text(page)).to_have_text("Nie zgłoszono", timeout=10000)
+    expect(page.locator("#status-about")).to_have_text("Kasa")
+    expect(page.locator("#status-detail")).to_have_text("urządzenie odrzucone przez administratora")
 
 
 def test_a_retired_phone_stops_and_says_so(stack, phone):

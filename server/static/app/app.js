@@ -25,6 +25,9 @@
   const PUMP_MS = 2000;
   const RESEND_MS = 10000;
   const FINAL_STATUSES = ["resolved", "closed", "cancelled"];
+  // "Thank you!" stays this long, then the phone is back to its buttons alone.
+  const THANKS_MS = 8000;
+  const FADE_MS = 600;
 
   // ---------------------------------------------------------------- words, in English and Polish
 
@@ -42,6 +45,9 @@
       reopened_detail: "The service desk knows it is not fixed.",
       cancelled: "Cancelled — ticket {n} withdrawn",
       cancelled_detail: "Nothing more will happen about this report.",
+      withdrawn_mine: "Your report was withdrawn",
+      withdrawn_open: "Ticket {n} stays open for its other reports.",
+      withdrawn_resolved: "Ticket {n} is resolved again, as it was before your report.",
       not_reported: "Not reported",
       cancel_refused: "Could not cancel",
       progress_new: "Waiting for a technician.",
@@ -86,6 +92,14 @@
       unauthorized: "This phone's set-up is no longer valid. Open a new enrolment link.",
       no_buttons: "No buttons are mapped to this phone yet. Ask your admin.",
       install: "Add to home screen",
+      other_window: "Open in another window",
+      other_window_text: "This button is in use in another window or tab of this phone. Close that one, and this one takes over by itself.",
+      // The server's reasons, as it words them (known ones are shown in the phone's language).
+      reason_retired: "device retired",
+      reason_rejected: "device rejected by an admin",
+      reason_not_mapped: "button {button} is not mapped and there is no 'other' category",
+      reason_nothing_to_cancel: "nothing to cancel: no report from this device in the last {s} s",
+      reason_handled: "the ticket is already being handled; it cannot be cancelled",
     },
     pl: {
       sending: "Wysyłanie…",
@@ -93,13 +107,16 @@
       saved_offline_detail: "Brak połączenia. Zgłoszenie czeka w telefonie i zostanie wysłane samo.",
       still_sending: "Nadal wysyłam… zapisano, wyślemy po odzyskaniu połączenia",
       queued: "Wysłano — numer zgłoszenia za chwilę",
-      reported: "Zgłoszono — zgłoszenie {n}",
+      reported: "Przyjęto zgłoszenie {n}",
       reported_detail: "Pomoc jest w drodze.",
       merged_detail: "To już było zgłoszone: dołączyliśmy Twoje zgłoszenie.",
       reopened: "Otwarto ponownie — zgłoszenie {n}",
       reopened_detail: "Serwis wie, że problem nie został usunięty.",
-      cancelled: "Anulowano — zgłoszenie {n} wycofane",
-      cancelled_detail: "Nic więcej nie stanie się z tym zgłoszeniem.",
+      cancelled: "Wycofano zgłoszenie {n}",
+      cancelled_detail: "Nic więcej nie stanie się w tej sprawie.",
+      withdrawn_mine: "Twoje zgłoszenie wycofano",
+      withdrawn_open: "Sprawa {n} pozostaje otwarta, bo są też inne zgłoszenia tego problemu.",
+      withdrawn_resolved: "Sprawa {n} znów jest rozwiązana, jak przed Twoim zgłoszeniem.",
       not_reported: "Nie zgłoszono",
       cancel_refused: "Nie udało się anulować",
       progress_new: "Czeka na technika.",
@@ -144,8 +161,33 @@
       unauthorized: "Konfiguracja tego telefonu jest nieaktualna. Otwórz nowy link rejestracji.",
       no_buttons: "Ten telefon nie ma jeszcze przypisanych przycisków. Zapytaj administratora.",
       install: "Dodaj do ekranu głównego",
+      other_window: "Otwarte w innym oknie",
+      other_window_text: "Ten przycisk działa w innym oknie lub karcie tego telefonu. Zamknij tamto, a to przejmie je samo.",
+      reason_retired: "urządzenie wycofane z użytku",
+      reason_rejected: "urządzenie odrzucone przez administratora",
+      reason_not_mapped: "przycisk {button} nie ma przypisanej kategorii, a kategorii „other” nie ma",
+      reason_nothing_to_cancel: "nie ma czego anulować: to urządzenie nic nie zgłosiło w ciągu ostatnich {s} s",
+      reason_handled: "ktoś już zajmuje się tą sprawą; nie można jej anulować",
     },
   };
+
+  // The server's reasons for a refusal that the app knows; any other is shown as the server gave it.
+  const REASONS = [
+    [/^device retired$/, "reason_retired", []],
+    [/^device rejected by an admin$/, "reason_rejected", []],
+    [/^button (.+) is not mapped and there is no 'other' category$/, "reason_not_mapped", ["button"]],
+    [/^nothing to cancel: no report from this device in the last (\d+(?:\.\d+)?) s$/, "reason_nothing_to_cancel", ["s"]],
+    [/^the ticket is already being handled; it cannot be cancelled$/, "reason_handled", []],
+  ];
+
+  function reasonText(reason) {
+    const text = String(reason || "");
+    for (const [pattern, key, names] of REASONS) {
+      const m = pattern.exec(text);
+      if (m) return t(key, Object.fromEntries(names.map((name, i) => [name, m[i + 1]])));
+    }
+    return text;
+  }
 
   function pickLanguage() {
     const wanted = (navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"]);
@@ -275,7 +317,10 @@
   function showStatus(text, detail, actions, tone) {
     const box = $("status");
     box.hidden = false;
+    box.classList.remove("fading");
     box.dataset.tone = tone || "info";
+    // What the card is about: the button's category, as the button names it.
+    $("status-about").textContent = last ? labelFor(last.button) : "";
     // A ticket number stays on one line ("INC-" at a line's end reads badly).
     const headline = $("status-text");
     const number = /INC-\d+/.exec(text);
@@ -308,7 +353,7 @@
     if (!last || !last.ticket || !["created", "merged", "reopened"].includes(last.result) || !config) return null;
     const windowMs = (config.cancel_window_s || 120) * 1000;
     const left = Math.round((last.at + windowMs - Date.now()) / 1000);
-    if (left <= 0 || last.status && last.status !== "new") return null;
+    if (left <= 0 || last.status && last.status !== "new" || last.cancelRefused) return null;
     return el("button", { type: "button", class: "mistake", id: "mistake", onclick: cancelLast,
                           "aria-describedby": "mistake-left" },
               [t("mistake"), el("small", { id: "mistake-left", text: t("mistake_left", { s: left }) })]);
@@ -327,14 +372,17 @@
       : status === "new" ? t("progress_new") : "";
   }
 
+  let thanksTimer = null;
+
   function render() {
     clearInterval(cancelTimer);
+    clearTimeout(thanksTimer);
     if (!last) { hideStatus(); return; }
     const n = last.ticket ? last.ticket.number : "";
     if (last.cancelling) {
       showStatus(t("cancelling"), connected() ? "" : t("saved_offline_detail"), [], "busy");
     } else if (last.state === "sending") {
-      showStatus(t("sending"), labelFor(last.button), [], "busy");
+      showStatus(t("sending"), "", [], "busy");
     } else if (last.state === "saved") {
       showStatus(t("saved_offline"), t("saved_offline_detail"), [], "waiting");
     } else if (last.state === "slow") {
@@ -342,11 +390,19 @@
     } else if (last.state === "queued") {
       showStatus(t("queued"), "", [], "busy");
     } else if (last.state === "rejected") {
-      showStatus(t(last.kind === "cancel" ? "cancel_refused" : "not_reported"), last.reason || "", [], "bad");
+      showStatus(t(last.kind === "cancel" ? "cancel_refused" : "not_reported"), reasonText(last.reason), [], "bad");
     } else if (last.state === "cancelled") {
-      showStatus(t("cancelled", { n }), t("cancelled_detail"), [], "info");
+      // What the cancel's answer says became of the ticket: withdrawn with the report, or still there.
+      const after = last.withdrawn || "cancelled";
+      if (after === "cancelled") showStatus(t("cancelled", { n }), t("cancelled_detail"), [], "info");
+      else showStatus(t("withdrawn_mine"), t(after === "resolved" ? "withdrawn_resolved" : "withdrawn_open", { n }), [], "info");
     } else if (last.state === "thanks") {
       showStatus(t("thanks"), "", [], "good");
+      const left = (last.thanked_at || 0) + THANKS_MS - Date.now();
+      thanksTimer = setTimeout(() => {
+        $("status").classList.add("fading");
+        thanksTimer = setTimeout(() => { if (last && last.state === "thanks") setLast(null); }, FADE_MS);
+      }, Math.max(0, left));
     } else if (last.state === "acked") {
       const status = last.status || "new";
       if (status === "resolved") {
@@ -374,6 +430,7 @@
     status.dataset.ticket = n;
     status.dataset.eventId = last.event_id || "";
     status.dataset.ticketStatus = (last.state === "acked" && last.status) || "";
+    status.dataset.category = (last.ticket && last.ticket.category) || "";
   }
 
   function labelFor(buttonId) {
@@ -522,7 +579,7 @@
 
   async function answer(working) {
     if (working) {
-      setLast(Object.assign({}, last, { answered: true, state: "thanks" }));
+      setLast(Object.assign({}, last, { answered: true, state: "thanks", thanked_at: Date.now() }));
       return;
     }
     // A press of the same button within the reopen window reopens the resolved ticket.
@@ -609,10 +666,13 @@
     showPending();
     if (last && ack.event_id && ack.event_id === last.cancelling) {
       if (ack.result === "cancelled") {
-        setLast(Object.assign({}, last, { cancelling: null, state: "cancelled", ticket: ack.ticket || last.ticket }));
+        setLast(Object.assign({}, last, { cancelling: null, state: "cancelled", ticket: ack.ticket || last.ticket,
+                                          withdrawn: ack.ticket && ack.ticket.status }));
       } else {
-        // Refused (too late, or an agent has it already): say why for a while, then back to the ticket.
-        setLast(Object.assign({}, last, { cancelling: null, kind: "cancel", state: "rejected", reason: ack.reason }));
+        // Refused (too late, or an agent has it already): say why for a while, then back to the ticket,
+        // without the offer to cancel that was just refused.
+        setLast(Object.assign({}, last, { cancelling: null, kind: "cancel", state: "rejected", reason: ack.reason,
+                                          cancelRefused: true }));
         setTimeout(() => {
           if (last && last.state === "rejected" && last.kind === "cancel") {
             setLast(Object.assign({}, last, { state: "acked", kind: "report", reason: null }));
@@ -628,7 +688,7 @@
     if (ack.result === "rejected") {
       setLast(Object.assign({}, last, { state: "rejected", reason: ack.reason }));
     } else if (ack.result === "cancelled") {
-      setLast(Object.assign({}, last, { state: "cancelled", ticket: ack.ticket }));
+      setLast(Object.assign({}, last, { state: "cancelled", ticket: ack.ticket, withdrawn: ack.ticket && ack.ticket.status }));
     } else {
       // A second ack for the same press (it went out twice) changes nothing; ``at`` stays the tap's time,
       // from which the server counts the cancel window too.
