@@ -449,3 +449,50 @@ def test_a_refused_press_shows_the_reason(stack, phone):
     expect(status_text(page)).to_have_text("Not reported", timeout=10000)
     expect(page.locator("#status-detail")).to_have_text("device rejected by an admin")
     assert stack.tickets(device_id=device_id) == []
+
+
+def test_two_copies_on_one_phone_take_turns_instead_of_putting_each_other_off(stack, phone):
+    site(stack, "ph-11", "Pier")
+    ctx = phone()
+    first, device_id = enrol(ctx, stack, "ph-11")
+    # the same app opened again on the same phone (the installed app beside a browser tab)
+    second = ctx.new_page()
+    second.goto(stack.base + "/app")
+    expect(second.get_by_role("heading", level=1)).to_have_text("Open in another window")
+    expect(report_button(second, "Printer")).to_have_count(0)
+    # the first copy's connection is left alone: online all along, never kicked off
+    states = set()
+    for _ in range(32):
+        states.add(first.locator("#conn").get_attribute("data-state"))
+        assert first.evaluate("window.dashdeskApp.mqttConnected") is True
+        assert second.evaluate("window.dashdeskApp.mqttConnected") is False
+        first.wait_for_timeout(250)
+    assert states == {"online"}
+    report_button(first, "Printer").tap()
+    expect(status_text(first)).to_have_text(REPORTED, timeout=10000)
+    number = first.locator("#status").get_attribute("data-ticket")
+
+    # the first copy closes: the second takes over by itself, with the report where it was
+    first.close()
+    online(second)
+    expect(status_text(second)).to_have_text(f"Reported — ticket {number}")
+    report_button(second, "Till").tap()
+    expect(second.locator("#status")).not_to_have_attribute("data-ticket", number, timeout=10000)
+    expect(status_text(second)).to_have_text(REPORTED, timeout=10000)
+    till = ticket_of(second, stack)
+    assert till["category"] == "till" and till["device_id"] == device_id
+
+    # a third copy may take it over at once; the second then waits, off the broker
+    third = ctx.new_page()
+    third.goto(stack.base + "/app")
+    third.get_by_role("button", name="Use it here").tap()
+    online(third)
+    expect(second.get_by_role("heading", level=1)).to_have_text("Open in another window")
+    assert second.evaluate("window.dashdeskApp.mqttConnected") is False
+    for _ in range(12):
+        assert third.locator("#conn").get_attribute("data-state") == "online"
+        third.wait_for_timeout(250)
+    report_button(third, "Network").tap()
+    expect(third.locator("#status")).not_to_have_attribute("data-ticket", till["number"], timeout=10000)
+    expect(status_text(third)).to_have_text(REPORTED, timeout=10000)
+    assert len(stack.tickets(device_id=device_id)) == 3

@@ -93,7 +93,8 @@
       no_buttons: "No buttons are mapped to this phone yet. Ask your admin.",
       install: "Add to home screen",
       other_window: "Open in another window",
-      other_window_text: "This button is in use in another window or tab of this phone. Close that one, and this one takes over by itself.",
+      other_window_text: "This button is in use in another window or tab of this phone. Close that one and this one takes over by itself, or use it here.",
+      use_here: "Use it here",
       // The server's reasons, as it words them (known ones are shown in the phone's language).
       reason_retired: "device retired",
       reason_rejected: "device rejected by an admin",
@@ -162,7 +163,8 @@
       no_buttons: "Ten telefon nie ma jeszcze przypisanych przycisków. Zapytaj administratora.",
       install: "Dodaj do ekranu głównego",
       other_window: "Otwarte w innym oknie",
-      other_window_text: "Ten przycisk działa w innym oknie lub karcie tego telefonu. Zamknij tamto, a to przejmie je samo.",
+      other_window_text: "Ten przycisk działa w innym oknie lub karcie tego telefonu. Zamknij tamto, a to przejmie je samo, albo używaj go tutaj.",
+      use_here: "Używaj tutaj",
       reason_retired: "urządzenie wycofane z użytku",
       reason_rejected: "urządzenie odrzucone przez administratora",
       reason_not_mapped: "przycisk {button} nie ma przypisanej kategorii, a kategorii „other” nie ma",
@@ -904,11 +906,70 @@
     document.querySelector(".foot").append(button);
   });
 
+  // One copy of the app connects: the broker knows a device by its client id (its username), and a
+  // second connection with it would put the first off, over and over. The copy holding the Web Lock
+  // "dashdesk-broker-<device id>" is the one; another copy (the installed app beside a browser tab)
+  // says so and takes over by itself when that one closes, or at once with "Use it here". A browser
+  // without Web Locks (a page that is not https) connects from every copy, as before.
+  let heldLock = null;
+
   function start() {
     if (!phone || !config) {
       showSetup(t("not_set_up"), t("not_set_up_text"), []);
       return;
     }
+    if (!navigator.locks || !navigator.locks.request) { run(); return; }
+    const name = `dashdesk-broker-${phone.device_id}`;
+    if (heldLock === name) { run(); return; }
+    const take = (lock) => {
+      if (!lock) {
+        showOtherWindow(name);
+        return null;
+      }
+      heldLock = name;
+      // The other copy used the same storage meanwhile: what it left is what this one goes on from.
+      phone = load(STORE.phone) || phone;
+      config = load(STORE.config) || config;
+      last = load(STORE.last);
+      run();
+      return new Promise(() => {});  // held while this page lives
+    };
+    const ask = (options, then) => navigator.locks.request(name, options, (lock) => {
+      const held = take(lock);
+      if (!lock && then) then();
+      return held;
+    }).catch(() => {
+      // Taken over by another copy ("Use it here" there): stand aside and wait for it to close.
+      if (heldLock === name) heldLock = null;
+      standAside();
+      showOtherWindow(name);
+      ask({}, null);
+    });
+    lockAsk = ask;
+    ask({ ifAvailable: true }, () => ask({}, null));
+  }
+
+  let lockAsk = null;
+
+  function showOtherWindow() {
+    setConn("starting");
+    $("conn").textContent = t("other_window");
+    hideStatus();
+    const here = el("button", { type: "button", class: "primary", id: "use-here", text: t("use_here"),
+                                onclick: () => { here.disabled = true; lockAsk({ steal: true }, null); } });
+    showSetup(t("other_window"), t("other_window_text"), [here]);
+    $("setup").dataset.state = "other-window";
+  }
+
+  function standAside() {
+    if (client) { try { client.end(true); } catch (e) { /* closed */ } client = null; }
+    clearInterval(pumpTimer);
+    clearTimeout(ackTimer);
+    clearInterval(cancelTimer);
+  }
+
+  function run() {
+    $("setup").dataset.state = "";
     renderButtons();
     render();
     showPending();
