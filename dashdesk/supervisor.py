@@ -35,6 +35,28 @@ DEFAULT_WS_PORT = 9001
 BROKERS = ("auto", "mosquitto", "embedded")
 
 
+def demo_device_toml(source: str, http_port: int, mqtt_url: str | None = None) -> str:
+    """The demo device's file (``source``) for an `up` whose server listens on ``http_port``: its
+    ``ticket-server`` probe checks that port, and its ``mqtt_url`` is ``mqtt_url`` if given."""
+    out, table, probe = [], "", None
+    for line in source.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table, probe = stripped, None
+        elif table == "[[probes]]" and re.match(r"name\s*=", stripped):
+            probe = tomllib.loads(stripped)["name"]
+        elif table == "[[probes]]" and probe == "ticket-server" and re.match(r"port\s*=", stripped):
+            line = f"port = {http_port}\n"
+        elif mqtt_url is not None and table == "" and re.match(r"mqtt_url\s*=", stripped):
+            line = f"mqtt_url = {json.dumps(mqtt_url)}\n"
+        out.append(line)
+    text = "".join(out)
+    probes = [p for p in tomllib.loads(text).get("probes", []) if p.get("name") == "ticket-server"]
+    if any(p.get("port") != http_port for p in probes):
+        raise ValueError("the demo device's ticket-server probe has no port line to set")
+    return text
+
+
 class BrokerChoiceError(RuntimeError):
     """The broker asked for cannot run here."""
 
@@ -251,11 +273,19 @@ class Supervisor:
             source = dd_config.default_file("demo-device.toml").read_text()
             device_id = tomllib.loads(source)["device_id"]
             url = broker_auth.url_with_credentials(local, device_id, accounts.add_device(device_id))
-            line = f"mqtt_url = {json.dumps(url)}"
             path = self.secrets.directory / "demo-device.toml"
-            broker_auth.write_private_file(path, re.sub(r"^mqtt_url\s*=.*$", lambda _: line, source, count=1,
-                                                        flags=re.M))
+            broker_auth.write_private_file(path, demo_device_toml(source, self.http_port, url))
             self.demo_device_config = path
+
+    def _demo_device_argv(self, env: dict[str, str]) -> list[str]:
+        """Where the demo device finds its file (and broker): a copy whose probe checks this server's port."""
+        if self.demo_device_config is not None:  # with its broker credentials (_set_up_accounts)
+            return ["--device-config", str(self.demo_device_config)]
+        source = dd_config.default_file("demo-device.toml").read_text()
+        path = self.data_dir / "demo-device.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(demo_device_toml(source, self.http_port))
+        return ["--device-config", str(path), "--mqtt-url", env["DASHDESK_MQTT_URL"]]
 
     def _broker_lines(self) -> list[str]:
         """What `up` says about the broker it runs, before the ready line."""
@@ -371,11 +401,7 @@ class Supervisor:
         self.parts.append(bridge)
         self._wait_file(ready, bridge.proc)
         if self.demo:
-            if self.demo_device_config is not None:
-                where = ["--device-config", str(self.demo_device_config)]
-            else:
-                where = ["--device-config", str(dd_config.default_file("demo-device.toml")),
-                         "--mqtt-url", env["DASHDESK_MQTT_URL"]]
+            where = self._demo_device_argv(env)
             demo = Part("device", exe + ["device", *where, "--protocol", str(self.protocol)], env,
                         stdin=subprocess.PIPE)
             demo.start()

@@ -49,6 +49,12 @@ def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
         tills = wait_until(lambda: api.get(base, params={"category": "till"}).json()["items"], timeout=20,
                            what="the simulated device's press")
         assert tills[0]["device_id"] == "shop-demo" and tills[0]["site"] == "shop-demo"
+        # its health probe looks for the ticket server where this `up` runs it, not on port 8080
+        probes = wait_until(lambda: (api.get(f"http://127.0.0.1:{http_port}/api/v1/devices/shop-demo").json()
+                                     .get("telemetry") or {}).get("probes"), timeout=20,
+                            what="the demo device's telemetry")
+        probe = probes["ticket-server"]
+        assert (probe["ok"], probe["detail"]) == (True, f"connected to 127.0.0.1:{http_port}")
 
         # The desk: `up --demo` made web user admin a password, kept 0600, and says where.
         password_file = tmp_path / "data" / "admin.password"

@@ -86,3 +86,34 @@ def test_impossible_choices_are_refused(tmp_path, no_mosquitto, monkeypatch):
         make(tmp_path)._choose_broker()
     with pytest.raises(ValueError):
         make(tmp_path, broker_kind="rabbitmq")
+
+
+def _ticket_server_probe(path) -> dict:
+    import tomllib
+
+    return next(p for p in tomllib.loads(path.read_text())["probes"] if p["name"] == "ticket-server")
+
+
+def test_the_demo_device_probes_the_server_on_its_real_port(tmp_path):
+    cfg = config.load(tmp_path / "none.toml", env={})
+    cfg["data_dir"] = str(tmp_path / "data")
+    cfg["server"]["http_port"] = 18123
+    s = sup.Supervisor(cfg, mqtt_port=broker.free_port(), demo=True)
+    argv = s._demo_device_argv({"DASHDESK_MQTT_URL": "mqtt://127.0.0.1:1884"})
+    path = tmp_path / "data" / "demo-device.toml"
+    assert argv == ["--device-config", str(path), "--mqtt-url", "mqtt://127.0.0.1:1884"]
+    assert _ticket_server_probe(path) == {"name": "ticket-server", "kind": "tcp", "host": "127.0.0.1",
+                                          "port": 18123}
+
+
+def test_the_demo_device_file_with_credentials_probes_the_real_port_too():
+    import tomllib
+
+    source = config.default_file("demo-device.toml").read_text()
+    text = sup.demo_device_toml(source, 18124, "mqtt://shop-demo:pw@127.0.0.1:1883")
+    loaded = tomllib.loads(text)
+    assert loaded["mqtt_url"] == "mqtt://shop-demo:pw@127.0.0.1:1883"
+    assert [p["port"] for p in loaded["probes"] if p["name"] == "ticket-server"] == [18124]
+    # the rest of the file as it was
+    assert {k: v for k, v in loaded.items() if k not in ("mqtt_url", "probes")} == \
+        {k: v for k, v in tomllib.loads(source).items() if k not in ("mqtt_url", "probes")}
