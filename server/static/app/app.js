@@ -612,8 +612,7 @@
   function publish(entry) {
     const sent = { at: Date.now(), taken: false };
     inFlight.set(entry.event_id, sent);
-    const via = client;
-    via.publish(topic("press"), JSON.stringify(entry.body), { qos: 1 }, (err) => {
+    client.publish(topic("press"), JSON.stringify(entry.body), { qos: 1 }, (err) => {
       if (!err) { sent.taken = true; return; }
       // A refusal (MQTT 5 PUBACK 0x87) or a closed connection: the entry stays in the outbox and goes
       // again, with the same event_id, at the next look while connected.
