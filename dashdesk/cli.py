@@ -245,7 +245,8 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "bridge"]), default="admin", show_default=True)
+@click.option("--role", type=click.Choice(["admin", "bridge"]), default="admin", show_default=True,
+              help="admin: every endpoint; bridge: only what the bridge calls (presses, the feed, telemetry).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.pass_obj
 def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None) -> None:

@@ -14,8 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from apiflask import HTTPTokenAuth
-from flask import current_app
+from apiflask import HTTPTokenAuth, abort
+from flask import current_app, request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,14 @@ LAST_USED_EVERY_S = 60.0
 
 # admin: everything; bridge: hand over presses and read the feed (what `dashdesk bridge` needs).
 TOKEN_ROLES = ("admin", "bridge")
+# Every request `dashdesk bridge` makes (broker_bridge/), and nothing else: a bridge token gets 403 on any other
+# endpoint, tickets and admin ones alike, those added later too.
+BRIDGE_ENDPOINTS = frozenset({
+    "api.post_incident", "api.post_incident_batch",  # presses
+    "api.list_events",  # the feed, with each device's open tickets
+    "api.post_dead_letter",  # payloads it rejected
+    "api.post_telemetry", "api.post_status",  # each device's latest telemetry and online state
+})
 MAX_NAME = 100
 
 
@@ -172,9 +180,18 @@ class TokenCache:
         return caller
 
 
+def allowed(caller: Caller, endpoint: str | None) -> bool:
+    """Whether ``caller``'s role may call ``endpoint``: an admin token everything, a bridge token only what the
+    bridge calls."""
+    return caller.role == "admin" or (caller.role == "bridge" and endpoint in BRIDGE_ENDPOINTS)
+
+
 @auth.verify_token
 def _verify(token: str) -> Caller | None:
     if not token:
         return None
     ext = current_app.extensions["dashdesk"]
-    return ext.tokens.verify(ext.db, token)
+    caller = ext.tokens.verify(ext.db, token)
+    if caller is not None and not allowed(caller, request.endpoint):
+        abort(403, "this needs an admin token")
+    return caller

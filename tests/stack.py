@@ -208,6 +208,9 @@ class Stack:
         self.ready_file = root / "bridge.ready"
         self.bridge = Part("bridge", PYTHON + ["bridge", "--data-dir", str(root / "bridge"),
                                                "--ready-file", str(self.ready_file)], base_env, root / "bridge.log")
+        # The bridge's API token: one with the bridge role, as `dashdesk up` gives it (made once the server
+        # runs; None: the admin token). A test may set another before starting the bridge again.
+        self.bridge_token: str | None = None
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
 
@@ -219,6 +222,7 @@ class Stack:
             self.accounts = self.broker.accounts()
             self.accounts.ensure_service_accounts()
         self.start_server()
+        self.bridge_token = self.make_token("bridge (tests)", "bridge")
         self.start_bridge()
         return self
 
@@ -228,6 +232,8 @@ class Stack:
 
     def start_bridge(self) -> None:
         self.ready_file.unlink(missing_ok=True)
+        # Everything the stack's parts share (tests change it), with the bridge's own token.
+        self.bridge.env = {**self.env, "DASHDESK_API_TOKEN": self.bridge_token or ADMIN_TOKEN}
         self.bridge.start()
         wait_until(lambda: self.ready_file.exists() or self.bridge.proc.poll() is not None, timeout=30,
                    what="the bridge to subscribe")
@@ -254,6 +260,12 @@ class Stack:
 
     def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         return self.http.request(method, self.base + path, timeout=10, **kwargs)
+
+    def make_token(self, name: str, role: str) -> str:
+        """A new API token, made through the API."""
+        r = self.api("POST", "/api/v1/tokens", json={"name": name, "role": role})
+        assert r.status_code == 201, r.text
+        return r.json()["token"]
 
     def tickets(self, **params: Any) -> list[dict[str, Any]]:
         params.setdefault("limit", 500)

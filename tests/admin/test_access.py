@@ -86,3 +86,50 @@ def test_the_csv_import_needs_an_admin_token(known):
     r = known.test_client().post("/api/v1/sites/import", data="code,name\nx,X\n", content_type="text/csv",
                                  headers={"Authorization": f"Bearer {bridge}"})
     assert r.status_code == 403
+
+
+def _api_routes(app):
+    """Every (method, path, endpoint) of the token API, with made-up values in its URL."""
+    import re
+
+    out = []
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith(("api.", "enrolments_api.")):
+            continue  # the OpenAPI document and its page need no token
+        path = re.sub(r"<int:[^>]+>", "1", rule.rule)
+        path = re.sub(r"<[^>]+>", "shop-1", path)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            out.append((method, path, rule.endpoint))
+    return out
+
+
+def test_a_bridge_token_may_call_only_what_the_bridge_calls(known):
+    """Tickets, devices, categories, dead letters and every admin endpoint: 403 JSON for a bridge token; only
+    the bridge's own requests (presses, the feed, dead letters, telemetry and status) get past."""
+    from server.auth import BRIDGE_ENDPOINTS
+
+    ticket = press(known, device_id="shop-1")["ticket"]["id"]
+    bridge = create_token(known.extensions["dashdesk"].db, "a bridge", "bridge")
+    c = known.test_client()
+    routes = _api_routes(known)
+    assert len(routes) > 40 and {e for _, _, e in routes} >= BRIDGE_ENDPOINTS
+    before = len(audit_rows(known))
+    for method, path, endpoint in routes:
+        r = c.open(path.replace("/tickets/1", f"/tickets/{ticket}"), method=method, json={},
+                   headers={"Authorization": f"Bearer {bridge}"})
+        if endpoint in BRIDGE_ENDPOINTS:
+            assert r.status_code != 403, (method, path)
+        else:
+            assert r.status_code == 403, (method, path, r.status_code)
+            assert r.get_json() == {"error": {"code": "forbidden", "message": "this needs an admin token"}}
+    assert len(audit_rows(known)) == before
+    r = c.patch(f"/api/v1/tickets/{ticket}", json={"status": "resolved"}, headers={"Authorization": f"Bearer {bridge}"})
+    assert r.status_code == 403
+    assert api(known, "GET", f"/api/v1/tickets/{ticket}").get_json()["status"] == "new"
+    # The bridge's own calls work with it.
+    event = {"event_id": "e-bridge-1", "device_id": "shop-1", "button": "b1", "pressed_at": "2026-01-05T10:00:00Z"}
+    assert c.post("/api/v1/incidents", json=event, headers={"Authorization": f"Bearer {bridge}",
+                                                            "Idempotency-Key": "e-bridge-1"}).status_code == 200
+    assert c.get("/api/v1/events?with_tickets=1", headers={"Authorization": f"Bearer {bridge}"}).status_code == 200
+    assert c.post("/api/v1/devices/shop-1/status", json={"online": True},
+                  headers={"Authorization": f"Bearer {bridge}"}).status_code == 204

@@ -51,13 +51,13 @@ def test_a_revoked_token_gets_401_at_once_and_the_list_says_so(app, admin):
     r = post(admin, "/admin/tokens", "/admin/tokens", name="old bridge", role="bridge")
     token = shown_token(r.text)
     c = app.test_client()
-    assert c.get("/api/v1/tickets", headers=bearer(token)).status_code == 200  # cached as valid now
+    assert c.get("/api/v1/events", headers=bearer(token)).status_code == 200  # cached as valid now
     token_id = int(re.search(r'<tr data-token="(\d+)">\s*<td>old bridge<', admin.c.get("/admin/tokens").text).group(1))
     r = post(admin, f"/admin/tokens/{token_id}/revoke", "/admin/tokens")
     assert r.status_code == 303
     page = admin.c.get("/admin/tokens").text
     assert "Token old bridge is revoked" in page and "Revoked" in page
-    r = c.get("/api/v1/tickets", headers=bearer(token))
+    r = c.get("/api/v1/events", headers=bearer(token))
     assert r.status_code == 401 and r.get_json()["error"]["code"] == "unauthorized"
     # revoking again changes nothing and is not audited twice
     post(admin, f"/admin/tokens/{token_id}/revoke", "/admin/tokens")
