@@ -4,6 +4,8 @@ A press is acknowledged to the broker only once it is safe: the server has
 committed it, or it sits in the bridge's durable outbox. Until then the
 broker keeps it in the bridge's persistent session and hands it over again
 after a crash; the server's unique ``event_id`` makes that replay harmless.
+A server that refuses the bridge's API token (401, 403) is treated as one that
+is down: the press waits in the outbox (``queued``), never ``rejected`` for it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import queue
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ from dashdesk import mqtt as dd_mqtt
 from .acks import InOrderAcker
 from .enrich import enrich
 from .outbox import DEAD_LETTER, PRESS, Outbox
-from .server_client import Refused, ServerClient, ServerDown
+from .server_client import Refused, ServerClient, ServerDown, TokenRefused
 
 log = logging.getLogger("dashdesk.bridge")
 
@@ -37,6 +40,8 @@ BATCH_MAX = 50
 # The first bytes of a rejected payload kept as a dead letter; enough to see what it was.
 DEAD_LETTER_PREFIX = 512
 FEED_CURSOR = "feed_cursor"
+# While the server refuses the bridge's token, the error is logged again this often (with the presses waiting).
+TOKEN_REFUSED_LOG_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,9 @@ class Bridge:
             self._server_down.set()
         self._stop = threading.Event()
         self._wake_outbox = threading.Event()
+        # When the server last refused the bridge's API token was logged (None: it takes the token).
+        self._token_refused_logged: float | None = None
+        self._token_lock = threading.Lock()
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -252,12 +260,16 @@ class Bridge:
                 try:
                     answers = self.server.post_incidents(bodies)
                 except ServerDown as exc:
-                    log.warning("server unreachable (%s): %d presses go to the outbox", exc, len(bodies))
+                    if isinstance(exc, TokenRefused):
+                        self._token_refused(exc)
+                    else:
+                        log.warning("server unreachable (%s): %d presses go to the outbox", exc, len(bodies))
                     self._server_down.set()
                     self._wake_outbox.set()
                     for body in bodies:
                         self._queue(body)
                 else:
+                    self._token_taken()
                     for body, answer in zip(bodies, answers):
                         self._answer(body, answer)
             for _, done in batch:
@@ -265,6 +277,23 @@ class Bridge:
         except Exception:
             # Not acked: the broker redelivers them after a reconnect; nothing is lost.
             log.exception("could not make %d presses safe", len(batch))
+
+    def _token_refused(self, exc: TokenRefused) -> None:
+        """Say (now, then once a minute while it lasts) that the server refuses the bridge's token."""
+        now = time.monotonic()
+        with self._token_lock:
+            if self._token_refused_logged is not None and now - self._token_refused_logged < TOKEN_REFUSED_LOG_EVERY_S:
+                return
+            self._token_refused_logged = now
+        log.error("the server refused the bridge's API token (%s): presses wait in the outbox (%d now), answered "
+                  "`queued`, until the bridge runs with a valid token (DASHDESK_API_TOKEN, or [bridge] api_token; "
+                  "`dashdesk up` makes a new one when it starts again)", exc, self.outbox.count(PRESS))
+
+    def _token_taken(self) -> None:
+        with self._token_lock:
+            was_refused, self._token_refused_logged = self._token_refused_logged is not None, None
+        if was_refused:
+            log.warning("the server takes the bridge's API token again")
 
     def _queue(self, body: dict[str, Any]) -> None:
         self.outbox.put(PRESS, body["event_id"], body, body["device_id"])
@@ -307,11 +336,14 @@ class Bridge:
                         else:
                             self.server.request("POST", "/api/v1/dead-letters", json=item.body)
                         self.outbox.remove(item.id)
+                        self._token_taken()
                     # Let presses that arrived meanwhile queue behind the drained ones.
                     if self.outbox.count() == 0:
                         self._server_down.clear()
                         break
-            except ServerDown:
+            except ServerDown as exc:
+                if isinstance(exc, TokenRefused):
+                    self._token_refused(exc)
                 if self.outbox.count(PRESS):
                     self._server_down.set()
                 self._stop.wait(self.settings.retry_s)
@@ -365,7 +397,9 @@ class Bridge:
             try:
                 page = self.server.request("GET", "/api/v1/events",
                                            params={"after": cursor, "limit": 500, "with_tickets": 1})
-            except ServerDown:
+            except ServerDown as exc:
+                if isinstance(exc, TokenRefused):
+                    self._token_refused(exc)  # said at once, even before a press comes
                 self._stop.wait(self.settings.retry_s)
                 continue
             if isinstance(page, Refused) or not self.connected.is_set():

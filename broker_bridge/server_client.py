@@ -18,6 +18,14 @@ class ServerDown(Exception):
     """The server could not be reached or failed (5xx): try again later."""
 
 
+class TokenRefused(ServerDown):
+    """The server refused the bridge's API token (401: unknown or revoked) or its role (403).
+
+    Like a server that is down, it takes nothing now: presses wait in the outbox until a valid
+    token works (the bridge started again with one), never answered ``rejected`` for it.
+    """
+
+
 @dataclass(frozen=True)
 class Refused:
     """The server refused the request (4xx): retrying will not help."""
@@ -49,7 +57,8 @@ class ServerClient:
         return session
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Return the decoded JSON body (None for 204), a ``Refused`` for a 4xx; raise ServerDown otherwise."""
+        """Return the decoded JSON body (None for 204), a ``Refused`` for a 4xx; raise TokenRefused for a 401
+        or 403, ServerDown otherwise."""
         try:
             r = self._session().request(method, self.base_url + path, timeout=TIMEOUT_S, **kwargs)
         except requests.exceptions.InvalidJSONError as exc:
@@ -67,6 +76,8 @@ class ServerClient:
                     reason = f"{reason}: {err['detail']}"
             except (ValueError, KeyError, TypeError):
                 reason = r.text[:200]
+            if r.status_code in (401, 403):
+                raise TokenRefused(f"HTTP {r.status_code}: {reason}"[:300])
             return Refused(r.status_code, f"server refused the press ({r.status_code}): {reason}"[:500])
         return None if r.status_code == 204 or not r.content else r.json()
 

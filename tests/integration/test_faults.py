@@ -3,6 +3,9 @@
 import time
 import uuid
 
+import pytest
+
+from broker_bridge.server_client import Refused, ServerClient, TokenRefused
 from tests.stack import Presser, counted, kill_bridge_mid_stream, presses_across_broker_restart, wait_until
 
 
@@ -100,3 +103,49 @@ def test_bridge_outbox_survives_bridge_kill_while_server_is_down(fresh_stack):
         p.final_ack(e, timeout=30)
     assert counted(stack, [device]) == {e: 1 for e in events}
     p.close()
+
+
+def test_presses_wait_while_the_bridge_token_is_revoked_and_count_once_with_a_new_one(fresh_stack):
+    """A revoked bridge token is the server taking nothing for now: presses are kept and answered `queued`,
+    never `rejected`; once the bridge runs with a valid token, each becomes a ticket exactly once."""
+    stack = fresh_stack
+    p = Presser(stack.broker.url)
+    device = f"revoked-{uuid.uuid4().hex[:6]}"
+    first = p.press(device, "b1")
+    assert p.final_ack(first)["result"] == "created"
+    [row] = [t for t in stack.api("GET", "/api/v1/tokens").json()["items"] if t["name"] == "bridge (tests)"]
+    assert stack.api("DELETE", f"/api/v1/tokens/{row['id']}").status_code == 200  # the tokens page's Revoke
+
+    events = [p.press(device, "b1") for _ in range(5)]
+    wait_until(lambda: all(p.ack_results(e) == ["queued"] for e in events), what="queued acks for every press")
+    time.sleep(1.5)  # the outbox tries the server again every 0.3 s: still refused, still no final ack
+    assert all(p.ack_results(e) == ["queued"] for e in events)
+    assert stack.tickets(device_id=device)[0]["occurrences"] == 1
+    assert stack.api("GET", "/api/v1/dead-letters").json()["items"] == []
+    assert "the server refused the bridge's API token (HTTP 401" in stack.logs("bridge")
+
+    stack.bridge.stop()
+    stack.bridge_token = stack.make_token("bridge (new)", "bridge")
+    stack.start_bridge()
+    finals = [p.final_ack(e, timeout=30) for e in events]
+    assert [a["result"] for a in finals] == ["merged"] * 5
+    assert all(p.ack_results(e) == ["queued", "merged"] for e in events)
+    assert stack.tickets(device_id=device)[0]["occurrences"] == 6
+    assert counted(stack, [device]) == {e: 1 for e in [first, *events]}
+    assert stack.api("GET", "/api/v1/dead-letters").json()["items"] == []
+    assert p.final_ack(p.press(device, "b1"))["result"] == "merged"  # and the pipe goes on
+    p.close()
+
+
+def test_the_bridge_client_takes_401_and_403_as_the_server_taking_nothing_now(stack):
+    """A 401 (unknown or revoked token) or 403 (a token without the role) is not an answer to the press:
+    retrying with a valid token will succeed. Other 4xx answers are the press's own."""
+    press = {"event_id": f"e-{uuid.uuid4().hex[:12]}", "device_id": "client-1", "button": "b1",
+             "press": "single", "seq": 1, "pressed_at": "2026-01-05T10:00:00Z", "telemetry": {},
+             "received_at": "2026-01-05T10:00:00Z"}
+    with pytest.raises(TokenRefused, match="HTTP 401"):
+        ServerClient(stack.base, "dd_not-a-token").post_incident(press)
+    with pytest.raises(TokenRefused, match="HTTP 403: this needs an admin token"):
+        ServerClient(stack.base, stack.bridge_token).request("GET", "/api/v1/tickets")
+    refused = ServerClient(stack.base, stack.bridge_token).post_incident({**press, "button": "B 1"})
+    assert isinstance(refused, Refused) and refused.status == 400
