@@ -169,14 +169,18 @@ class Supervisor:
         self.demo_password_file = path
 
     def _token_file(self, db: Any, filename: str, name: str, role: str) -> str:
-        from server.auth import create_token
+        """The API token of ``role`` kept in ``DIR/filename`` (0600), made if there is none; one revoked (or of
+        another role) is replaced by a new one, so the parts always start with a token that works."""
+        from server.auth import ensure_token
 
         path = self.data_dir / filename
-        token = path.read_text().strip() if path.exists() else None
-        token = create_token(db, name, role, token)
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text(token + "\n")
+        old = path.read_text().strip() if path.exists() else ""
+        token = ensure_token(db, name, role, old or None)
+        if token != old:
+            if old:
+                log.warning("the API token in %s was revoked (or is not a %s token): a new one replaces it", path,
+                            role)
+            broker_auth.write_private_file(path, token + "\n")
         return token
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:

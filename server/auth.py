@@ -93,6 +93,24 @@ def create_token(db: Database, name: str, role: str = "admin", token: str | None
     return token
 
 
+def ensure_token(db: Database, name: str, role: str, token: str | None) -> str:
+    """A token of ``role`` that works: ``token`` if it does (stored, not revoked, with that role; one not stored
+    yet is stored now), else a new random one stored in its place. For the tokens dashdesk gives its own parts
+    (`dashdesk up`), not audited. :class:`TokenError` for a name or role that will not do."""
+    name = check_new_token(name, role)
+    with db.write() as s:
+        if token:
+            row = s.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+            if row is None:
+                _store(s, name, role, token, None)
+                return token
+            if row.revoked_at is None and row.role == role:
+                return token
+        token = new_token()
+        _store(s, name, role, token, None)
+    return token
+
+
 def add_token(s: Session, name: str, role: str, actor: str | None = None) -> tuple[ApiToken, str]:
     """A new random token in ``s``'s transaction, audited as ``actor``'s ``token.create``: its row, and the
     token itself (shown this once). :class:`TokenError` for a name or role that will not do."""

@@ -11,7 +11,7 @@ import requests
 
 from dashdesk import broker
 from dashdesk.broker import free_port
-from tests.stack import Up, wait_until
+from tests.stack import PYTHON, Up, wait_until
 
 
 def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
@@ -94,3 +94,41 @@ def test_up_mosquitto_websockets_listener_takes_a_press(tmp_path):
         assert [t["number"] for t in up.tickets()] == [ack["ticket"]["number"]]
     finally:
         assert up.stop() == 0
+
+
+def test_up_replaces_a_revoked_bridge_token_and_the_presses_it_held_back_become_tickets(tmp_path):
+    """Revoked while `up` runs, the bridge's token makes presses wait (`queued`); the next `up` gives the bridge
+    a new token, and each waiting press becomes a ticket once."""
+    data = tmp_path / "data"
+    up = Up(data, "--demo", "--ws-port", "0")
+    try:
+        up.wait_ready()
+        first = up.press("shop-demo", "b1")
+        assert first.returncode == 0, first.stderr
+        old = (data / "bridge.token").read_text().strip()
+        [row] = [t for t in up.http.get(up.base + "/api/v1/tokens", timeout=10).json()["items"]
+                 if t["role"] == "bridge"]
+        assert up.http.delete(f"{up.base}/api/v1/tokens/{row['id']}", timeout=10).status_code == 200
+        held = subprocess.run([*PYTHON, "press", "shop-demo", "b1", "--timeout", "3", "--mqtt-url",
+                               f"mqtt://127.0.0.1:{up.mqtt_port}"], capture_output=True, env=up.env, timeout=30)
+        assert held.returncode == 3, held.stderr
+        acks = [json.loads(line) for line in held.stdout.decode().splitlines()]
+        assert [a["result"] for a in acks] == ["queued"]
+    finally:
+        assert up.stop() == 0
+
+    again = Up(data, "--demo", "--ws-port", "0")
+    try:
+        again.wait_ready()
+        new = (data / "bridge.token").read_text().strip()
+        assert new != old and (data / "bridge.token").stat().st_mode & 0o777 == 0o600
+        tickets = wait_until(lambda: [t for t in again.tickets(category="printer") if t["occurrences"] == 2],
+                             timeout=30, what="the held-back press in the ticket")
+        detail = again.http.get(f"{again.base}/api/v1/tickets/{tickets[0]['id']}", timeout=10).json()
+        assert sorted(p["event_id"] for p in detail["presses"]) == sorted(
+            [json.loads(first.stdout.decode().splitlines()[-1])["event_id"], acks[0]["event_id"]])
+        tokens = again.http.get(again.base + "/api/v1/tokens", timeout=10).json()["items"]
+        # the revoked one (oldest first), and the one `up` made in its place
+        assert [t["revoked_at"] is None for t in tokens if t["role"] == "bridge"] == [False, True]
+    finally:
+        assert again.stop() == 0
