@@ -305,6 +305,9 @@ def token_revoke(cfg: dict[str, Any], name_or_id: str, data_dir: str | None) -> 
     finally:
         database.close()
     click.echo(said)
+    if changed and row.role == "bridge":
+        click.echo("note: no press reaches the server until the bridge that used it has a new token (its presses "
+                   "wait in its outbox, answered `queued`); `dashdesk up` makes one when started again", err=True)
 
 
 def _database(cfg: dict[str, Any], data_dir: str | None) -> Any:

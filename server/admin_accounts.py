@@ -132,11 +132,11 @@ def user_password(username: str) -> Any:
 
 @admin.get("/tokens")
 def token_list(form: dict[str, Any] | None = None, error: str | None = None, shown: dict[str, Any] | None = None,
-               status: int = 200) -> Any:
+               status: int = 200, confirm: ApiToken | None = None) -> Any:
     with ext().db.read() as s:
         rows = s.scalars(select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())).all()
     return render_template("admin/tokens.html", rows=rows, form=form or {"role": "admin"}, error=error, shown=shown,
-                           roles=TOKEN_ROLES, hints=TOKEN_ROLE_HINTS), status
+                           roles=TOKEN_ROLES, hints=TOKEN_ROLE_HINTS, confirm=confirm), status
 
 
 @admin.post("/tokens")
@@ -154,10 +154,16 @@ def token_create() -> Any:
 
 @admin.post("/tokens/<int:token_id>/revoke")
 def token_revoke(token_id: int) -> Any:
-    with ext().db.write() as s:
+    """Revoke a token; a bridge's only once confirmed (``confirm=1``): until the bridge has a new one, no press
+    reaches the desk (they wait in its outbox). Without it, the page asks, saying so."""
+    with ext().db.read() as s:
         row = s.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
-        if row is None:
-            abort(404, f"There is no token {token_id}.")
+    if row is None:
+        abort(404, f"There is no token {token_id}.")
+    if row.role == "bridge" and row.revoked_at is None and request.form.get("confirm") != "1":
+        return token_list(confirm=row)
+    with ext().db.write() as s:
+        row = s.get(ApiToken, token_id)
         name = row.name
         revoke(s, row, me())
     ext().tokens.forget(token_id)

@@ -53,16 +53,42 @@ def test_a_revoked_token_gets_401_at_once_and_the_list_says_so(app, admin):
     c = app.test_client()
     assert c.get("/api/v1/events", headers=bearer(token)).status_code == 200  # cached as valid now
     token_id = int(re.search(r'<tr data-token="(\d+)">\s*<td>old bridge<', admin.c.get("/admin/tokens").text).group(1))
-    r = post(admin, f"/admin/tokens/{token_id}/revoke", "/admin/tokens")
+    r = post(admin, f"/admin/tokens/{token_id}/revoke", "/admin/tokens", confirm="1")
     assert r.status_code == 303
     page = admin.c.get("/admin/tokens").text
     assert "Token old bridge is revoked" in page and "Revoked" in page
     r = c.get("/api/v1/events", headers=bearer(token))
     assert r.status_code == 401 and r.get_json()["error"]["code"] == "unauthorized"
     # revoking again changes nothing and is not audited twice
-    post(admin, f"/admin/tokens/{token_id}/revoke", "/admin/tokens")
+    post(admin, f"/admin/tokens/{token_id}/revoke", "/admin/tokens", confirm="1")
     assert [(a.action, a.target) for a in audit_rows(app)] == [("token.create", f"token:{token_id}"),
                                                                 ("token.revoke", f"token:{token_id}")]
+
+
+def test_revoking_a_bridge_token_on_the_page_asks_first_and_says_presses_stop(app, admin):
+    made = post(admin, "/admin/tokens", "/admin/tokens", name="bridge", role="bridge")
+    token = shown_token(made.text)
+    token_id = int(re.search(r'<tr data-token="(\d+)">\s*<td>bridge<', admin.c.get("/admin/tokens").text).group(1))
+    asked = post(admin, f"/admin/tokens/{token_id}/revoke", "/admin/tokens")  # the list's Revoke button
+    assert asked.status_code == 200
+    assert "Revoke bridge token bridge?" in asked.text and "no press reaches the desk" in asked.text
+    assert re.search(r'name="confirm" value="1">\s*<button type="submit" class="danger">Revoke bridge token bridge<',
+                     asked.text)
+    assert app.test_client().get("/api/v1/events", headers=bearer(token)).status_code == 200  # not revoked
+    assert audit_rows(app, "token.revoke") == []
+    done = admin.c.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": shown_csrf(asked.text), "confirm": "1"})
+    assert done.status_code == 303
+    assert app.test_client().get("/api/v1/events", headers=bearer(token)).status_code == 401
+    assert [a.target for a in audit_rows(app, "token.revoke")] == [f"token:{token_id}"]
+    # An admin token is revoked at once, as before.
+    other = shown_token(post(admin, "/admin/tokens", "/admin/tokens", name="script", role="admin").text)
+    other_id = int(re.search(r'<tr data-token="(\d+)">\s*<td>script<', admin.c.get("/admin/tokens").text).group(1))
+    assert post(admin, f"/admin/tokens/{other_id}/revoke", "/admin/tokens").status_code == 303
+    assert app.test_client().get("/api/v1/sites", headers=bearer(other)).status_code == 401
+
+
+def shown_csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def test_the_tokens_api_creates_lists_and_revokes(app):

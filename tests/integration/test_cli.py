@@ -103,6 +103,8 @@ def test_token_list_and_revoke_and_a_revoked_token_gets_401_from_the_running_ser
         assert status(feed) == 403  # a bridge token still authenticates; it is not an admin's
         by_id = dashdesk("token", "revoke", "2", "--data-dir", data, env=env)
         assert by_id.stdout == "token 2 (feed, bridge) revoked\n"
+        assert "no press reaches the server until the bridge that used it has a new token" in by_id.stderr
+        assert "note:" not in revoked.stderr  # an admin token's
         wait_until(lambda: status(feed) == 401, timeout=10, what="the token revoked by its id to get 401")
 
     again = dashdesk("token", "revoke", "ops", "--data-dir", data, env=env)
