@@ -176,6 +176,11 @@ def _depth(value: Any, limit: int, level: int = 0) -> int:
     return level
 
 
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deep lists and dicts nest in ``value`` (a scalar: 0), counted only up to just past ``limit``."""
+    return _depth(value, limit)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 

@@ -27,6 +27,9 @@ from .models import Category
 
 # A press is at most 16 KiB on the wire; an enriched one stays well below this.
 MAX_BODY_BYTES = 256 * 1024
+# Objects and arrays inside one another in a JSON body: a press with its telemetry has some ten levels. Deeper
+# ones are refused before anything reads them (past some hundreds they would exhaust Python's stack).
+MAX_JSON_DEPTH = 32
 
 
 @dataclass
@@ -137,7 +140,8 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
 
     @app.before_request
     def strict_json() -> None:
-        """Refuse what Python's parser takes but JSON is not (NaN, 1e999), or what breaks it (deep nesting).
+        """Refuse what Python's parser takes but JSON is not (NaN, 1e999), or what breaks it (deep nesting:
+        more than MAX_JSON_DEPTH levels).
 
         Only for requests that carry credentials: one without gets its 401 first.
         """
@@ -145,9 +149,11 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
             body = request.get_data(cache=True)
             if body:
                 try:
-                    wire.loads_strict(body)
+                    data = wire.loads_strict(body)
                 except ValueError as exc:
                     abort(400, f"body is not valid JSON: {str(exc)[:100]}")
+                if wire.nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+                    abort(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
 
     @app.get("/healthz")
     @app.doc(summary="200 while the database answers", tags=["Health"])

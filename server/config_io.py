@@ -45,6 +45,8 @@ KINDS = ("categories", "sites", "devices", "mappings")
 # A chain's configuration (500 shops, 1500 buttons) is some 300 KB; past this the file is refused.
 MAX_BYTES = 8 * 1024 * 1024
 MAX_ENTRIES = 100_000
+# Arrays and tables inside one another: a configuration file has a handful of levels.
+MAX_NESTING = 16
 # Problems listed one by one; the rest are counted.
 MAX_LISTED = 200
 # Lines of "what changed" kept in a report and in the audit row.
@@ -248,6 +250,13 @@ def parse(text: str) -> _Plan:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigRejected([f"not TOML: {exc}"]) from None
+    except RecursionError:
+        # Arrays or inline tables nested some hundreds deep exhaust the parser's stack.
+        raise ConfigRejected([f"arrays or tables are nested too deeply (a configuration file needs at most "
+                              f"{MAX_NESTING})"]) from None
+    if wire.nesting_depth(data, MAX_NESTING) > MAX_NESTING:
+        raise ConfigRejected([f"arrays or tables are nested deeper than {MAX_NESTING} levels; a configuration "
+                              "file needs no more"])
     errors: list[str] = []
     for k in data:
         if k not in ("version", "category", "site", "device"):

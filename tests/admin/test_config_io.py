@@ -287,3 +287,28 @@ def test_the_config_api_needs_an_admin_token(app, method, path):
     with app.extensions["dashdesk"].db.read() as s:
         assert s.scalars(select(AuditLog).where(AuditLog.action == "config.import")).all() == []
     assert api(app, "GET", "/api/v1/sites/x-1").status_code == 404
+
+
+DEEP = "version = 1\nx = " + "[" * 2000 + "]" * 2000 + "\n"
+DEEP_TABLES = "version = 1\nx = " + "{a = " * 40 + "1" + "}" * 40 + "\n"
+
+
+@pytest.mark.parametrize("text", [DEEP, DEEP_TABLES], ids=["arrays-2000", "inline-tables-40"])
+def test_a_deeply_nested_file_is_refused_with_its_reason_by_the_api_the_page_and_the_command_line(
+        app, admin, tmp_path, monkeypatch, capsys, text):
+    r = import_(app, text)
+    assert r.status_code == 422, r.get_data(as_text=True)[:300]
+    [problem] = r.get_json()["error"]["detail"]["problems"]
+    assert "nested" in problem
+    page = admin.c.post("/admin/config/import", data={"csrf_token": admin.token("/admin/config/import"),
+                                                      "toml": text})
+    assert page.status_code == 422 and "nested" in page.text and "Nothing was imported" in page.text
+    monkeypatch.setenv("DASHDESK_CONFIG", str(tmp_path / "none.toml"))
+    for name in ("DASHDESK_DATABASE_URL", "DASHDESK_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "deep.toml").write_text(text)
+    capsys.readouterr()
+    assert main(["config", "import", str(tmp_path / "deep.toml"), "--data-dir", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'deep.toml'}: arrays or tables are nested" in err and "Traceback" not in err
+    assert audit_rows(app, "config.import") == []
