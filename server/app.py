@@ -165,19 +165,33 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
             return {"status": "error", "detail": type(exc).__name__}, 503
         return {"status": "ok"}, 200
 
+    from .web import is_page_request, page_error
+
+    # Every error of a page (the desk's, the admin pages') is the HTML error page; the API's are JSON.
     @app.error_processor
-    def error_response(error: HTTPError) -> tuple[dict[str, Any], int, Any]:
+    def error_response(error: HTTPError) -> Any:
+        if is_page_request():
+            return page_error(error.status_code, error.message)
         body: dict[str, Any] = {"code": error_code(error.status_code), "message": error.message}
         if error.detail:
             body["detail"] = error.detail
         return {"error": body}, error.status_code, error.headers
 
     @app.errorhandler(HTTPException)
-    def http_exception(exc: HTTPException) -> tuple[dict[str, Any], int]:
+    def http_exception(exc: HTTPException) -> Any:
         code = exc.code or 500
+        if is_page_request():
+            body, code = page_error(code, exc.description)
+            return body, code, _error_headers(exc)
         return {"error": {"code": error_code(code), "message": exc.description or exc.name}}, code
 
     return app
+
+
+def _error_headers(exc: HTTPException) -> dict[str, str]:
+    """The headers an error keeps on its HTML page: which methods a 405 allows, when to retry a 429 or 503."""
+    keep = ("Allow", "Retry-After")
+    return {k: v for k, v in exc.get_headers() if k in keep}
 
 
 def error_code(status: int) -> str:

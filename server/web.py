@@ -687,6 +687,43 @@ def _error_page(code: int, title: str, message: str) -> tuple[str, int]:
     return render_template("error.html", code=code, title=title, message=message), code
 
 
+# The other errors of a page, by status: its title and what to say when the error has no words of its own.
+PAGE_ERRORS = {
+    405: ("Not allowed here", "This page cannot be used that way. Go back and use its buttons."),
+    413: ("Too large", "What was sent is larger than this page accepts. Go back and send a smaller file."),
+    500: ("Something went wrong", "The server could not finish this; it may not have been done. Go back, reload the "
+                                  "page and check; if it happens again, tell your admin."),
+    503: ("Unavailable", "The service is not available just now. Try again in a minute."),
+}
+# Werkzeug's own descriptions, too technical for a page: the titles' texts above say it better.
+_GENERIC = ("The method is not allowed", "The data value transmitted exceeds", "The server encountered an internal",
+            "The server is temporarily unable")
+
+
+def is_page_request() -> bool:
+    """Whether the request is for a page (the desk's, the admin pages'): its errors get the HTML error page. The
+    API (``/api/``), the phone app (``/app/``, which answers its own errors) and ``/healthz`` answer JSON."""
+    path = request.path
+    return not (path == "/api" or path.startswith(("/api/", "/app/")) or path in ("/app", "/healthz"))
+
+
+def page_error(code: int, description: str | None) -> tuple[str, int]:
+    """The HTML error page for an error of status ``code`` on a page; one that fails to render (the error came
+    from the database, say) is plain HTML instead."""
+    if code == 413 and request.max_content_length:
+        description = (f"What was sent is larger than this page accepts (at most "
+                       f"{request.max_content_length / (1024 * 1024):g} MiB). Go back and send a smaller file.")
+    named = {400: "Bad request", 401: "Signed out", 403: "Not allowed", 404: "Not found", 429: "Too many attempts"}
+    title, text = PAGE_ERRORS.get(code, (named.get(code, "Error"), "The request could not be done."))
+    if description and not description.startswith(_GENERIC):
+        text = description
+    try:
+        return _error_page(code, title, text)
+    except Exception:  # noqa: BLE001 - the page itself failed: say it all the same
+        return (f"<!doctype html><html lang=\"en\"><title>{escape(title)} · dashdesk</title><h1>{escape(title)}"
+                f"</h1><p>{escape(text)}</p><p><a href=\"/\">Back to the queue</a></p></html>"), code
+
+
 @web.errorhandler(400)
 def _bad_request(exc: Any) -> tuple[str, int]:
     if isinstance(exc, CSRFError):

@@ -6,10 +6,11 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import text
 
 from server.auth import create_token
 
-from .conftest import api, audit_rows, press
+from .conftest import API, api, audit_rows, press
 
 PAGES = ["/admin", "/admin/sites", "/admin/sites/hs-01", "/admin/sites/import", "/admin/devices",
          "/admin/devices?status=pending", "/admin/devices/shop-1", "/admin/devices/copy-mapping",
@@ -133,3 +134,44 @@ def test_a_bridge_token_may_call_only_what_the_bridge_calls(known):
     assert c.get("/api/v1/events?with_tickets=1", headers={"Authorization": f"Bearer {bridge}"}).status_code == 200
     assert c.post("/api/v1/devices/shop-1/status", json={"online": True},
                   headers={"Authorization": f"Bearer {bridge}"}).status_code == 204
+
+
+def _is_error_page(r, status: int, *words: str) -> bool:
+    text = r.get_data(as_text=True)
+    return (r.status_code == status and r.mimetype == "text/html" and "<!doctype html>" in text
+            and all(w in text for w in words) and '"error"' not in text)
+
+
+def test_every_error_on_an_admin_page_is_the_html_error_page_and_the_api_keeps_json(known, admin):
+    import io
+
+    big = io.BytesIO(b"code,name\n" + b"x" * (8 * 1024 * 1024 + 100))
+    r = admin.c.post("/admin/sites/import", data={"csrf_token": admin.token("/admin/sites/import"),
+                                                  "file": (big, "chain.csv")}, content_type="multipart/form-data")
+    assert _is_error_page(r, 413, "Too large", "at most 8 MiB"), r.get_data(as_text=True)[:300]
+    big = io.BytesIO(b"version = 1\n" + b"#" * (8 * 1024 * 1024 + 100))
+    r = admin.c.post("/admin/config/import", data={"csrf_token": admin.token("/admin/config/import"),
+                                                   "file": (big, "chain.toml")}, content_type="multipart/form-data")
+    assert _is_error_page(r, 413, "Too large", "at most 8 MiB")
+    # an ordinary form over the app's limit (256 KiB)
+    r = admin.c.post("/admin/sites", data={"csrf_token": admin.token("/admin/sites"), "name": "x" * 300_000})
+    assert _is_error_page(r, 413, "Too large", "at most 0.25 MiB")
+    r = admin.c.get("/admin/sites/hs-01/nothing-here")
+    assert _is_error_page(r, 404, "Not found")
+    r = admin.c.delete("/admin/sites")
+    assert _is_error_page(r, 405, "Not allowed here") and "GET" in r.headers["Allow"]
+    # the database fails under a page: 500, on the HTML page, nothing of the error shown
+    with known.extensions["dashdesk"].db.write() as s:
+        s.execute(text("DROP TABLE audit_log"))
+    r = admin.c.get("/admin/audit")
+    assert _is_error_page(r, 500, "Something went wrong", "tell your admin") and "audit_log" not in r.text
+    # the desk's pages too
+    assert _is_error_page(admin.c.delete("/"), 405, "Not allowed here")
+    # the API answers JSON, as before
+    r = known.test_client().get("/api/v1/audit", headers=API)
+    assert r.status_code == 500 and r.get_json()["error"]["code"] == "internal_error"
+    r = known.test_client().get("/api/v1/nothing-here", headers=API)
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
+    r = known.test_client().post("/api/v1/sites/import", data=b"x" * (8 * 1024 * 1024 + 100), content_type="text/csv",
+                                 headers=API)
+    assert r.status_code == 413 and r.get_json()["error"]["code"] == "payload_too_large"
