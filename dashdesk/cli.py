@@ -24,6 +24,8 @@ class Exit(IntEnum):
     FAILED = 1
     USAGE = 2
     NO_ACK = 3
+    # `dashdesk press`: the broker refused the connection (a wrong or revoked password, an unknown user).
+    REFUSED = 4
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -136,7 +138,11 @@ def device(device_config: str, mqtt_url: str | None, protocol: str | None, no_st
 @click.pass_obj
 def press(cfg: dict[str, Any], device_id: str, button: str, press_type: str, mqtt_url: str | None,
           timeout: float) -> None:
-    """Publish one press as DEVICE_ID and print the ack."""
+    """Publish one press as DEVICE_ID and print the ack.
+
+    Exit 0 on a final ack; 3 if none came within --timeout; 4 if the broker refused the connection (a wrong or
+    revoked password, an unknown user: it says why).
+    """
     if not wire.valid_id(device_id) or not wire.valid_id(button):
         raise click.BadParameter(f"DEVICE_ID and BUTTON must match {wire.ID_PATTERN.pattern}")
     topics = wire.Topics(cfg["mqtt"].get("topic_root", wire.DEFAULT_TOPIC_ROOT))
@@ -144,13 +150,16 @@ def press(cfg: dict[str, Any], device_id: str, button: str, press_type: str, mqt
     url = mqtt_url or cfg["mqtt"]["url"]
     protocol = int(cfg["mqtt"].get("protocol", 5))
     deadline = time.monotonic() + timeout
-    got, refused = _press_once(url, protocol, topics, event, timeout)
-    if refused and protocol == 5:
+    got, retry, refusal = _press_once(url, protocol, topics, event, timeout)
+    if retry and protocol == 5:
         # An MQTT 3.1.1-only broker (the embedded one of `dashdesk up`) answers an MQTT 5
         # CONNECT with a refusal or just closes the connection: try 3.1.1, which every broker
         # speaks, for the time left. The press was not published: same event, no duplicate.
         click.echo("could not connect with MQTT 5; trying MQTT 3.1.1", err=True)
-        got, refused = _press_once(url, 4, topics, event, max(1.0, deadline - time.monotonic()))
+        got, retry, refusal = _press_once(url, 4, topics, event, max(1.0, deadline - time.monotonic()))
+    if refusal:
+        click.echo(f"the broker refused the connection: {refusal}", err=True)
+        sys.exit(Exit.REFUSED)
     if not got:
         click.echo(f"no final ack for {event.event_id} within {timeout:g} s", err=True)
     sys.exit(Exit.OK if got else Exit.NO_ACK)
@@ -161,13 +170,15 @@ MQTT5_CONNACK_WAIT_S = 3.0
 
 
 def _press_once(url: str, protocol: int, topics: wire.Topics, event: wire.PressEvent,
-                timeout: float) -> tuple[bool, bool]:
-    """Publish ``event`` and wait for its final ack: (got it, the first connection attempt failed)."""
+                timeout: float) -> tuple[bool, bool, str | None]:
+    """Publish ``event`` and wait for its final ack: (got it, try MQTT 3.1.1: the broker did not take this
+    protocol, the reason the broker gave for refusing the connection otherwise)."""
     from paho.mqtt.reasoncodes import ReasonCode
 
     from . import mqtt as dd_mqtt
 
     final, refused, connected = threading.Event(), threading.Event(), threading.Event()
+    refusal: list[str] = []
     device_id = event.device_id
     client, broker = dd_mqtt.make_client(url, f"dashdesk-press-{uuid.uuid4().hex[:12]}",
                                          protocol=protocol, persistent=False)
@@ -176,7 +187,9 @@ def _press_once(url: str, protocol: int, topics: wire.Topics, event: wire.PressE
         if rc.is_failure:
             if rc == "Unsupported protocol version":
                 refused.set()
-                final.set()  # stop waiting
+            elif not refusal:
+                refusal.append(str(rc))  # "Not authorized", "Bad user name or password", ...
+            final.set()  # stop waiting
             return
         connected.set()
         dd_mqtt.set_nodelay(c)
@@ -208,15 +221,17 @@ def _press_once(url: str, protocol: int, topics: wire.Topics, event: wire.PressE
     if protocol == 5:
         # amqtt misreads an MQTT 5 CONNECT with properties and never answers it.
         deadline = time.monotonic() + min(timeout, MQTT5_CONNACK_WAIT_S)
-        while not (connected.is_set() or refused.is_set()) and time.monotonic() < deadline:
+        while not (connected.is_set() or refused.is_set() or refusal) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if not connected.is_set():
+        if not connected.is_set() and not refusal:
             refused.set()
             final.set()
     got = final.wait(timeout)
     client.disconnect()
     client.loop_stop()
-    return got and not refused.is_set(), refused.is_set()
+    if refusal:
+        return False, False, refusal[0]
+    return got and not refused.is_set(), refused.is_set(), None
 
 
 @cli.group()

@@ -218,6 +218,33 @@ def test_wrong_password_unknown_user_and_anonymous_connections_are_refused(auth_
         d.close()
 
 
+@pytest.mark.parametrize("protocol", [5, 4])
+def test_dashdesk_press_says_the_broker_refused_a_wrong_or_revoked_password(auth_stack, protocol):
+    """Not "no final ack": the broker's own reason, at once, and exit 4 (3 means no ack came)."""
+    stack = auth_stack
+    d, gone = device_id("auth-press"), device_id("auth-press-gone")
+    password = stack.accounts.add_device(d)
+    gone_password = stack.accounts.add_device(gone)
+    stack.accounts.remove_device(gone)  # retired: its password stops working
+    env = {**os.environ, "DASHDESK_CONFIG": str(stack.root / "none.toml"), "DASHDESK_MQTT__PROTOCOL": str(protocol)}
+
+    def press(device: str, secret: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*PYTHON, "press", device, "b1", "--timeout", "10", "--mqtt-url",
+                               stack.broker.url_for(device, secret)], capture_output=True, text=True, env=env,
+                              timeout=30)
+
+    for device, secret in ((d, "not-the-password"), (gone, gone_password), ("nobody", password)):
+        started = time.monotonic()
+        out = press(device, secret)
+        assert out.returncode == 4, (out.returncode, out.stderr)
+        assert out.stderr.strip().splitlines()[-1] == "the broker refused the connection: Not authorized", out.stderr
+        assert "no final ack" not in out.stderr and "trying MQTT 3.1.1" not in out.stderr
+        assert out.stdout == "" and time.monotonic() - started < 8
+    ok = press(d, password)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout.splitlines()[-1])["result"] == "created"
+
+
 def test_device_client_id_is_its_username_so_it_cannot_take_over_another_session(auth_stack):
     stack = auth_stack
     a, b = device_id("auth-cid-a"), device_id("auth-cid-b")
