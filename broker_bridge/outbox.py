@@ -8,6 +8,7 @@ the message.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -32,6 +33,11 @@ class Outbox:
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._lock = threading.Lock()
+        try:
+            # Presses and devices' telemetry: readable by the bridge's user only (SQLite gives -wal and -shm this mode).
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
         self._db: sqlite3.Connection | None = sqlite3.connect(self.path, check_same_thread=False,
                                                               isolation_level=None, timeout=15)
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -7,11 +7,12 @@ writes take the lock at BEGIN, so two writers queue instead of failing with
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,9 +21,24 @@ SQLITE_BUSY_TIMEOUT_MS = 15000
 _WRITE = "dashdesk_write"
 
 
+def create_private(url: str) -> None:
+    """Create the SQLite database file ``url`` names, readable and writable by its owner only (0600), unless it
+    exists: it holds password and token hashes and shops' contacts. SQLite gives the -wal and -shm files it makes
+    beside it the same mode."""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
+    except (FileExistsError, FileNotFoundError):
+        pass  # one already there keeps its mode; a missing directory is SQLite's error to tell
+
+
 def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, future=True)
+    create_private(url)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

@@ -18,7 +18,10 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (creating it if new)."""
+    """Bring the database at ``url`` to ``revision`` (creating it if new: an SQLite file 0600)."""
+    from .db import create_private
+
+    create_private(url)
     command.upgrade(alembic_config(url), revision)
 
 

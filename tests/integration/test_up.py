@@ -61,6 +61,10 @@ def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
         assert (b"desk: sign in at http://127.0.0.1:%d/ as admin, with the password in %s\n"
                 % (http_port, str(password_file).encode())) in lines, lines
         assert password_file.stat().st_mode & 0o777 == 0o600
+        # The database (password and token hashes, shops' contacts), the tokens and the outbox: 0600 too.
+        for name in ("dashdesk.sqlite3", "dashdesk.sqlite3-wal", "dashdesk.sqlite3-shm", "admin.token",
+                     "bridge.token", "bridge-outbox.sqlite3"):
+            assert (tmp_path / "data" / name).stat().st_mode & 0o777 == 0o600, name
         web = requests.Session()
         login = web.get(f"http://127.0.0.1:{http_port}/login")
         csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login.text).group(1)

@@ -123,3 +123,50 @@ def test_0007_enrolments_adds_only_its_table_and_goes_back(url, engine):
     assert {t: c for t, c in after.items() if t != "enrolments"} == before
     downgrade(url, previous)
     assert "enrolments" not in inspect(engine).get_table_names()
+
+
+@pytest.fixture
+def usual_umask():
+    """022, as most shells have it: files are world-readable unless made otherwise."""
+    import os
+
+    was = os.umask(0o022)
+    yield
+    os.umask(was)
+
+
+def _modes(directory) -> dict[str, int]:
+    return {p.name: p.stat().st_mode & 0o777 for p in directory.iterdir()}
+
+
+def test_a_database_dashdesk_creates_is_readable_by_its_owner_only(tmp_path, usual_umask):
+    """It holds password and token hashes and shops' contacts: 0600, and so are SQLite's -wal and -shm files.
+    A file that exists keeps the mode it has."""
+    from server.auth import create_token
+    from server.db import Database
+
+    (tmp_path / "a").mkdir()
+    path = tmp_path / "a" / "dashdesk.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    db = Database(f"sqlite:///{path}")
+    create_token(db, "a bridge", "bridge")  # a write: the -wal and -shm files exist now
+    assert _modes(tmp_path / "a") == {"dashdesk.sqlite3": 0o600, "dashdesk.sqlite3-wal": 0o600,
+                                      "dashdesk.sqlite3-shm": 0o600}
+    db.close()
+    (tmp_path / "b").mkdir()
+    Database(f"sqlite:///{tmp_path / 'b' / 'd.sqlite3'}").close()  # a server started on a new database
+    assert _modes(tmp_path / "b") == {"d.sqlite3": 0o600}
+    (tmp_path / "c").mkdir()
+    kept = tmp_path / "c" / "d.sqlite3"
+    kept.touch(mode=0o640)
+    upgrade(f"sqlite:///{kept}")
+    assert kept.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_bridge_outbox_is_readable_by_its_owner_only(tmp_path, usual_umask):
+    from broker_bridge.outbox import PRESS, Outbox
+
+    box = Outbox(tmp_path / "o.sqlite3")
+    box.put(PRESS, "e1", {"event_id": "e1"}, "d1")
+    assert _modes(tmp_path) == {"o.sqlite3": 0o600, "o.sqlite3-wal": 0o600, "o.sqlite3-shm": 0o600}
+    box.close()
