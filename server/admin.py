@@ -9,12 +9,13 @@ A change to a mapping or a category takes effect on the next press.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
@@ -288,7 +289,10 @@ def _device_or_404(s: Session, device_id: str) -> Device:
 @admin.get("/devices/<device_id>")
 def device(device_id: str, error: str | None = None, status: int = 200, mapping_form: dict[str, Any] | None = None,
            broker: list[credentials.Outcome] | None = None) -> Any:
-    """A device's page; ``broker``: what was just done to broker accounts (a new password is shown this once)."""
+    """A device's page; ``broker``: what was just done to broker accounts (a new password is shown this once),
+    else what a redirect to it left in the session (:func:`_show_once`)."""
+    if broker is None and request.method == "GET":
+        broker = _shown_once(device_id)
     with ext().db.read() as s:
         row = _device_or_404(s, device_id)
         mappings = devices.mappings(s, row.device_id)
@@ -388,6 +392,29 @@ def device_credentials_remove(device_id: str) -> Any:
     return _with_credentials(device_id, "Nothing to do.", [outcome])
 
 
+# The session key under which a page that redirects after a POST leaves what the broker did (a new password)
+# for the page it redirects to: shown there once, and never part of a URL.
+SHOWN_ONCE = "dashdesk_broker_once"
+
+
+def _show_once(device_id: str, outcomes: list[credentials.Outcome]) -> Any:
+    """Redirect to the device's page (POST-redirect-GET: reloading it sends nothing again), which shows
+    ``outcomes`` once: they travel in the session, not in the URL, and its first view takes them out."""
+    session[SHOWN_ONCE] = {"device_id": device_id, "outcomes": [dataclasses.asdict(o) for o in outcomes]}
+    return redirect(url_for("admin.device", device_id=device_id), 303)
+
+
+def _shown_once(device_id: str) -> list[credentials.Outcome]:
+    """What :func:`_show_once` left for ``device_id``'s page (taken out of the session: shown this once)."""
+    kept = session.pop(SHOWN_ONCE, None)
+    if not isinstance(kept, dict) or kept.get("device_id") != device_id:
+        return []
+    try:
+        return [credentials.Outcome(**o) for o in kept.get("outcomes") or []]
+    except TypeError:
+        return []
+
+
 @admin.post("/devices/<device_id>/replace")
 def device_replace(device_id: str) -> Any:
     new_id = request.form.get("by", "").strip()
@@ -399,6 +426,11 @@ def device_replace(device_id: str) -> Any:
     except devices.AdminError as exc:
         flash(refused(exc), "error")
         return redirect(url_for("admin.device", device_id=device_id), 303)
+    if done.again:
+        # The form sent again (a reload, a second click): the replacement stands as it was made.
+        flash(f"{device_id} was already replaced by {new_id}: nothing changed"
+              + (" (its broker password stays as it is)." if ext().broker.enabled else "."), "ok")
+        return redirect(url_for("admin.device", device_id=new_id), 303)
     took = (f"{len(done.tickets)} open ticket{'s' if len(done.tickets) != 1 else ''}"
             + (f" ({numbers})" if numbers else ""))
     message = (f"{new_id} replaced {device_id}: site {site}, {done.mappings} button mapping"
@@ -408,7 +440,7 @@ def device_replace(device_id: str) -> Any:
         flash(f"{message} {NO_ACCOUNTS}", "ok")
         return redirect(url_for("admin.device", device_id=new_id), 303)
     flash(message, "ok")
-    return device(new_id, broker=outcomes)
+    return _show_once(new_id, outcomes)
 
 
 @admin.post("/devices/<device_id>/test-mode")

@@ -257,8 +257,10 @@ def remove_credentials(device_id: str) -> dict[str, Any]:
                      "presses merge into them); the old device is retired. One transaction, audited. With broker "
                      "accounts on, the new device gets its credentials (`device.broker`) and the old one's account "
                      "is deleted (`replaced.broker`); a broker that does not answer leaves the replacement standing "
-                     "and says so.",
-         responses={404: "no such device", 409: "the old device is not active, or the new one is retired"},
+                     "and says so. A device is replaced once: the same request again (the same `by`) changes "
+                     "nothing and answers `already_replaced: true`, with no new credentials; another `by` is 409.",
+         responses={404: "no such device", 409: "the old device is not active, or was replaced by another device "
+                                                "already, or the new one is retired"},
          tags=["Admin"])
 def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
@@ -269,9 +271,12 @@ def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
             admin_abort(exc)
         tickets = [rules.ticket_number(t) for t in done.tickets]
         mappings = done.mappings
+    if done.again:
+        return {"device": _device_answer(body["by"]), "replaced": _device_answer(device_id), "mappings": 0,
+                "tickets": [], "already_replaced": True}
     new = _device_answer(body["by"], credentials.issue(ext(), body["by"], actor))
     old = _device_answer(device_id, credentials.remove(ext(), device_id, actor))
-    return {"device": new, "replaced": old, "mappings": mappings, "tickets": tickets}
+    return {"device": new, "replaced": old, "mappings": mappings, "tickets": tickets, "already_replaced": False}
 
 
 @api.post("/devices/<device_id>/reject")

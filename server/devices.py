@@ -330,6 +330,8 @@ class Replaced:
     tickets: list[int]
     scopes: int
     created: bool
+    # The old device had been replaced by this very device already: nothing was done this time.
+    again: bool = False
 
 
 def predecessors(s: Session, device_ids: list[str], depth: int = 10) -> dict[str, set[str]]:
@@ -362,6 +364,10 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
     becomes ``device:<new_id>``, so its presses merge into them. An unknown ``new_id`` is created.
     An active ``old_id`` is retired as :func:`retire` does it (``device.retire``, "replaced by ...") before
     ``device.replace`` records the replacement.
+
+    A device is replaced once: asked again with the device that replaced it (a form sent twice, a request
+    retried), nothing is done and ``again`` says so (the new device keeps its mapping and its broker
+    password); with another device, :class:`AdminError` 409 (replace the one that took its place instead).
     """
     new_id = (new_id or "").strip()
     if not wire.valid_id(new_id):
@@ -369,6 +375,12 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
     old = get(s, old_id)
     if new_id == old.device_id:
         raise AdminError(400, "a device cannot replace itself; name the new device")
+    if old.replaced_by:
+        done = s.scalar(select(Device).options(joinedload(Device.site)).where(Device.device_id == old.replaced_by))
+        if new_id == old.replaced_by and done is not None:
+            return Replaced(done, old, 0, [], 0, False, again=True)
+        raise AdminError(409, f"device {old.device_id} was already replaced by {old.replaced_by}; "
+                              f"to swap that one too, replace {old.replaced_by}")
     if old.status not in ("active", "retired"):
         raise AdminError(409, f"device {old.device_id} is {old.status}: only an active (or retired) device is "
                               "replaced; approve the new one instead")

@@ -312,6 +312,8 @@ class ReplaceOut(Schema):
     replaced = Nested(DeviceBrokerOut, metadata={"description": "the old device, now retired"})
     mappings = Integer(metadata={"description": "button mapping rows copied"})
     tickets = List(String(), metadata={"description": "the open tickets taken over"})
+    already_replaced = Boolean(metadata={"description": "true: the old device had been replaced by this one "
+                                                        "already; nothing was done (no new credentials)"})
 
 
 class ConfigImportQuery(Strict):

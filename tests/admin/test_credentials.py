@@ -260,3 +260,24 @@ def test_a_device_created_or_updated_as_retired_loses_its_account(auth_app, fake
     assert [(a.action, a.target) for a in audit_rows(auth_app)][-6:] == [
         ("device.create", "device:old-1"), ("broker.remove", "device:old-1"), ("device.create", "device:old-2"),
         ("broker.issue", "device:old-2"), ("device.retire", "device:old-2"), ("broker.remove", "device:old-2")]
+
+
+def test_a_replacement_shows_the_new_password_once_after_a_redirect_and_a_resent_form_makes_none(auth_app, fake):
+    api(auth_app, "POST", "/api/v1/devices/register", json={"device_id": "till-1", "site": "hs-01"})
+    admin = Desk(auth_app, "admin")
+    r = post(admin, "/admin/devices/till-1/replace", "/admin/devices/till-1", by="till-9")
+    # POST-redirect-GET: reloading the page that shows the password sends nothing again
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/devices/till-9"
+    password = fake.passwords["till-9"]
+    assert password not in r.headers["Location"] and "till-1" not in fake.passwords
+    page = admin.c.get(r.headers["Location"]).text
+    assert "till-9 replaced till-1" in page and credentials_on(page)["password"] == password
+    assert password not in admin.c.get("/admin/devices/till-9").text  # shown once
+    made = fake.made
+    r = post(admin, "/admin/devices/till-1/replace", "/admin/devices/till-9", by="till-9")
+    assert r.status_code == 303
+    page = admin.c.get(r.headers["Location"]).text
+    assert "till-1 was already replaced by till-9: nothing changed (its broker password stays as it is)." in page
+    assert fake.made == made and fake.passwords["till-9"] == password  # its connection stays up
+    assert [a.action for a in audit_rows(auth_app) if a.action.startswith("broker.")] == [
+        "broker.issue", "broker.issue", "broker.remove"]

@@ -165,3 +165,50 @@ def test_the_replace_form_and_api_are_for_admins(shop):
     assert c.post("/api/v1/devices/till-1/replace", json={"by": "till-9"}).status_code == 401
     assert api(shop, "GET", "/api/v1/devices/till-1").get_json()["status"] == "active"
     assert api(shop, "GET", "/api/v1/devices/till-9").status_code == 404
+
+
+def test_replacing_again_by_the_same_device_changes_nothing_and_by_another_is_refused(shop):
+    till = press(shop, device_id="till-1", button="b1")["ticket"]
+    first = api(shop, "POST", "/api/v1/devices/till-1/replace", json={"by": "till-9"})
+    assert first.status_code == 200 and first.get_json()["already_replaced"] is False
+    # the new device's own mapping changes after the swap; a request sent again must not undo it
+    api(shop, "PUT", "/api/v1/devices/till-9/buttons/b3", json={"category": "printer", "label": "Back printer"})
+    mapping = mapping_of(shop, "till-9")
+    rows = len(audit_rows(shop))
+    again = api(shop, "POST", "/api/v1/devices/till-1/replace", json={"by": "till-9"})
+    assert again.status_code == 200, again.text
+    body = again.get_json()
+    assert body["already_replaced"] is True and (body["mappings"], body["tickets"]) == (0, [])
+    assert body["device"]["device_id"] == "till-9" and body["replaced"]["replaced_by"] == "till-9"
+    assert "broker" not in body["device"]  # no new credentials
+    assert mapping_of(shop, "till-9") == mapping and len(audit_rows(shop)) == rows
+    # another device cannot take the place of one that was replaced already
+    other = api(shop, "POST", "/api/v1/devices/till-1/replace", json={"by": "till-10"})
+    assert other.status_code == 409
+    assert "till-1 was already replaced by till-9" in other.get_json()["error"]["message"]
+    assert api(shop, "GET", "/api/v1/devices/till-10").status_code == 404
+    assert api(shop, "GET", "/api/v1/devices/till-1").get_json()["replaced_by"] == "till-9"
+    assert api(shop, "POST", "/api/v1/devices/till-2/replace", json={"by": "till-9"}).status_code == 200
+    assert api(shop, "POST", "/api/v1/devices/till-1/replace", json={"by": "till-2"}).status_code == 409
+    assert api(shop, "GET", "/api/v1/tickets/" + str(till["id"])).get_json()["device_id"] == "till-9"
+    assert [a.target for a in audit_rows(shop, "device.replace")] == ["device:till-1", "device:till-2"]
+
+
+def test_the_replace_page_redirects_and_a_form_sent_twice_replaces_once(shop):
+    admin = Desk(shop, "admin")
+    r = post(admin, "/admin/devices/till-1/replace", "/admin/devices/till-1", by="till-9")
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/devices/till-9"
+    page = admin.c.get(r.headers["Location"]).text
+    assert "till-9 replaced till-1" in page and "Replace with a new device" in page  # till-9 may be replaced later
+    assert "Replace with a new device" not in admin.c.get("/admin/devices/till-1").text  # replaced already
+    # the same form again (the browser's back button and resend): nothing is done a second time
+    r = post(admin, "/admin/devices/till-1/replace", "/admin/devices/till-9", by="till-9")
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/devices/till-9"
+    page = admin.c.get(r.headers["Location"]).text
+    assert "till-1 was already replaced by till-9: nothing changed." in page
+    assert len(audit_rows(shop, "device.replaces")) == 1
+    r = post(admin, "/admin/devices/till-1/replace", "/admin/devices/till-9", by="till-8")
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/devices/till-1"
+    page = admin.c.get(r.headers["Location"]).text
+    assert "Device till-1 was already replaced by till-9; to swap that one too, replace till-9" in page
+    assert api(shop, "GET", "/api/v1/devices/till-8").status_code == 404
