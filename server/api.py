@@ -327,8 +327,11 @@ def _edit(s: Session, device: Device, body: dict[str, Any], actor: str) -> None:
     s.flush()
     after = {"kind": device.kind, "site": device.site.code if device.site else None}
     if after != before:
+        # A device given a site (one that pressed while pending, say) takes its unplaced open tickets there.
+        placed = devices_mod.place_tickets(s, device, actor) if after["site"] != before["site"] else []
         audit.record(s, actor, "device.update", f"device:{device.device_id}",
-                     changes={k: [before[k], after[k]] for k in after if after[k] != before[k]})
+                     changes={k: [before[k], after[k]] for k in after if after[k] != before[k]},
+                     **({"placed": [rules.ticket_number(t) for t in placed]} if placed else {}))
     if "status" in body:
         try:
             devices.set_status(s, device, body["status"], actor)

@@ -471,6 +471,7 @@ def apply(s: Session, text: str, actor: str, *, prune: bool = False, dry_run: bo
             if now != was:
                 diff["site"] = [was, now]
                 device.site = site_rows[now] if now else None
+                devices.place_tickets(s, device, actor)
         if "kind" in values and device.kind != values["kind"]:
             diff["kind"] = [device.kind, values["kind"]]
             device.kind = values["kind"]

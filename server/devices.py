@@ -52,7 +52,8 @@ def site_by_code(s: Session, code: str) -> Site:
 
 
 def approve(s: Session, device_id: str, site_code: str, actor: str) -> Device:
-    """A pending (or rejected) device becomes active in ``site_code``: its presses report for that site."""
+    """A pending (or rejected) device becomes active in ``site_code``: its presses report for that site, and
+    the open tickets it reported while it had no site are placed there (:func:`place_tickets`)."""
     device = get(s, device_id)
     if device.status not in ("pending", "rejected"):
         raise AdminError(409, f"device {device_id} is {device.status}; only pending or rejected devices "
@@ -65,8 +66,59 @@ def approve(s: Session, device_id: str, site_code: str, actor: str) -> Device:
 def _activate(s: Session, device: Device, actor: str) -> None:
     was = device.status
     device.status = "active"
+    placed = place_tickets(s, device, actor)
     audit.record(s, actor, "device.approve", f"device:{device.device_id}",
-                 site=device.site.code if device.site else None, was=was)
+                 site=device.site.code if device.site else None, was=was,
+                 **({"placed": [rules.ticket_number(t) for t in placed]} if placed else {}))
+
+
+def place_tickets(s: Session, device: Device, actor: str) -> list[int]:
+    """Place in ``device``'s site the open tickets it reported while it had none (a pending device's presses
+    make unplaced tickets): the ticket gets the site, and its title the shop's name instead of the device's
+    id, so that agents see where the problem is. Returns the tickets placed.
+
+    Dedup per site then applies: the ticket joins its site's scope, so later presses at that site merge into
+    it, unless the site has an open ticket of that category already. Then the two are left as they are (each
+    may have been worked on; an agent merges them if they are one problem): later presses go to the site's
+    ticket, and this one's history says which it is. A category that merges per device, and a test ticket,
+    keep their scope (the device's own).
+
+    Each placed ticket gets a ``ticket.updated`` event (``test.updated`` for a test ticket) by ``actor``, with
+    what changed; placing is no agent's action, so the ticket's SLA and its double-press cancel stay as they
+    were.
+    """
+    site = device.site
+    if site is None:
+        return []
+    unplaced = s.scalars(select(Ticket).options(joinedload(Ticket.category))
+                         .where(Ticket.device_id == device.device_id, Ticket.site_id.is_(None),
+                                Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id)).all()
+    now = wire.utcnow()
+    for ticket in unplaced:
+        changes: dict[str, list[Any]] = {"site": [None, site.code]}
+        data: dict[str, Any] = {"changes": changes, "status": ticket.status,
+                                "note": f"{device.device_id} was placed in {site.code}"}
+        ticket.site_id = site.id
+        suffix = f" at {device.device_id}"
+        if ticket.title.endswith(suffix):
+            title = (ticket.title[:-len(suffix)] + f" at {site.name}")[:300]
+            changes["title"] = [ticket.title, title]
+            ticket.title = title
+        if not ticket.is_test and ticket.category.dedup_scope != "device":
+            scope = rules.dedup_scope(site.id, device.device_id, ticket.category.dedup_scope)
+            there = s.scalar(select(Ticket.id).where(Ticket.scope == scope, Ticket.category_id == ticket.category_id,
+                                                     Ticket.status.in_(OPEN_STATUSES), Ticket.id != ticket.id)
+                             .order_by(Ticket.id).limit(1))
+            if there is None:
+                ticket.scope = scope
+                s.flush()  # the next ticket of this category sees this one in the site's scope
+            else:
+                data["note"] += (f"; {rules.ticket_number(there)} was open for the same category there already: "
+                                 "later presses go to it (merge the two if they are one problem)")
+        ticket.updated_at = now
+        s.add(Event(kind=f"{'test' if ticket.is_test else 'ticket'}.updated", ticket_id=ticket.id,
+                    devices=list(ticket.devices), actor=actor, created_at=now, data=data))
+    return [t.id for t in unplaced]
 
 
 def reject(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
@@ -80,9 +132,21 @@ def reject(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
 
 
 def _reject(s: Session, device: Device, actor: str, reason: str) -> None:
+    """The device's open tickets stay open for an agent (someone pressed; the problem may be real), unplaced if
+    they were: each gets a note in its history saying that their device was rejected, and why."""
     was = device.status
     device.status = "rejected"
-    audit.record(s, actor, "device.reject", f"device:{device.device_id}", was=was, reason=(reason or "").strip()[:500])
+    reason = (reason or "").strip()[:500]
+    now = wire.utcnow()
+    for ticket in s.scalars(select(Ticket).where(Ticket.device_id == device.device_id, Ticket.is_test.is_(False),
+                                                 Ticket.status.in_(OPEN_STATUSES)).order_by(Ticket.id)):
+        note = (f"{device.device_id}, which reported this, was rejected by an admin"
+                + (f" ({reason})" if reason else "") + ": its later presses are refused."
+                + (" Approving it into a site places this ticket there." if ticket.site_id is None else ""))
+        s.add(Event(kind="ticket.note", ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
+                    created_at=now, data={"changes": {}, "status": ticket.status, "note": note,
+                                          "device_rejected": device.device_id}))
+    audit.record(s, actor, "device.reject", f"device:{device.device_id}", was=was, reason=reason)
 
 
 def register(s: Session, device_id: str, site_code: str, actor: str, kind: str = "physical") -> Device:
@@ -398,6 +462,8 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
         set_test_mode(s, new, False, actor)
     new.status, new.site = "active", old.site
     s.flush()
+    # What the new device reported before it had a site (pressed while pending) is placed in its new one.
+    place_tickets(s, new, actor)
 
     template = mappings(s, old.device_id)
     _give_mapping(s, [new_id], template)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from .conftest import api, audit_rows, post, press
+from .conftest import Desk, api, audit_rows, post, press
 
 
 def telemetry(app, device_id, **values):
@@ -13,7 +13,7 @@ def telemetry(app, device_id, **values):
 
 def test_the_overview_lists_pending_devices_first_and_approves_them(app, admin):
     api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
-    press(app, device_id="new-a")
+    ticket = press(app, device_id="new-a")["ticket"]
     press(app, device_id="new-b")
     page = admin.c.get("/admin").text
     assert page.index("Pending devices") < page.index("At a glance")
@@ -25,7 +25,8 @@ def test_the_overview_lists_pending_devices_first_and_approves_them(app, admin):
     device = api(app, "GET", "/api/v1/devices/new-a").get_json()
     assert (device["status"], device["site"]) == ("active", "hs-01")
     (row,) = audit_rows(app, "device.approve")
-    assert (row.actor, row.target, row.details) == ("admin", "device:new-a", {"site": "hs-01", "was": "pending"})
+    assert (row.actor, row.target, row.details) == ("admin", "device:new-a", {"site": "hs-01", "was": "pending",
+                                                                              "placed": [ticket["number"]]})
     # reject the other one from the overview
     post(admin, "/admin/devices/new-b/reject", "/admin", next="/admin")
     assert api(app, "GET", "/api/v1/devices/new-b").get_json()["status"] == "rejected"
@@ -104,3 +105,58 @@ def test_posting_a_known_device_again_keeps_the_kind_and_status_it_is_not_given(
     # a new device still gets the defaults
     r = api(app, "POST", "/api/v1/devices", json={"device_id": "new-1"})
     assert r.status_code == 201 and (r.get_json()["kind"], r.get_json()["status"]) == ("physical", "active")
+
+
+def history_notes(app, ticket_id):
+    return [e["data"].get("note") for e in api(app, "GET", f"/api/v1/tickets/{ticket_id}").get_json()["history"]
+            if e["data"].get("note")]
+
+
+def test_approving_a_pending_device_places_the_tickets_it_reported_in_its_site(app, admin):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    api(app, "POST", "/api/v1/devices", json={"device_id": "dev-1", "site": "hs-01"})
+    at_site = press(app, device_id="dev-1", button="b1")["ticket"]  # "other", open at hs-01
+    api(app, "PUT", "/api/v1/devices/new-a/buttons/b2", json={"category": "printer"})
+    api(app, "PATCH", "/api/v1/devices/new-a", json={"status": "pending"})
+    other = press(app, device_id="new-a", button="b1")["ticket"]  # pending: unplaced
+    printer = press(app, device_id="new-a", button="b2")["ticket"]
+    before = api(app, "GET", f"/api/v1/tickets/{printer['id']}").get_json()
+    assert before["site"] is None and before["title"].endswith(" at new-a")
+    r = post(admin, "/admin/devices/new-a/approve", "/admin", site="hs-01", next="/admin")
+    assert r.status_code == 303
+    placed = api(app, "GET", f"/api/v1/tickets/{printer['id']}").get_json()
+    assert placed["site"] == "hs-01" and placed["title"] == before["title"].replace(" at new-a", " at High Street")
+    assert placed["status"] == "new" and placed["assignee"] is None
+    assert history_notes(app, printer["id"]) == ["new-a was placed in hs-01"]
+    # agents see the shop in the queue, not "unplaced"
+    queue = Desk(app, "ann").c.get("/").text
+    assert "unplaced" not in queue
+    # dedup per site applies from now on: the next printer press at the site merges into it
+    again = press(app, device_id="new-a", button="b2")
+    assert (again["result"], again["ticket"]["id"]) == ("merged", printer["id"])
+    # the site had an open ticket of that category already: both are left open; later presses go to the site's
+    assert api(app, "GET", f"/api/v1/tickets/{other['id']}").get_json()["site"] == "hs-01"
+    assert history_notes(app, other["id"]) == [
+        f"new-a was placed in hs-01; {at_site['number']} was open for the same category there already: later "
+        "presses go to it (merge the two if they are one problem)"]
+    merged = press(app, device_id="new-a", button="b1")
+    assert (merged["result"], merged["ticket"]["id"]) == ("merged", at_site["id"])
+    (row,) = audit_rows(app, "device.approve")
+    assert row.details == {"site": "hs-01", "was": "pending", "placed": [other["number"], printer["number"]]}
+
+
+def test_a_rejected_devices_tickets_stay_open_for_an_agent_with_a_note_and_approval_places_them(app, admin):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    ticket = press(app, device_id="new-b")["ticket"]
+    post(admin, "/admin/devices/new-b/reject", "/admin/devices/new-b", reason="not one of ours")
+    kept = api(app, "GET", f"/api/v1/tickets/{ticket['id']}").get_json()
+    assert (kept["status"], kept["site"]) == ("new", None)  # left for an agent, unplaced
+    assert history_notes(app, ticket["id"]) == [
+        "new-b, which reported this, was rejected by an admin (not one of ours): its later presses are refused. "
+        "Approving it into a site places this ticket there."]
+    page = Desk(app, "ann").c.get(f"/tickets/{ticket['id']}").text
+    assert "was rejected by an admin (not one of ours)" in page
+    # approved after all (through the API, by giving it a site and a status): the ticket is placed
+    r = api(app, "PATCH", "/api/v1/devices/new-b", json={"site": "hs-01", "status": "active"})
+    assert r.status_code == 200
+    assert api(app, "GET", f"/api/v1/tickets/{ticket['id']}").get_json()["site"] == "hs-01"
