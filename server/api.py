@@ -445,6 +445,7 @@ def post_status(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
         device.online = body["online"]
         if body["online"]:
             device.last_seen_at = wire.utcnow()
+            device.first_seen_at = device.first_seen_at or device.last_seen_at  # its first contact
     return "", 204
 
 

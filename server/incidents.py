@@ -233,7 +233,8 @@ def _finish(x: Statements | Runner, row: _Row, ticket: dict[str, Any] | None, re
 
 
 def _seen_device(x: Statements | Runner, device_id: str, now: datetime) -> dict[str, Any]:
-    """The device (registered as ``pending`` on its first press) with its site's name."""
+    """The device (registered as ``pending`` on its first press) with its site's name; the press is its last
+    contact, and its first if it has none yet (``first_seen_at``)."""
     device = x.first(Q.device, {"device_id": device_id})
     if device is None:
         x.run(Q.insert_device, {"device_id": device_id, "status": "pending", "kind": "physical",
@@ -268,7 +269,10 @@ class Q:
                         "LEFT JOIN sites s ON s.id = d.site_id WHERE d.device_id = :device_id",
                         "id status site_id site_name test_mode", columns={"test_mode": D.c.test_mode})
     insert_device = insert_sql(D, "device_id status kind first_seen_at last_seen_at test_mode")
-    device_seen = Statement("UPDATE devices SET last_seen_at = :now WHERE id = :id", {"now": D.c.last_seen_at})
+    # "First seen" is the first contact: a device added by an admin (registered, a replacement, an import) has
+    # none until its first press, which sets it here, in the statement the press runs anyway.
+    device_seen = Statement("UPDATE devices SET last_seen_at = :now, first_seen_at = COALESCE(first_seen_at, :now) "
+                            "WHERE id = :id", {"now": D.c.last_seen_at})
     # LEFT JOIN: a "cancel" mapping has no category.
     mappings = select_sql("SELECT c.id, c.slug, c.name, c.priority, c.sla, c.dedup_scope, c.reopen_window_min, "
                           "m.label, m.press, m.action FROM button_mappings m "

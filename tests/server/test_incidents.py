@@ -228,3 +228,29 @@ def test_the_fast_path_stores_exactly_what_the_session_stores(tmp_path, monkeypa
     tickets, presses, _ = fast
     assert tickets[0][3] == "2026-11-23 10:00:00.123000"  # SQLAlchemy's own DATETIME text, in UTC
     assert [p[4] for p in presses] == ["created", "merged", "merged", "cancelled"]
+
+
+def test_first_seen_is_the_first_contact_of_any_device_and_stays(client, app):
+    from server.models import Device
+
+    t0 = wire.utcnow()
+    client.post("/api/v1/devices", json={"device_id": "added-1", "site": "hs-01"})  # added by an admin
+    client.post("/api/v1/devices", json={"device_id": "added-2", "site": "hs-01"})
+    press(client, device="pending-1")
+
+    def seen():
+        with app.extensions["dashdesk"].db.read() as s:
+            return {d.device_id: (d.first_seen_at, d.last_seen_at) for d in s.scalars(select(Device))}
+
+    assert seen()["added-1"] == (None, None) and seen()["pending-1"][0] is not None
+    press(client, device="added-1")
+    first, last = seen()["added-1"]
+    assert first is not None and first == last and first >= t0
+    press(client, device="added-1")
+    assert seen()["added-1"][0] == first and seen()["added-1"][1] >= first  # the first press stays the first
+    pending_first = seen()["pending-1"][0]
+    press(client, device="pending-1")
+    assert seen()["pending-1"][0] == pending_first
+    # a device that comes online before it ever presses: its first contact too
+    assert client.post("/api/v1/devices/added-2/status", json={"online": True}).status_code == 204
+    assert seen()["added-2"][0] is not None and seen()["added-2"][0] == seen()["added-2"][1]
