@@ -63,7 +63,7 @@ def credentials_on(html: str) -> dict[str, str]:
 
 
 def test_approving_shows_the_new_credentials_once_with_the_mqtt_url(auth_app, fake):
-    press(auth_app, device_id="new-1")
+    ticket = press(auth_app, device_id="new-1")["ticket"]
     admin = Desk(auth_app, "admin")
     r = post(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1", site="hs-01")
     assert r.status_code == 200 and "new-1 is approved into hs-01." in r.text and "shown this once" in r.text
@@ -75,7 +75,8 @@ def test_approving_shows_the_new_credentials_once_with_the_mqtt_url(auth_app, fa
     assert password not in page and "New broker credentials" in page  # shown once; a button for new ones
     assert api(auth_app, "GET", "/api/v1/devices/new-1").get_json()["status"] == "active"
     assert [(a.action, a.details) for a in audit_rows(auth_app)[1:]] == [  # after the fixture's site.create
-        ("device.approve", {"site": "hs-01", "was": "pending"}), ("broker.issue", {"result": "issued"})]
+        ("device.approve", {"site": "hs-01", "was": "pending", "placed": [ticket["number"]]}),
+        ("broker.issue", {"result": "issued"})]
     assert password not in str([a.details for a in audit_rows(auth_app)])
 
 

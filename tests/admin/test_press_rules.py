@@ -46,13 +46,17 @@ def resolve(app, ticket_id, minutes_ago=0.0):
 def test_a_pending_device_reports_until_approved_then_reports_for_its_site(app):
     first = press(app, device_id="new-1")
     assert first["result"] == "created"
+    assert api(app, "GET", f"/api/v1/tickets/{first['ticket']['id']}").get_json()["site"] is None  # unplaced
     assert api(app, "GET", "/api/v1/devices?status=pending").get_json()["items"][0]["device_id"] == "new-1"
     api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
     r = api(app, "POST", "/api/v1/devices/new-1/approve", json={"site": "hs-01"})
     assert r.status_code == 200 and (r.get_json()["status"], r.get_json()["site"]) == ("active", "hs-01")
+    # its open ticket is placed in the site, and the site's dedup takes the next press into it
+    assert api(app, "GET", f"/api/v1/tickets/{first['ticket']['id']}").get_json()["site"] == "hs-01"
     second = press(app, device_id="new-1")
-    assert second["result"] == "created" and second["ticket"]["id"] != first["ticket"]["id"]
-    assert api(app, "GET", f"/api/v1/tickets/{second['ticket']['id']}").get_json()["site"] == "hs-01"
+    assert second["result"] == "merged" and second["ticket"]["id"] == first["ticket"]["id"]
+    other = press(app, device_id="new-1", button="b2")  # the site's own dedup: a new problem, a new ticket
+    assert api(app, "GET", f"/api/v1/tickets/{other['ticket']['id']}").get_json()["site"] == "hs-01"
 
 
 def test_a_retired_device_is_rejected_with_the_reason_and_keeps_its_history(shop):
@@ -72,13 +76,17 @@ def test_a_retired_device_is_rejected_with_the_reason_and_keeps_its_history(shop
 
 
 def test_a_rejected_device_is_refused_and_can_be_approved_later(app):
-    press(app, device_id="stranger")
+    first = press(app, device_id="stranger")["ticket"]
     r = api(app, "POST", "/api/v1/devices/stranger/reject", json={"reason": "not ours"})
     assert r.status_code == 200 and r.get_json()["status"] == "rejected"
     answer = press(app, device_id="stranger")
     assert answer["result"] == "rejected" and answer["reason"] == "device rejected by an admin"
+    assert api(app, "GET", f"/api/v1/tickets/{first['id']}").get_json()["status"] == "new"  # left for an agent
     api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
     assert api(app, "POST", "/api/v1/devices/stranger/approve", json={"site": "hs-01"}).status_code == 200
+    again = press(app, device_id="stranger")  # its ticket, placed in the site, takes the press
+    assert (again["result"], again["ticket"]["id"]) == ("merged", first["id"])
+    api(app, "PATCH", f"/api/v1/tickets/{first['id']}", json={"status": "closed"})
     assert press(app, device_id="stranger")["result"] == "created"
 
 
