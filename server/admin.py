@@ -142,7 +142,7 @@ def _site_form() -> dict[str, Any]:
 
 
 def _site_or_404(s: Session, code: str) -> Site:
-    site = s.scalar(select(Site).where(Site.code == code))
+    site = sites.by_code(s, code)
     if site is None:
         abort(404, f"There is no site {code[:70]}.")
     return site
@@ -256,7 +256,7 @@ def device_list() -> Any:
     if status:
         stmt = stmt.where(Device.status == status)
     if site_code:
-        stmt = stmt.where(Device.site_id == select(Site.id).where(Site.code == site_code).scalar_subquery())
+        stmt = stmt.where(Device.site_id == sites.id_of(site_code))
     if q:
         stmt = stmt.where(Device.device_id.contains(q, autoescape=True))
     with ext().db.read() as s:

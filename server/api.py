@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, categories, credentials, devices, incidents, rules, schemas, tickets
+from . import audit, categories, credentials, devices, incidents, rules, schemas, sites, tickets
 from . import devices as devices_mod
 from .auth import auth
 from .models import (OPEN_STATUSES, TICKET_STATUSES, ButtonMapping, Category, DeadLetter, Device, Event, Press,
@@ -134,7 +134,7 @@ def _newest_ticket_ids(q: dict[str, Any], count: int) -> Any:
         stmt = stmt.where(Ticket.category_id == select(Category.id).where(Category.slug == q["category"])
                           .scalar_subquery())
     if "site" in q:
-        stmt = stmt.where(Ticket.site_id == select(Site.id).where(Site.code == q["site"]).scalar_subquery())
+        stmt = stmt.where(Ticket.site_id == sites.id_of(q["site"]))
     if "device_id" in q:
         stmt = stmt.where(Ticket.device_id == q["device_id"])
     if "priority" in q:
@@ -280,20 +280,24 @@ def _device_or_404(s: Session, device_id: str) -> Device:
     return device
 
 
-def _site(s: Session, code: str, name: str | None) -> Site:
-    site = s.scalar(select(Site).where(Site.code == code))
-    if site is None:
-        site = Site(code=code, name=name or code)
-        s.add(site)
-        s.flush()
-    elif name:
-        site.name = name
+def _site(s: Session, code: str, name: str | None, actor: str) -> Site:
+    """The site of ``code`` (in any case), made if unknown (its code checked, as ``POST /api/v1/sites`` checks
+    it: a bad one is 422), its name set to ``name`` if given; audited as the sites' own endpoints are."""
+    site = sites.by_code(s, code)
+    try:
+        if site is None:
+            site = sites.create(s, sites.clean({"code": code, "name": name or code}), actor)
+            s.flush()
+        elif name:
+            sites.update(s, site, sites.clean({"name": name}, partial=True), actor)
+    except sites.SiteError as exc:
+        admin_abort(exc)
     return site
 
 
-def _place(s: Session, device: Device, body: dict[str, Any]) -> None:
+def _place(s: Session, device: Device, body: dict[str, Any], actor: str) -> None:
     if "site" in body:
-        device.site = _site(s, body["site"], body.get("site_name")) if body["site"] else None
+        device.site = _site(s, body["site"], body.get("site_name"), actor) if body["site"] else None
 
 
 @api.get("/devices")
@@ -306,7 +310,7 @@ def list_devices(q: dict[str, Any]) -> dict[str, Any]:
     if "status" in q:
         stmt = stmt.where(Device.status == q["status"])
     if "site" in q:
-        stmt = stmt.where(Device.site_id == select(Site.id).where(Site.code == q["site"]).scalar_subquery())
+        stmt = stmt.where(Device.site_id == sites.id_of(q["site"]))
     with ext().db.read() as s:
         return {"items": [device_dict(s, d) for d in s.scalars(stmt)]}
 
@@ -323,7 +327,7 @@ def _edit(s: Session, device: Device, body: dict[str, Any], actor: str) -> None:
     before = {"kind": device.kind, "site": device.site.code if device.site else None}
     if "kind" in body:
         device.kind = body["kind"]
-    _place(s, device, body)
+    _place(s, device, body, actor)
     s.flush()
     after = {"kind": device.kind, "site": device.site.code if device.site else None}
     if after != before:
@@ -362,7 +366,7 @@ def post_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
             fields = {**schemas.NEW_DEVICE, **body}
             device = Device(device_id=body["device_id"], status=fields["status"], kind=fields["kind"])
             s.add(device)
-            _place(s, device, body)
+            _place(s, device, body, actor)
             s.flush()
             audit.record(s, actor, "device.create", f"device:{device.device_id}", status=device.status,
                          kind=device.kind, site=device.site.code if device.site else None)

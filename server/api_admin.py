@@ -25,7 +25,7 @@ from .models import AuditLog, Category, Site
 
 
 def _site_or_404(s: Session, code: str) -> Site:
-    site = s.scalar(select(Site).where(Site.code == code))
+    site = sites.by_code(s, code)
     if site is None:
         abort(404, f"no site {code[:70]}")
     return site

@@ -317,7 +317,7 @@ def parse(text: str) -> _Plan:
             if not isinstance(entry["site"], str):
                 errors.append(f"{where}: site must be a site's code (or \"\" for none)")
             else:
-                values["site"] = entry["site"].strip()
+                values["site"] = sites.normal_code(entry["site"])  # codes are case-insensitive
         if "kind" in entry:
             if entry["kind"] not in DEVICE_KINDS:
                 errors.append(f"{where}: kind must be one of {', '.join(DEVICE_KINDS)}")

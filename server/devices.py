@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, rules, tickets
+from . import audit, rules, sites, tickets
 from .models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category, Device,
                      Event, Press, Site, Ticket)
 
@@ -44,7 +44,8 @@ def get(s: Session, device_id: str) -> Device:
 
 
 def site_by_code(s: Session, code: str) -> Site:
-    site = s.scalar(select(Site).where(Site.code == (code or "").strip()))
+    """The site of ``code``, in any case (codes are case-insensitive: ``SHOP-003`` is ``shop-003``)."""
+    site = sites.by_code(s, code)
     if site is None:
         raise AdminError(404 if code else 400, f"no site {code.strip()[:70]}; create it first (Admin → Sites)"
                          if code and code.strip() else "choose the site the device is in")

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, devices, schemas
+from . import audit, devices, schemas, sites
 from .auth import auth
 from .models import ButtonMapping, Category, Device, Enrolment, Site
 
@@ -149,7 +149,7 @@ def create(s: Session, site_code: str, actor: str, source_device: str | None = N
     """A new enrolment for ``site_code``, valid ``expires_in_h`` hours (``default_h`` if None); the phone
     gets ``source_device``'s buttons, or one per category."""
     site_code = (site_code or "").strip()
-    site = s.scalar(select(Site).where(Site.code == site_code)) if site_code else None
+    site = sites.by_code(s, site_code) if site_code else None
     if site is None:
         raise EnrolmentError(404 if site_code else 400, "not_found" if site_code else "bad_request",
                              f"no site {site_code[:70]}; create it first (Admin → Sites)" if site_code
@@ -199,7 +199,7 @@ def listing(site_code: str = "", state_: str = "") -> Any:
     """The enrolments to list, newest first (a site's, or those in a state)."""
     stmt = select(Enrolment).options(joinedload(Enrolment.site)).order_by(Enrolment.id.desc())
     if site_code:
-        stmt = stmt.where(Enrolment.site_id == select(Site.id).where(Site.code == site_code).scalar_subquery())
+        stmt = stmt.where(Enrolment.site_id == sites.id_of(site_code))
     now = wire.utcnow()
     if state_ == "active":
         stmt = stmt.where(Enrolment.revoked_at.is_(None), Enrolment.used_at.is_(None), Enrolment.expires_at > now)

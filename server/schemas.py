@@ -220,7 +220,8 @@ class DeviceIn(Strict):
     device_id = String(required=True, validate=ID)
     # No defaults: a known device keeps what it is not given; a new one gets NEW_DEVICE's (and no site).
     site = String(allow_none=True, validate=Length(max=64),
-                  metadata={"description": "the site's code (made if unknown); null: no site"})
+                  metadata={"description": "the site's code, in any case (made if unknown, checked as a new "
+                                           "site's code is); null: no site"})
     site_name = String(allow_none=True, validate=Length(max=200))
     status = String(validate=OneOf(DEVICE_STATUSES),
                     metadata={"description": "a new device: `active` if not given; a known one keeps its own"})

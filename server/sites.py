@@ -20,13 +20,14 @@ import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit
 from .models import Device, Site
 
-CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A site's code, once in lower case: codes are case-insensitive (``SHOP-001`` is ``shop-001``), kept in lower case.
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 CSV_COLUMNS = ("code", "name", "address", "timezone", "hours", "contact")
@@ -247,10 +248,11 @@ def clean(data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
             continue
         value = value.strip()
         if name == "code":
-            if value.lower() in RESERVED_CODES:
-                errors[name] = f"'{value}' is reserved (it names a page); choose another code"
+            given, value = value, normal_code(value)
+            if value in RESERVED_CODES:
+                errors[name] = f"'{given[:70]}' is reserved (it names a page); choose another code"
             elif not CODE_PATTERN.fullmatch(value):
-                errors[name] = (f"'{value[:70]}' is not a site code: 1-64 letters, digits and . _ -, "
+                errors[name] = (f"'{given[:70]}' is not a site code: 1-64 letters, digits and . _ -, "
                                 "starting with a letter or digit" if value else "required")
         elif name == "name" and not value:
             errors[name] = "required"
@@ -264,6 +266,40 @@ def clean(data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
     if errors:
         raise SiteError(errors)
     return out
+
+
+def normal_code(code: str | None) -> str:
+    """A site's code as dashdesk keeps it: codes are case-insensitive, kept in lower case.
+
+    >>> normal_code(" SHOP-001 ")
+    'shop-001'
+    """
+    return (code or "").strip().lower()
+
+
+def _named(code: str | None) -> tuple[str, list[str]]:
+    given = (code or "").strip()
+    return given, sorted({given, normal_code(given)})
+
+
+def by_code(s: Session, code: str | None) -> Site | None:
+    """The site ``code`` names, in any case (``SHOP-001`` finds ``shop-001``); None if there is none.
+
+    A code given exactly as kept is found first: a code from before codes were case-insensitive that could
+    not be put in lower case (migration 0008: another site had it) stays reachable.
+    """
+    given, codes = _named(code)
+    if not given:
+        return None
+    rows = {site.code: site for site in s.scalars(select(Site).where(Site.code.in_(codes)))}
+    return rows.get(given) or rows.get(normal_code(given))
+
+
+def id_of(code: str | None) -> Any:
+    """The id of the site ``code`` names, as :func:`by_code` finds it, as a scalar subquery (a filter)."""
+    given, codes = _named(code)
+    return (select(Site.id).where(Site.code.in_(codes)).order_by(case((Site.code == given, 0), else_=1))
+            .limit(1).scalar_subquery())
 
 
 def as_dict(site: Site, devices: int | None = None) -> dict[str, Any]:
@@ -300,8 +336,10 @@ def changes(site: Site, values: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [getattr(site, k), v] for k, v in values.items() if getattr(site, k) != v}
 
 
-def _code_free(s: Session, code: str) -> None:
-    if s.scalar(select(Site.id).where(Site.code == code)) is not None:
+def _code_free(s: Session, code: str, site: Site | None = None) -> None:
+    """Refuse a code another site has (``site``: the one that would take it, renamed)."""
+    taken = s.scalar(select(Site.id).where(Site.code == code))
+    if taken is not None and (site is None or taken != site.id):
         raise SiteError({"code": f"there is already a site {code}"}, CODE_TAKEN)
 
 
@@ -319,7 +357,7 @@ def update(s: Session, site: Site, values: dict[str, Any], actor: str) -> dict[s
     :class:`SiteError`, 409)."""
     diff = changes(site, values)
     if "code" in diff:
-        _code_free(s, values["code"])
+        _code_free(s, values["code"], site)
     if diff:
         target = f"site:{site.code}"
         for k, (_, new) in diff.items():

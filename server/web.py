@@ -36,6 +36,7 @@ from wtforms.validators import DataRequired, Length
 from dashdesk import wire
 
 from . import rules, tickets, users
+from . import sites as sites_mod
 from .models import OPEN_STATUSES, QUEUE_WHERE, QUEUE_WHERE_PG, Category, Device, Event, Press, Site, Ticket, User
 
 web = Blueprint("web", __name__)
@@ -321,7 +322,7 @@ def queue_rows(s: Session, f: QueueFilters, username: str, now: datetime) -> tup
         conditions.append(Ticket.category_id == select(Category.id).where(Category.slug == f.category)
                           .scalar_subquery())
     if f.site:
-        conditions.append(Ticket.site_id == select(Site.id).where(Site.code == f.site).scalar_subquery())
+        conditions.append(Ticket.site_id == sites_mod.id_of(f.site))
     if f.priority:
         conditions.append(Ticket.priority == f.priority)
     if f.assignee == "me":

@@ -312,3 +312,27 @@ def test_a_deeply_nested_file_is_refused_with_its_reason_by_the_api_the_page_and
     err = capsys.readouterr().err
     assert f"{tmp_path / 'deep.toml'}: arrays or tables are nested" in err and "Traceback" not in err
     assert audit_rows(app, "config.import") == []
+
+
+def test_site_codes_in_a_configuration_file_are_case_insensitive(app):
+    assert api(app, "POST", "/api/v1/sites", json={"code": "shop-001", "name": "Shop 1"}).status_code == 201
+    text = """
+[[site]]
+code = "SHOP-001"
+name = "Shop One"
+
+[[site]]
+code = "SHOP-002"
+name = "Shop Two"
+
+[[device]]
+device_id = "till-1"
+site = "Shop-002"
+"""
+    r = import_(app, text)
+    assert r.status_code == 200, r.text
+    assert r.get_json()["counts"]["sites"] == {"added": 1, "changed": 1, "unchanged": 0, "removed": 0}
+    assert [s["code"] for s in api(app, "GET", "/api/v1/sites").get_json()["items"]] == ["shop-001", "shop-002"]
+    assert api(app, "GET", "/api/v1/devices/till-1").get_json()["site"] == "shop-002"
+    twice = import_(app, '[[site]]\ncode = "a-1"\nname = "A"\n\n[[site]]\ncode = "A-1"\nname = "A again"\n')
+    assert twice.status_code == 422 and "site a-1 is also site[1]" in str(twice.get_json()["error"]["detail"])

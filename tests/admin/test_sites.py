@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from server import sites
 from server.models import Site
 
-from .conftest import api, audit_rows, post
+from .conftest import api, audit_rows, post, press
 
 SITE = {"code": "hs-01", "name": "High Street", "address": "1 High St, Leeds", "timezone": "Europe/London",
         "hours": "Mon-Sat 05:00-18:00", "contact": "Ann, +44 113 000 0001"}
@@ -275,3 +275,68 @@ def test_a_file_larger_than_the_apps_body_limit_is_accepted_by_the_page_and_the_
     # elsewhere the limit stands
     assert api(app, "POST", "/api/v1/sites", data=b"x" * (MAX_BODY_BYTES + 1),
                content_type="application/json").status_code == 413
+
+
+# ------------------------------------------------------------------ codes are case-insensitive
+
+
+def test_site_codes_are_case_insensitive_in_the_csv_the_api_the_pages_and_approvals(app, admin):
+    assert api(app, "POST", "/api/v1/sites", json={"code": "shop-001", "name": "Shop 1"}).status_code == 201
+    # a CSV row in capitals is the same shop: updated, not a second site
+    r = api(app, "POST", "/api/v1/sites/import", content_type="text/csv",
+            data="code,name\nSHOP-001,Shop One\nShop-003,Shop 3\n")
+    assert r.status_code == 200 and r.get_json() == {"rows": 2, "created": 1, "updated": 1, "unchanged": 0}
+    assert site_count(app) == 2 and site_row(app, "shop-001").name == "Shop One"
+    assert site_row(app, "shop-003") is not None  # kept in lower case
+    r = api(app, "POST", "/api/v1/sites/import", content_type="text/csv",
+            data="code,name\nshop-009,Nine\nSHOP-009,Nine again\n")
+    assert r.status_code == 422 and "site shop-009 is also on line 2" in str(r.get_json()["error"]["detail"])
+    # the API: created in lower case, found in any case, and a code in other capitals is taken
+    r = api(app, "POST", "/api/v1/sites", json={"code": "HS-01", "name": "High Street"})
+    assert r.status_code == 201 and r.get_json()["code"] == "hs-01"
+    assert api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "Again"}).status_code == 409
+    assert api(app, "GET", "/api/v1/sites/HS-01").get_json()["code"] == "hs-01"
+    r = api(app, "PATCH", "/api/v1/sites/Hs-01", json={"code": "SHOP-001"})
+    assert r.status_code == 409 and "already a site shop-001" in r.get_json()["error"]["detail"]["fields"]["code"]
+    # approving into a site, in any case, on the page and by the API
+    press(app, device_id="new-a")
+    press(app, device_id="new-b")
+    r = post(admin, "/admin/devices/new-a/approve", "/admin", site="SHOP-003", next="/admin")
+    assert r.status_code == 303 and "new-a is approved into SHOP-003." in admin.c.get("/admin").text
+    assert api(app, "GET", "/api/v1/devices/new-a").get_json()["site"] == "shop-003"
+    r = api(app, "POST", "/api/v1/devices/new-b/approve", json={"site": "Shop-003"})
+    assert r.status_code == 200 and r.get_json()["site"] == "shop-003"
+    r = api(app, "POST", "/api/v1/devices", json={"device_id": "new-c", "site": "SHOP-001"})
+    assert r.status_code == 201 and r.get_json()["site"] == "shop-001"
+    assert site_count(app) == 3
+    # the filters and a site's page
+    assert [d["device_id"] for d in api(app, "GET", "/api/v1/devices?site=SHOP-003").get_json()["items"]] == [
+        "new-a", "new-b"]
+    assert len(api(app, "GET", "/api/v1/tickets?site=SHOP-003").get_json()["items"]) == 2
+    assert "Site shop-003" in admin.c.get("/admin/sites/SHOP-003").text
+    assert 'data-device="new-a"' in admin.c.get("/admin/devices?site=Shop-003").text
+    # a new site on the page, in capitals
+    r = post(admin, "/admin/sites", "/admin/sites", **{**SITE, "code": "MM-02"})
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/sites/mm-02"
+
+
+def test_a_device_given_an_unknown_site_by_the_api_makes_it_checked_and_audited(app):
+    r = api(app, "POST", "/api/v1/devices", json={"device_id": "dev-1", "site": "bad code!"})
+    assert r.status_code == 422 and "code" in r.get_json()["error"]["detail"]["fields"]
+    assert site_count(app) == 0
+    r = api(app, "POST", "/api/v1/devices", json={"device_id": "dev-1", "site": "HS-01", "site_name": "High St"})
+    assert r.status_code == 201 and r.get_json()["site"] == "hs-01"
+    api(app, "PATCH", "/api/v1/devices/dev-1", json={"site": "hs-01", "site_name": "High Street"})
+    assert [(a.action, a.target) for a in audit_rows(app) if a.target.startswith("site:")] == [
+        ("site.create", "site:hs-01"), ("site.update", "site:hs-01")]
+    assert site_row(app, "hs-01").name == "High Street"
+
+
+def test_a_code_from_before_that_another_site_has_in_lower_case_is_still_found_as_written(app):
+    with app.extensions["dashdesk"].db.write() as s:  # two sites made of one shop while codes had a case
+        s.add_all([Site(code="SHOP-001", name="Shop 1 (CSV)"), Site(code="shop-001", name="Shop 1")])
+    assert api(app, "GET", "/api/v1/sites/SHOP-001").get_json()["name"] == "Shop 1 (CSV)"
+    assert api(app, "GET", "/api/v1/sites/Shop-001").get_json()["name"] == "Shop 1"
+    # an admin renames the stray one: its code is then kept in lower case
+    r = api(app, "PATCH", "/api/v1/sites/SHOP-001", json={"code": "shop-001-csv"})
+    assert r.status_code == 200 and r.get_json()["code"] == "shop-001-csv"

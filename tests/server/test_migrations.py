@@ -170,3 +170,21 @@ def test_the_bridge_outbox_is_readable_by_its_owner_only(tmp_path, usual_umask):
     box.put(PRESS, "e1", {"event_id": "e1"}, "d1")
     assert _modes(tmp_path) == {"o.sqlite3": 0o600, "o.sqlite3-wal": 0o600, "o.sqlite3-shm": 0o600}
     box.close()
+
+
+def test_0008_puts_site_codes_in_lower_case_with_their_history_unless_another_site_has_it(url, engine):
+    upgrade(url, "0007")
+    with engine.begin() as conn:
+        for code in ("SHOP-003", "SHOP-001", "shop-001", "hs-01", "Abc", "ABC"):
+            conn.execute(text("INSERT INTO sites (code, name) VALUES (:c, :c)"), {"c": code})
+        for target in ("site:SHOP-003", "site:SHOP-001", "device:SHOP-003"):
+            conn.execute(text("INSERT INTO audit_log (created_at, actor, action, target, details) "
+                              "VALUES ('2026-11-30 10:00:00', 'admin', 'site.create', :t, '{}')"), {"t": target})
+    upgrade(url, "0008")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT code FROM sites ORDER BY id")).scalars().all() == [
+            "shop-003", "SHOP-001", "shop-001", "hs-01", "abc", "ABC"]  # SHOP-001 and ABC: another site has it
+        assert conn.execute(text("SELECT target FROM audit_log ORDER BY id")).scalars().all() == [
+            "site:shop-003", "site:SHOP-001", "device:SHOP-003"]
+    downgrade(url, "0007")
+    assert current(url) == "0007"
