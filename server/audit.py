@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dashdesk import wire
@@ -28,6 +28,25 @@ def record(s: Session, actor: str, action: str, target: str, **details: Any) -> 
                    details=_short(details))
     s.add(row)
     return row
+
+
+def record_many(s: Session, actor: str, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Add one audit row per (action, target, details) of ``rows`` to ``s``'s transaction, in that order, in
+    one statement: what a bulk action (an import of 500 shops) changed, each thing under its own target."""
+    if not rows:
+        return
+    now = wire.utcnow()
+    s.execute(insert(AuditLog), [{"created_at": now, "actor": actor[:120], "action": action[:40],
+                                  "target": target[:200], "details": _short(details)}
+                                 for action, target, details in rows])
+
+
+def move_target(s: Session, old: str, new: str) -> int:
+    """Give the rows about ``old`` the target ``new`` (a site's code changed: its history follows it); rows from
+    before a ``*.delete`` row of ``old`` (another thing that had that name) stay. Returns the rows moved."""
+    deleted = s.scalar(select(func.max(AuditLog.id)).where(AuditLog.target == old, AuditLog.action.like("%.delete")))
+    return s.execute(update(AuditLog).where(AuditLog.target == old, AuditLog.id > (deleted or 0))
+                     .values(target=new)).rowcount or 0
 
 
 def _short(details: dict[str, Any]) -> dict[str, Any]:

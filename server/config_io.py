@@ -411,6 +411,10 @@ def apply(s: Session, text: str, actor: str, *, prune: bool = False, dry_run: bo
     plan = parse(text)
     cats, site_rows, device_rows = _check_references(s, plan)
     report = Report(dry_run=dry_run, prune=prune)
+    # What changed, each under its own target (the page of that site, device or category shows it), as if
+    # changed there; written together, in one statement, before the import's own row.
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    via = {"via": "configuration import"}
 
     count = report.counts["categories"]
     for slug, e in plan.categories.items():
@@ -424,27 +428,34 @@ def apply(s: Session, text: str, actor: str, *, prune: bool = False, dry_run: bo
             cats[slug] = row
             count.added += 1
             report.note(f"category {slug}: added")
+            rows.append(("category.create", f"category:{slug}", {**e.values, **via}))
             continue
         diff = {k: [getattr(row, k), v] for k, v in e.values.items() if getattr(row, k) != v}
         for k, (_, v) in diff.items():
             setattr(row, k, v)
         _counted(report, count, f"category {slug}", diff)
+        if diff:
+            rows.append(("category.update", f"category:{slug}", {"changes": diff, **via}))
     s.flush()
 
     count = report.counts["sites"]
     for code, e in plan.sites.items():
         site = site_rows.get(code)
         if site is None:
-            site = Site(**{**sites.clean({"code": code, "name": e.values["name"]}), **e.values})
+            made = {**sites.clean({"code": code, "name": e.values["name"]}), **e.values}
+            site = Site(**made)
             s.add(site)
             site_rows[code] = site
             count.added += 1
             report.note(f"site {code}: added")
+            rows.append(("site.create", f"site:{code}", {**{k: v for k, v in made.items() if k != "code"}, **via}))
             continue
         diff = sites.changes(site, e.values)
         for k, (_, v) in diff.items():
             setattr(site, k, v)
         _counted(report, count, f"site {code}", diff)
+        if diff:
+            rows.append(("site.update", f"site:{code}", {"changes": diff, **via}))
     s.flush()
 
     missing = sorted({e.values["site"] for e in plan.devices.values() if e.values.get("site")} - set(site_rows))
@@ -461,6 +472,9 @@ def apply(s: Session, text: str, actor: str, *, prune: bool = False, dry_run: bo
             device_rows[device_id] = device
             count.added += 1
             report.note(f"device {device_id}: added")
+            rows.append(("device.create", f"device:{device_id}",
+                         {"site": site.code if site else None, "kind": device.kind, "status": device.status,
+                          "test_mode": bool(device.test_mode), **via}))
             if device.status == "retired":  # it may have a broker account from before dashdesk knew it
                 report.retired.append(device_id)
             continue
@@ -485,11 +499,18 @@ def apply(s: Session, text: str, actor: str, *, prune: bool = False, dry_run: bo
         if diff.get("status", [None, None])[1] == "retired":
             report.retired.append(device_id)
         _counted(report, count, f"device {device_id}", diff)
+        # A status or test mode change has its own row already (the step of that name); site and kind here.
+        edited = {k: v for k, v in diff.items() if k in ("site", "kind")}
+        if edited:
+            rows.append(("device.update", f"device:{device_id}", {"changes": edited, **via}))
     s.flush()
 
-    _apply_mappings(s, plan, cats, report)
+    mapped = _apply_mappings(s, plan, cats, report)
     if prune:
-        _prune(s, plan, report, actor)
+        _prune(s, plan, report, actor, mapped, rows)
+    rows.extend(("mapping.import", f"device:{d}", {**{k: v for k, v in m.items() if v}, **via})
+                for d, m in mapped.items() if any(m.values()))
+    audit.record_many(s, actor, rows)
     audit.record(s, actor, "config.import", "config:import", prune=prune,
                  counts={k: vars(c) for k, c in report.counts.items()}, changes=report.changes,
                  kept=report.kept)
@@ -509,7 +530,16 @@ def _short(v: Any) -> str:
     return text if len(text) <= 60 else text[:60] + "…"
 
 
-def _apply_mappings(s: Session, plan: _Plan, cats: dict[str, Category], report: Report) -> None:
+Mapped = dict[str, dict[str, list[Any]]]
+
+
+def _apply_mappings(s: Session, plan: _Plan, cats: dict[str, Category], report: Report) -> Mapped:
+    """Apply the file's buttons; returns per device what changed: ``added``, ``changed``, ``removed``."""
+    mapped: Mapped = {}
+
+    def note(device_id: str, kind: str, what: Any) -> None:
+        mapped.setdefault(device_id, {"added": [], "changed": [], "removed": []})[kind].append(what)
+
     count = report.counts["mappings"]
     wanted_devices = [d for d, b in plan.buttons.items() if b is not None]
     have: dict[str, dict[tuple[str, str], ButtonMapping]] = {d: {} for d in plan.devices}
@@ -528,6 +558,8 @@ def _apply_mappings(s: Session, plan: _Plan, cats: dict[str, Category], report: 
                                     label=m.label, action=m.action))
                 count.added += 1
                 report.note(f"{what}: added")
+                note(device_id, "added", {"button": m.button, "press": m.press or None, "action": m.action,
+                                          "category": m.category, "label": m.label})
                 continue
             before = devices.describe(row)
             row.category, row.label, row.action = category, m.label, m.action
@@ -535,21 +567,34 @@ def _apply_mappings(s: Session, plan: _Plan, cats: dict[str, Category], report: 
                      "label": m.label}
             diff = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
             _counted(report, count, what, diff)
+            if diff:
+                note(device_id, "changed", {"button": m.button, "press": m.press or None, "changes": diff})
         if report.prune:
             for key, row in rows.items():
                 if key not in (plan.buttons[device_id] or {}):
+                    note(device_id, "removed", devices.describe(row))
                     s.delete(row)
                     count.removed += 1
                     report.note(f"device {device_id} button {row.button}: removed")
+    return mapped
 
 
-def _prune(s: Session, plan: _Plan, report: Report, actor: str) -> None:
-    """Remove what the file does not have (see the module's docstring)."""
+def _prune(s: Session, plan: _Plan, report: Report, actor: str, mapped: Mapped,
+           rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """Remove what the file does not have (see the module's docstring); what goes is noted in ``mapped``
+    (mappings, per device) and ``rows`` (the audit rows of sites and categories deleted)."""
     s.flush()
     # Devices named without buttons lose their mappings; devices not named are retired and lose theirs.
     silent = [d for d, b in plan.buttons.items() if b is None]
     gone = list(s.scalars(select(Device).where(Device.device_id.not_in(list(plan.devices)) if plan.devices
                                                else Device.id.is_not(None))))
+    losing = silent + [d.device_id for d in gone]
+    for i in range(0, len(losing), 500):
+        for m in s.scalars(select(ButtonMapping).options(joinedload(ButtonMapping.category))
+                           .where(ButtonMapping.device_id.in_(losing[i:i + 500]))
+                           .order_by(ButtonMapping.device_id, ButtonMapping.button, ButtonMapping.press)):
+            mapped.setdefault(m.device_id, {"added": [], "changed": [], "removed": []})["removed"].append(
+                devices.describe(m))
     for i in range(0, len(silent), 500):
         removed = s.execute(delete(ButtonMapping).where(ButtonMapping.device_id.in_(silent[i:i + 500]))).rowcount
         report.counts["mappings"].removed += removed or 0
@@ -576,6 +621,7 @@ def _prune(s: Session, plan: _Plan, report: Report, actor: str) -> None:
                 continue
             report.counts[kind].removed += 1
             report.note(f"{name} {key}: removed")
+            rows.append((f"{name}.delete", f"{name}:{key}", {"via": "configuration import (prune)"}))
 
 
 class _DryRun(Exception):

@@ -340,9 +340,18 @@ def copy_mapping(s: Session, source: str, targets: list[str], actor: str) -> tup
     template = mappings(s, src.device_id)
     if not template:
         raise AdminError(409, f"{src.device_id} has no button mapping to copy")
+    now = [describe(m) for m in template]
+    had: dict[str, list[dict[str, Any]]] = {t: [] for t in wanted}
+    for i in range(0, len(wanted), 500):
+        for m in s.scalars(select(ButtonMapping).options(joinedload(ButtonMapping.category))
+                           .where(ButtonMapping.device_id.in_(wanted[i:i + 500]))
+                           .order_by(ButtonMapping.device_id, ButtonMapping.button, ButtonMapping.press)):
+            had[m.device_id].append(describe(m))
     _give_mapping(s, wanted, template)
-    audit.record(s, actor, "mapping.copy", f"device:{src.device_id}", to=wanted,
-                 mapping=[describe(m) for m in template])
+    audit.record(s, actor, "mapping.copy", f"device:{src.device_id}", to=wanted, mapping=now)
+    # Each device whose mapping this changed has its own row (its page's history): what it had, what it has.
+    audit.record_many(s, actor, [("mapping.copied", f"device:{t}", {"from": src.device_id, "was": had[t], "now": now})
+                                 for t in wanted if had[t] != now])
     return len(template), wanted
 
 

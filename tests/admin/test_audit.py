@@ -123,3 +123,99 @@ def test_the_audit_page_shows_details_as_text(app, admin):
     assert "changes: (name: Admin Street → Admin Road)" in page
     assert "name: Admin Street; address: —; timezone: UTC" in page
     assert "&#34;" not in page and "{&" not in page  # no JSON
+
+
+def history(app, target):
+    """The audit rows about ``target``, oldest first: (action, details)."""
+    return [(a.action, a.details) for a in audit_rows(app) if a.target == target]
+
+
+def test_a_csv_import_records_each_site_it_creates_or_changes_with_what_changed(app, admin):
+    r = api(app, "POST", "/api/v1/sites/import", content_type="text/csv",
+            data="code,name,timezone\nhs-01,High Street,Europe/London\nmm-02,Market Mall,UTC\n")
+    assert r.status_code == 200
+    assert history(app, "site:hs-01") == [("site.create", {
+        "name": "High Street", "address": "", "timezone": "Europe/London", "hours": {}, "contact": "",
+        "via": "CSV import"})]
+    r = api(app, "POST", "/api/v1/sites/import", content_type="text/csv",
+            data="code,name,timezone\nhs-01,High Street,Europe/Warsaw\nmm-02,Market Mall,UTC\n")
+    assert r.get_json() == {"rows": 2, "created": 0, "updated": 1, "unchanged": 1}
+    assert history(app, "site:hs-01")[-1] == (
+        "site.update", {"changes": {"timezone": ["Europe/London", "Europe/Warsaw"]}, "via": "CSV import"})
+    assert [a for a, _ in history(app, "site:mm-02")] == ["site.create"]  # unchanged: no row
+    assert len(audit_rows(app, "site.import")) == 2  # and the import's own row each time
+    page = admin.c.get("/admin/sites/hs-01").text
+    assert "Nothing yet" not in page and "timezone: Europe/London → Europe/Warsaw" in page
+
+
+def test_a_mapping_copy_is_recorded_under_each_device_it_changed(app):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    for device in ("tpl", "d-1", "d-2"):
+        api(app, "POST", "/api/v1/devices", json={"device_id": device, "site": "hs-01"})
+    api(app, "PUT", "/api/v1/devices/tpl/buttons/b1", json={"category": "printer", "label": "Printer"})
+    api(app, "PUT", "/api/v1/devices/d-1/buttons/b9", json={"category": "till"})
+    api(app, "PUT", "/api/v1/devices/d-2/buttons/b1", json={"category": "printer", "label": "Printer"})
+    r = api(app, "POST", "/api/v1/devices/copy-mapping", json={"from": "tpl", "to": ["d-1", "d-2"]})
+    assert r.status_code == 200
+    now = [{"button": "b1", "press": None, "action": "report", "category": "printer", "label": "Printer"}]
+    assert history(app, "device:d-1")[-1] == ("mapping.copied", {
+        "from": "tpl", "was": [{"button": "b9", "press": None, "action": "report", "category": "till",
+                                "label": ""}], "now": now})
+    assert "mapping.copied" not in [a for a, _ in history(app, "device:d-2")]  # it had that mapping already
+    assert history(app, "device:tpl")[-1][0] == "mapping.copy"
+
+
+def test_a_configuration_import_records_each_thing_it_adds_changes_or_removes(app):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    api(app, "POST", "/api/v1/devices", json={"device_id": "old-1", "site": "hs-01"})
+    api(app, "PUT", "/api/v1/devices/old-1/buttons/b1", json={"category": "till"})
+    text = """
+[[site]]
+code = "hs-01"
+name = "High Street (new)"
+
+[[site]]
+code = "mm-02"
+name = "Market Mall"
+
+[[device]]
+device_id = "new-1"
+site = "mm-02"
+
+[[device.button]]
+button = "b1"
+category = "printer"
+"""
+    r = api(app, "POST", "/api/v1/config/import", data=text.encode(), content_type="application/toml",
+            query_string={"prune": "true"})
+    assert r.status_code == 200, r.text
+    via = {"via": "configuration import"}
+    assert history(app, "site:hs-01")[-1] == ("site.update", {"changes": {"name": ["High Street",
+                                                                                    "High Street (new)"]}, **via})
+    assert history(app, "site:mm-02")[0][0] == "site.create"
+    assert history(app, "device:new-1") == [
+        ("device.create", {"site": "mm-02", "kind": "physical", "status": "active", "test_mode": False, **via}),
+        ("mapping.import", {"added": [{"button": "b1", "press": None, "action": "report", "category": "printer",
+                                       "label": ""}], **via})]
+    old = history(app, "device:old-1")
+    assert ("mapping.import", {"removed": [{"button": "b1", "press": None, "action": "report",
+                                            "category": "till", "label": ""}], **via}) in old
+    assert ("device.retire", {"was": "active", "reason": "not in an imported configuration"}) in old
+    assert ("category.delete", {"via": "configuration import (prune)"}) in history(app, "category:network")
+
+
+def test_a_site_renamed_keeps_its_history_under_its_new_code(app, admin):
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "High Street"})
+    api(app, "PATCH", "/api/v1/sites/hs-01", json={"contact": "Ann"})
+    r = post(admin, "/admin/sites/hs-01", "/admin/sites/hs-01", code="hs-001", name="High Street", timezone="UTC")
+    assert r.status_code == 303 and r.headers["Location"] == "/admin/sites/hs-001"
+    assert [a for a, _ in history(app, "site:hs-001")] == ["site.create", "site.update", "site.update"]
+    assert history(app, "site:hs-001")[-1][1]["changes"]["code"] == ["hs-01", "hs-001"]
+    assert history(app, "site:hs-01") == []
+    page = admin.c.get("/admin/sites/hs-001").text
+    assert "site.create" in page and "code: hs-01 → hs-001" in page
+    items = api(app, "GET", "/api/v1/audit?target=site:hs-001").get_json()["items"]
+    assert [i["action"] for i in items] == ["site.update", "site.update", "site.create"]
+    # a new site that takes the old code starts with a history of its own
+    api(app, "POST", "/api/v1/sites", json={"code": "hs-01", "name": "Another shop"})
+    assert [a for a, _ in history(app, "site:hs-01")] == ["site.create"]
