@@ -95,8 +95,14 @@ def query(**values: Any) -> str:
 
 
 def refused(exc: Exception) -> str:
+    """A refusal as a sentence for the page: its first letter a capital, unless the sentence starts with a
+    name the request gave (a user name, a device id: ``jkowalski is the last active admin``), kept as it is."""
     message = getattr(exc, "message", None) or str(exc)
-    return message[0].upper() + message[1:] if message else "Refused."
+    if not message:
+        return "Refused."
+    first = message.split(" ", 1)[0].rstrip(".,;:")
+    names = {str(v) for v in (request.view_args or {}).values()} | {v.strip() for v in request.form.values()}
+    return message if first in names else message[0].upper() + message[1:]
 
 
 def back(default: str) -> Any:

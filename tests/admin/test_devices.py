@@ -160,3 +160,16 @@ def test_a_rejected_devices_tickets_stay_open_for_an_agent_with_a_note_and_appro
     r = api(app, "PATCH", "/api/v1/devices/new-b", json={"site": "hs-01", "status": "active"})
     assert r.status_code == 200
     assert api(app, "GET", f"/api/v1/tickets/{ticket['id']}").get_json()["site"] == "hs-01"
+
+
+def test_the_pages_say_where_pending_devices_are_and_what_their_presses_make(app, admin):
+    overview = admin.c.get("/admin").text
+    assert "Their presses still report, as unplaced tickets" in overview and "as their own site" not in overview
+    listing = admin.c.get("/admin/devices").text
+    assert "(above)" not in listing
+    assert 'waits as pending, listed on the\n    <a href="/admin">Admin overview</a>' in listing
+    # a refusal that starts with a device id keeps it as written
+    api(app, "POST", "/api/v1/devices", json={"device_id": "tpl-1"})
+    api(app, "POST", "/api/v1/devices", json={"device_id": "dev-2"})
+    r = post(admin, "/admin/devices/copy-mapping", "/admin/devices/copy-mapping", **{"from": "tpl-1", "to": "dev-2"})
+    assert r.status_code == 409 and "tpl-1 has no button mapping to copy" in r.text and "Tpl-1" not in r.text

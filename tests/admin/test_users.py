@@ -78,7 +78,7 @@ def test_the_last_active_admin_can_be_neither_disabled_nor_demoted(app, admin):
     page = admin.c.get("/admin/users/admin").text
     assert "is the last active admin" in page
     r = post(admin, "/admin/users/admin/active", "/admin/users/admin", active="0")
-    assert r.status_code == 409 and "Admin is the last active admin and cannot be disabled" in r.text
+    assert r.status_code == 409 and "admin is the last active admin and cannot be disabled" in r.text
     r = post(admin, "/admin/users/admin/role", "/admin/users/admin", role="agent")
     assert r.status_code == 409 and "cannot be demoted" in r.text
     assert admin.c.get("/admin").status_code == 200  # still an admin, still signed in
@@ -163,3 +163,15 @@ def test_the_users_api_needs_an_admin_token(app, method, path, body):
     assert c.open(path, method=method, json=body).status_code == 401
     assert audit_rows(app) == []
 
+
+
+def test_a_refusal_that_starts_with_a_user_name_keeps_the_name_as_written(app, admin):
+    api(app, "POST", "/api/v1/users", json={"username": "jkowalski", "role": "admin", "password": "jk-password-123"})
+    post(admin, "/admin/users/admin/role", "/admin/users/admin", role="agent")
+    jk = Desk(app, "jkowalski", "jk-password-123")
+    r = post(jk, "/admin/users/jkowalski/active", "/admin/users/jkowalski", active="0")
+    assert r.status_code == 409
+    assert "jkowalski is the last active admin and cannot be disabled" in r.text and "Jkowalski" not in r.text
+    # a sentence that starts with a word still starts with a capital
+    r = post(jk, "/admin/users/jkowalski/role", "/admin/users/jkowalski", role="boss")
+    assert r.status_code == 409 and "Role must be one of agent, admin" in r.text
