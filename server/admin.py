@@ -353,7 +353,7 @@ def device_approve(device_id: str) -> Any:
     site_code = request.form.get("site", "").strip()
     try:
         with ext().db.write() as s:
-            devices.approve(s, device_id, site_code, me())
+            site_code = devices.approve(s, device_id, site_code, me()).site.code  # as kept: in lower case
     except devices.AdminError as exc:
         flash(refused(exc), "error")
         return back(url_for("admin.device", device_id=device_id))
@@ -367,7 +367,7 @@ def device_register() -> Any:
     site_code = request.form.get("site", "").strip()
     try:
         with ext().db.write() as s:
-            devices.register(s, device_id, site_code, me(), request.form.get("kind", "physical"))
+            site_code = devices.register(s, device_id, site_code, me(), request.form.get("kind", "physical")).site.code
     except devices.AdminError as exc:
         flash(refused(exc), "error")
         return redirect(url_for("admin.device_list"), 303)

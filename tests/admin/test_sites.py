@@ -302,7 +302,7 @@ def test_site_codes_are_case_insensitive_in_the_csv_the_api_the_pages_and_approv
     press(app, device_id="new-a")
     press(app, device_id="new-b")
     r = post(admin, "/admin/devices/new-a/approve", "/admin", site="SHOP-003", next="/admin")
-    assert r.status_code == 303 and "new-a is approved into SHOP-003." in admin.c.get("/admin").text
+    assert r.status_code == 303 and "new-a is approved into shop-003." in admin.c.get("/admin").text
     assert api(app, "GET", "/api/v1/devices/new-a").get_json()["site"] == "shop-003"
     r = api(app, "POST", "/api/v1/devices/new-b/approve", json={"site": "Shop-003"})
     assert r.status_code == 200 and r.get_json()["site"] == "shop-003"
