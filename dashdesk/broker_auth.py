@@ -15,7 +15,10 @@ How the plugin behaves (checked against Mosquitto 2.0.11, and relied on here):
   0x87 (Not authorized), a denied subscription SUBACK 0x87; the connection
   stays up. A wrong password or no username gets CONNACK "not authorised".
 - Setting a client's password, disabling or deleting it closes its
-  connection at once.
+  connection at once, without publishing its will: the device's retained
+  ``online`` would stay on its ``status`` topic, so whatever here closes a
+  device's connection publishes a retained ``offline`` there itself, as the
+  admin account (whose role allows exactly that: :func:`admin_acls`).
 - Client ids: a plugin client may pin one (``clientid``), but the device agent
   and ``dashdesk press`` choose their own. The broker's listeners run with
   ``use_username_as_clientid`` instead, so every client id *is* its username
@@ -31,6 +34,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets
 import threading
@@ -41,6 +45,8 @@ from typing import Any, Iterator, Mapping
 from urllib.parse import quote, urlsplit
 
 from . import wire
+
+log = logging.getLogger("dashdesk.broker_auth")
 
 AUTH_MODES = ("none", "dynsec")
 ADMIN_USERNAME = "dashdesk.admin"
@@ -144,10 +150,12 @@ def _acl(acltype: str, topic: str) -> dict[str, Any]:
     return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
 
 
-def admin_acls() -> list[dict[str, Any]]:
-    """The account manager sends commands and reads their answers; nothing else."""
+def admin_acls(topic_root: str = wire.DEFAULT_TOPIC_ROOT) -> list[dict[str, Any]]:
+    """The account manager sends commands and reads their answers, and says a device it disconnected is
+    ``offline`` on the device's ``status`` topic (the broker publishes no will then); nothing else."""
     return [_acl("publishClientSend", CONTROL_TOPIC), _acl("subscribePattern", RESPONSE_TOPIC),
-            _acl("publishClientReceive", RESPONSE_TOPIC)]
+            _acl("publishClientReceive", RESPONSE_TOPIC),
+            _acl("publishClientSend", wire.Topics(topic_root).status("+"))]
 
 
 def bridge_acls(topic_root: str = wire.DEFAULT_TOPIC_ROOT) -> list[dict[str, Any]]:
@@ -255,20 +263,22 @@ def _admin_client(password: str) -> dict[str, Any]:
             "roles": [{"rolename": ADMIN_ROLE}]}
 
 
-def initial_dynsec_config(admin_password: str) -> dict[str, Any]:
+def initial_dynsec_config(admin_password: str, topic_root: str = wire.DEFAULT_TOPIC_ROOT) -> dict[str, Any]:
     """The plugin's file before the first start: the admin account and the default access, nothing more."""
     return {"clients": [_admin_client(admin_password)],
-            "roles": [{"rolename": ADMIN_ROLE, "textname": "dashdesk account manager", "acls": admin_acls()}],
+            "roles": [{"rolename": ADMIN_ROLE, "textname": "dashdesk account manager",
+                       "acls": admin_acls(topic_root)}],
             "groups": [], "defaultACLAccess": dict(DEFAULT_ACL_ACCESS)}
 
 
-def prepare(data_dir: str | Path) -> ServiceSecrets:
+def prepare(data_dir: str | Path, topic_root: str = wire.DEFAULT_TOPIC_ROOT) -> ServiceSecrets:
     """Make what a broker with accounts needs under ``data_dir``, while that broker is not running.
 
     The first time: the services' passwords (``broker-auth/service-accounts.json``,
     mode 0600) and the plugin's file with the admin account. Later: the admin
-    account in the plugin's file is made to match the password kept, so a lost
-    or replaced passwords file does not lock dashdesk out of its own broker.
+    account in the plugin's file is made to match the password kept, and its role
+    today's ACLs (under ``topic_root``), so a lost or replaced passwords file does
+    not lock dashdesk out of its own broker.
     """
     directory = auth_dir(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -284,13 +294,14 @@ def prepare(data_dir: str | Path) -> ServiceSecrets:
     config_path = directory / DYNSEC_FILE
     admin_password = passwords[ADMIN_USERNAME]
     if not config_path.exists():
-        write_private_file(config_path, json.dumps(initial_dynsec_config(admin_password), indent=2) + "\n")
+        write_private_file(config_path, json.dumps(initial_dynsec_config(admin_password, topic_root), indent=2)
+                           + "\n")
     else:
-        _sync_admin(config_path, admin_password)
+        _sync_admin(config_path, admin_password, admin_acls(topic_root))
     return ServiceSecrets(directory, passwords)
 
 
-def _sync_admin(config_path: Path, admin_password: str) -> None:
+def _sync_admin(config_path: Path, admin_password: str, acls: list[dict[str, Any]]) -> None:
     try:
         config = json.loads(config_path.read_text())
     except ValueError as exc:
@@ -301,11 +312,11 @@ def _sync_admin(config_path: Path, admin_password: str) -> None:
     role = next((r for r in roles if r.get("rolename") == ADMIN_ROLE), None)
     if (admin is not None and _hash_matches(admin, admin_password) and not admin.get("disabled")
             and {"rolename": ADMIN_ROLE} in admin.get("roles", []) and role is not None
-            and role.get("acls") == admin_acls()):
+            and role.get("acls") == acls):
         return
     clients[:] = [c for c in clients if c.get("username") != ADMIN_USERNAME] + [_admin_client(admin_password)]
     roles[:] = [r for r in roles if r.get("rolename") != ADMIN_ROLE] + [
-        {"rolename": ADMIN_ROLE, "textname": "dashdesk account manager", "acls": admin_acls()}]
+        {"rolename": ADMIN_ROLE, "textname": "dashdesk account manager", "acls": acls}]
     write_private_file(config_path, json.dumps(config, indent=2) + "\n")
 
 
@@ -369,13 +380,15 @@ class DynsecAccounts:
     def add_device(self, device_id: str) -> str:
         """Create or replace ``device_id``'s account and return its new password (show it once).
 
-        A device that had an account is disconnected and its old password stops working.
+        A device that had an account is disconnected and its old password stops working; its ``status``
+        topic says ``offline`` (:meth:`say_offline`).
         """
         check_device_id(device_id)
         password = new_password()
         role, acls = device_role(device_id), device_acls(device_id, self.topic_root)
         with self.connection():
-            self._device_client(device_id)  # refuses to replace an account that is not a device's
+            # Refuses to replace an account that is not a device's.
+            had = self._device_client(device_id) is not None
             self._run([
                 {"command": "createRole", "rolename": role, "textname": f"device {device_id}", "acls": acls},
                 # A role made by an older dashdesk (or a topic root since changed) gets today's ACLs.
@@ -385,19 +398,25 @@ class DynsecAccounts:
                 {"command": "createClient", "username": device_id, "password": password,
                  "textname": f"device {device_id}", "roles": [{"rolename": role}]},
             ], allowed={"createRole": "Role already exists", "deleteClient": "Client not found"})
+            if had:
+                self.say_offline(device_id)
         return password
 
     def remove_device(self, device_id: str) -> None:
-        """Retire ``device_id``: close its connection and delete its account (no error if it has none)."""
+        """Retire ``device_id``: close its connection and delete its account (no error if it has none); its
+        ``status`` topic says ``offline``."""
         check_device_id(device_id)
         with self.connection():
-            self._device_client(device_id)
+            had = self._device_client(device_id) is not None
             self._run([{"command": "deleteClient", "username": device_id},
                        {"command": "deleteRole", "rolename": device_role(device_id)}],
                       allowed={"deleteClient": "Client not found", "deleteRole": "Role not found"})
+            if had:
+                self.say_offline(device_id)
 
     def set_device_enabled(self, device_id: str, enabled: bool) -> None:
-        """Let ``device_id`` connect again, or close its connection and refuse it until enabled.
+        """Let ``device_id`` connect again, or close its connection (its ``status`` topic then says
+        ``offline``) and refuse it until enabled.
 
         Raises :class:`NoSuchDevice` if it has no account.
         """
@@ -406,6 +425,22 @@ class DynsecAccounts:
             if self._device_client(device_id) is None:
                 raise NoSuchDevice(device_id)
             self._run([{"command": "enableClient" if enabled else "disableClient", "username": device_id}])
+            if not enabled:
+                self.say_offline(device_id)
+
+    def say_offline(self, device_id: str) -> bool:
+        """Publish a retained ``offline`` on ``device_id``'s ``status`` topic, as its will would have been:
+        the plugin publishes no will for a connection it closes, and the retained ``online`` would stay for
+        every later subscriber (the bridge after a restart, and so the admin pages). False, with a warning
+        in the log, if the broker did not take it (the admin account's role lacks :func:`admin_acls`)."""
+        topic = wire.Topics(self.topic_root).status(check_device_id(device_id))
+        try:
+            with self.connection():
+                self._open.connection.publish(topic, "offline")
+        except BrokerAuthError as exc:
+            log.warning("%s was disconnected, but %s could not be set to offline: %s", device_id, topic, exc)
+            return False
+        return True
 
     def device(self, device_id: str) -> DeviceAccount | None:
         """``device_id``'s account (whether it is enabled), or None if it has none."""
@@ -530,11 +565,14 @@ class _AdminConnection:
         self._subscribed = False
         self._failure: str | None = None
         self._round: _Round | None = None
+        # PUBACKs of this connection's own publishes: mid → reason code.
+        self._pubacks: dict[int, Any] = {}
+        self._published = threading.Condition(self._state)
         self.client, broker = dd_mqtt.make_client(admin_url, f"dashdesk-admin-{uuid.uuid4().hex[:12]}",
                                                   protocol=protocol, persistent=False)
         self.client.on_connect, self.client.on_subscribe = self._on_connect, self._on_subscribe
         self.client.on_message, self.client.on_connect_fail = self._on_message, self._on_connect_fail
-        self.client.on_disconnect = self._on_disconnect
+        self.client.on_disconnect, self.client.on_publish = self._on_disconnect, self._on_publish
         dd_mqtt.connect(self.client, broker, protocol=protocol, persistent=False)
         self.client.loop_start()
 
@@ -564,6 +602,24 @@ class _AdminConnection:
             raise BrokerAuthError(f"no answer from the broker's dynamic security plugin at {self.where} within "
                                   f"{self.timeout:g} s" + ("" if self._connected.is_set() else " (not connected)"))
         return [waiting.answers[f"{tag}-{i}"] for i in range(len(commands))]
+
+    def publish(self, topic: str, payload: str) -> None:
+        """Publish ``payload`` on ``topic``, retained, at QoS 1, and wait (``timeout``) for the broker's PUBACK;
+        one that refuses it (MQTT 5: the ACLs do not allow it) raises :class:`BrokerAuthError`."""
+        if not self._connected.wait(self.timeout) or self._failure is not None:
+            raise BrokerAuthError(self._failure or f"not connected to the broker at {self.where}")
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        with self._state:
+            if not self._published.wait_for(lambda: info.mid in self._pubacks, self.timeout):
+                raise BrokerAuthError(f"no answer from the broker at {self.where} within {self.timeout:g} s")
+            code = self._pubacks.pop(info.mid)
+        if getattr(code, "is_failure", False):
+            raise BrokerAuthError(f"the broker refused the admin account's publish on {topic}: {code}")
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, code: Any, _p: Any = None) -> None:
+        with self._state:
+            self._pubacks[mid] = code
+            self._published.notify_all()
 
     def _fail(self, reason: str) -> None:
         with self._state:

@@ -388,7 +388,8 @@ class Supervisor:
         database_env = self._prepare_database()
         if self.mqtt_url is None:
             if self.auth == "dynsec":
-                self.secrets = broker_auth.prepare(self.data_dir)
+                self.secrets = broker_auth.prepare(self.data_dir,
+                                                   self.cfg["mqtt"].get("topic_root", "dashdesk/v1"))
             self.mosquitto = self._start_broker()
             if self.secrets is not None:
                 self._set_up_accounts()

@@ -212,8 +212,9 @@ def register_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @api.output(schemas.DeviceBrokerOut)
 @api.doc(summary="New broker credentials for an active device: the old password stops working at once",
          description="`broker.credentials` is `issued` (the password shown this once) or `not_needed` (accounts "
-                     "off).", responses={409: "the device is not active", 503: "the broker did not answer"},
-         tags=["Admin"])
+                     "off). A connection with the old password is closed, and the device is marked offline "
+                     "(in `online` and on its retained `status` topic).",
+         responses={409: "the device is not active", 503: "the broker did not answer"}, tags=["Admin"])
 def issue_credentials(device_id: str) -> dict[str, Any]:
     actor = require_admin()
     with ext().db.read() as s:

@@ -5,6 +5,10 @@ server runs with, approving a device makes its MQTT account (``dashdesk.broker_a
 shows its password once, with the MQTT URL to put into the device's file; retiring it
 deletes the account (its connection is closed). With auth off, devices need none.
 
+Whenever this closes a device's connection (new credentials, retiring, replacing), the
+device is marked offline in the database (``Device.online``) and on its retained ``status``
+topic: the broker publishes no will for a connection it closes itself.
+
 The broker is called after the change is committed, never inside the transaction (a broker
 that does not answer must not hold the database's write lock): a failure leaves the approval
 standing and says so, and the admin makes the credentials again later. Each call is audited
@@ -21,10 +25,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
 from dashdesk import broker_auth
 
 from . import audit
 from .db import Database
+from .models import Device
 
 log = logging.getLogger("dashdesk.server.credentials")
 
@@ -136,15 +144,26 @@ class Context:
 
 
 def recorded(db: Database, actor: str, outcome: Outcome, action: str) -> Outcome:
-    """Audit what the broker did (``action``: issue or remove), unless there was nothing to do."""
+    """Audit what the broker did (``action``: issue or remove), unless there was nothing to do, and note it on
+    the device (if the server knows it): offline if its connection was closed."""
     if outcome.result != "not_needed":
         with db.write() as s:
             audit.record(s, actor, f"broker.{action}", f"device:{outcome.device_id}", result=outcome.result,
                          **({"error": outcome.error} if outcome.error else {}))
+            _note(s, outcome)
     return outcome
 
 
+def _note(s: Session, outcome: Outcome) -> None:
+    if outcome.result in ("issued", "removed"):
+        # A new password or no account: any connection it had is closed, and the broker publishes no will
+        # then (dashdesk.broker_auth says offline on its status topic instead, which the bridge passes on).
+        s.execute(update(Device).where(Device.device_id == outcome.device_id, Device.online.is_(True))
+                  .values(online=False))
+
+
 def issue(ext: Any, device_id: str, actor: str) -> Outcome:
+    """New credentials for ``device_id``: the old password, if any, stops working at once."""
     return recorded(ext.db, actor, ext.broker.issue(device_id), "issue")
 
 

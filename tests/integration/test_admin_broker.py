@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,8 @@ from dashdesk import broker, broker_auth, wire
 from tests.stack import ADMIN_PASSWORD, ADMIN_TOKEN, PYTHON, Stack, wait_until
 from tests.web.conftest import csrf_of
 
-from .test_broker_auth import NOT_AUTHORIZED, Device, connack_refused, dashdesk, device_id, press_body
+from .test_broker_auth import (DELIVERY_S, NOT_AUTHORIZED, Device, connack_refused, dashdesk, device_id, press_body,
+                               retained_status)
 
 pytestmark = pytest.mark.integration
 TOPICS = wire.Topics()
@@ -366,3 +368,80 @@ def test_patch_retired_closes_the_connection_and_patch_rejected_keeps_it_to_say_
     finally:
         kept_dev.close()
         gone_dev.close()
+
+
+# ---------------------------------------------------------------- what dashdesk shows of each device's connection
+
+
+def online(stack: Stack, d: str) -> bool | None:
+    return stack.api("GET", f"/api/v1/devices/{d}").json()["online"]
+
+
+def connection_on_page(web: requests.Session, stack: Stack, d: str) -> str:
+    page = web.get(f"{stack.base}/admin/devices/{d}", timeout=10).text
+    return re.search(r"<dt>Connection</dt><dd><span class=\"[a-z]+\">([a-z]+)</span>", page).group(1)
+
+
+def online_devices(web: requests.Session, stack: Stack) -> int:
+    page = web.get(f"{stack.base}/admin", timeout=10).text
+    return int(re.search(r"<strong>(\d+)</strong> active devices online", page).group(1))
+
+
+def test_new_credentials_and_retiring_show_the_device_offline_also_after_the_bridge_restarts(auth_stack):
+    """The broker publishes no will for a connection it closes on dashdesk's behalf: dashdesk marks the device
+    offline itself, in its database and with a retained offline on the device's status topic."""
+    stack = auth_stack
+    web = sign_in(stack)
+    d, url, plain = registered(stack, "ab-offline")
+    plain.close()
+    dev = Device(url, status=True)  # as the device agent: will offline, retained online once connected
+    assert dev.connected
+    wait_until(lambda: online(stack, d) is True, timeout=10, what="the device to show online")
+    assert connection_on_page(web, stack, d) == "online"
+    before = online_devices(web, stack)
+    # new credentials on the page: the connection is closed, and the device is offline at once, everywhere
+    page = web.get(f"{stack.base}/admin/devices/{d}", timeout=10).text
+    r = web.post(f"{stack.base}/admin/devices/{d}/credentials", data={"csrf_token": csrf(page)}, timeout=30)
+    assert r.status_code == 200 and "the old password no longer works" in r.text
+    assert re.search(r"<dt>Connection</dt><dd><span class=\"offline\">offline</span>", r.text)
+    wait_until(lambda: dev.disconnects, timeout=10, what="the old password's connection to close")
+    dev.close()
+    assert online(stack, d) is False and connection_on_page(web, stack, d) == "offline"
+    assert online_devices(web, stack) == before - 1
+    assert retained_status(stack, d) == "offline"
+    # with the new password it is online again
+    again = Device(shown(r.text, "url"), status=True)
+    assert again.connected
+    wait_until(lambda: online(stack, d) is True, timeout=10, what="the device to show online again")
+    # retired through the API: offline, in the answer too; and it stays so when the bridge (re)reads the topic
+    r = stack.api("POST", f"/api/v1/devices/{d}/retire", json={"reason": "stolen"})
+    assert r.status_code == 200 and r.json()["broker"]["credentials"] == "removed" and r.json()["online"] is False
+    wait_until(lambda: again.disconnects, timeout=10, what="the retired device's connection to close")
+    again.close()
+    assert retained_status(stack, d) == "offline"
+    stack.bridge.stop()
+    stack.start_bridge()  # subscribes anew: gets each device's retained status
+    time.sleep(3 * DELIVERY_S)  # the bridge passes statuses on every second
+    assert online(stack, d) is False and connection_on_page(web, stack, d) == "offline"
+
+
+def test_a_replaced_device_is_offline(auth_stack):
+    stack = auth_stack
+    old, url, plain = registered(stack, "ab-off-old")
+    plain.close()
+    dev = Device(url, status=True)
+    wait_until(lambda: online(stack, old) is True, timeout=10, what="the old device to show online")
+    new = device_id("ab-off-new")
+    r = stack.api("POST", f"/api/v1/devices/{old}/replace", json={"by": new})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["replaced"]["broker"]["credentials"] == "removed" and body["replaced"]["online"] is False
+    wait_until(lambda: dev.disconnects, timeout=10, what="the replaced device's connection to close")
+    dev.close()
+    assert retained_status(stack, old) == "offline"
+    replacement = Device(body["device"]["broker"]["mqtt_url"])
+    try:
+        assert replacement.connected and pressed(replacement, new)["result"] in ("created", "merged")
+    finally:
+        replacement.close()
+

@@ -39,9 +39,12 @@ def device_id(name: str) -> str:
 
 
 class Device:
-    """An MQTT client as a device: records what the broker answers to each packet."""
+    """An MQTT client as a device: records what the broker answers to each packet. ``status``: as the device
+    agent does, its will is a retained ``offline`` on its ``status`` topic, and it publishes a retained
+    ``online`` there once connected."""
 
-    def __init__(self, url: str, protocol: int = 5, wait: bool = True, client_id: str | None = None):
+    def __init__(self, url: str, protocol: int = 5, wait: bool = True, client_id: str | None = None,
+                 status: bool = False):
         self.protocol = protocol
         self.connack: list[Any] = []
         self.disconnects: list[Any] = []
@@ -61,6 +64,11 @@ class Device:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
+        if status:
+            topic = TOPICS.status(unquote(parsed.username or ""))
+            self.client.will_set(topic, "offline", qos=1, retain=True)
+            self.client.on_connect = lambda c, *a: (self._on_connect(c, *a), c.publish(topic, "online", qos=1,
+                                                                                        retain=True))
         self.client.connect(parsed.hostname, parsed.port)
         self.client.loop_start()
         if wait:
@@ -78,7 +86,11 @@ class Device:
         self._note(lambda: self.disconnects.append(rc))
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self._note(lambda: self.messages.append((msg.topic, json.loads(msg.payload))))
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            body = msg.payload.decode(errors="replace")  # a status topic's online or offline
+        self._note(lambda: self.messages.append((msg.topic, body)))
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: list[Any], _p: Any = None) -> None:
         self._note(lambda: self._subacks.__setitem__(mid, codes))
@@ -129,6 +141,30 @@ def connack_refused(url: str, protocol: int = 5) -> Any:
         return rc
     finally:
         d.close()
+
+
+WATCHER = "test.watcher"
+
+
+def retained_status(stack: Stack, d: str) -> str | None:
+    """What a subscriber arriving now gets on ``d``'s status topic: the retained message (None: there is none).
+    It reads as an account of the test's own that may read every device's status (a dot: no device's id)."""
+    password = "watcher-password-0123456789"
+    topic = TOPICS.subscription("status")
+    stack.accounts._run([
+        {"command": "createRole", "rolename": WATCHER, "acls": [
+            {"acltype": kind, "topic": topic, "priority": 0, "allow": True}
+            for kind in ("subscribePattern", "publishClientReceive")]},
+        {"command": "createClient", "username": WATCHER, "password": password, "roles": [{"rolename": WATCHER}]},
+    ], allowed={"createRole": "Role already exists", "createClient": "Client already exists"})
+    watcher = Device(stack.broker.url_for(WATCHER, password))
+    try:
+        assert watcher.connected and watcher.subscribe(TOPICS.status(d)) == 1
+        time.sleep(DELIVERY_S)
+        [*_, last] = [None] + [body for topic, body in list(watcher.messages) if topic == TOPICS.status(d)]
+        return last
+    finally:
+        watcher.close()
 
 
 # ---------------------------------------------------------------- one device cannot act as another
@@ -308,6 +344,38 @@ def test_adding_a_device_again_gives_a_new_password_and_the_old_one_stops_workin
         assert new.ack_for(body["event_id"])["result"] == "created"
     finally:
         new.close()
+
+
+def test_a_device_the_account_manager_disconnects_is_offline_for_later_subscribers(auth_stack):
+    """The plugin closes the connection without publishing the device's will: the manager says offline itself."""
+    stack = auth_stack
+    d = device_id("auth-offline")
+    first = Device(stack.broker.url_for(d, stack.accounts.add_device(d)), status=True)
+    assert first.connected
+    wait_until(lambda: retained_status(stack, d) == "online", timeout=10, what="the device's retained online")
+    # a new password: the connection with the old one is closed
+    again = Device(stack.broker.url_for(d, stack.accounts.add_device(d)), status=True)
+    wait_until(lambda: first.disconnects, timeout=10, what="the old password's connection to close")
+    first.close()
+    assert again.connected
+    wait_until(lambda: retained_status(stack, d) == "online", timeout=10, what="the reconnected device's online")
+    # disabled, then deleted: offline each time
+    stack.accounts.set_device_enabled(d, False)
+    wait_until(lambda: again.disconnects, timeout=10, what="the disabled device's connection to close")
+    again.close()
+    assert retained_status(stack, d) == "offline"
+    stack.accounts.set_device_enabled(d, True)
+    url = stack.broker.url_for(d, stack.accounts.add_device(d))
+    last = Device(url, status=True)
+    wait_until(lambda: retained_status(stack, d) == "online", timeout=10, what="the device's online")
+    stack.accounts.remove_device(d)
+    wait_until(lambda: last.disconnects, timeout=10, what="the retired device's connection to close")
+    last.close()
+    assert retained_status(stack, d) == "offline"
+    # a device that never had an account is not said to be anything
+    never = device_id("auth-never")
+    stack.accounts.remove_device(never)
+    assert retained_status(stack, never) is None
 
 
 def test_disabled_device_is_disconnected_until_enabled_again(auth_stack):

@@ -52,13 +52,34 @@ def test_prepare_makes_private_files_once_with_an_admin_account(tmp_path):
     assert broker_auth._hash_matches(admin, first.passwords[broker_auth.ADMIN_USERNAME])
     assert plugin["defaultACLAccess"] == {"publishClientSend": False, "publishClientReceive": False,
                                           "subscribe": False, "unsubscribe": True}
-    # The admin may send commands and read answers; nothing else.
+    # The admin may send commands and read answers, and say that a device it disconnected is offline
+    # (publish on the devices' status topics); nothing else.
     [role] = plugin["roles"]
-    assert {a["topic"] for a in role["acls"]} == {broker_auth.CONTROL_TOPIC, broker_auth.RESPONSE_TOPIC}
+    assert {(a["acltype"], a["topic"]) for a in role["acls"]} == {
+        ("publishClientSend", broker_auth.CONTROL_TOPIC), ("subscribePattern", broker_auth.RESPONSE_TOPIC),
+        ("publishClientReceive", broker_auth.RESPONSE_TOPIC), ("publishClientSend", "dashdesk/v1/devices/+/status")}
 
     before = first.dynsec_config.read_bytes()
     again = broker_auth.prepare(tmp_path)
     assert again.passwords == first.passwords and first.dynsec_config.read_bytes() == before
+
+
+def test_prepare_gives_an_existing_admin_role_the_status_topics_under_the_topic_root(tmp_path):
+    """A plugin file made by an older dashdesk (the admin could not publish a device's offline) is brought up to
+    date at the next start, under the configured topic root; the rest of the file stays."""
+    secrets = broker_auth.prepare(tmp_path)
+    plugin = json.loads(secrets.dynsec_config.read_text())
+    [role] = plugin["roles"]
+    role["acls"] = role["acls"][:3]
+    device = {"username": "shop-1", "roles": [{"rolename": "dashdesk-device:shop-1"}]}
+    plugin["clients"].append(device)
+    secrets.dynsec_config.write_text(json.dumps(plugin))
+    again = broker_auth.prepare(tmp_path, "chain/v2")
+    plugin = json.loads(again.dynsec_config.read_text())
+    [role] = [r for r in plugin["roles"] if r["rolename"] == broker_auth.ADMIN_ROLE]
+    assert role["acls"] == broker_auth.admin_acls("chain/v2")
+    assert ("publishClientSend", "chain/v2/devices/+/status") in {(a["acltype"], a["topic"]) for a in role["acls"]}
+    assert device in plugin["clients"] and again.passwords == secrets.passwords
 
 
 def test_a_lost_passwords_file_gives_a_new_admin_password_and_keeps_the_devices(tmp_path):
