@@ -402,6 +402,20 @@ class DynsecAccounts:
                 self.say_offline(device_id)
         return password
 
+    def keep_or_add_device(self, device_id: str) -> str | None:
+        """Give ``device_id`` an account if it has none, and return its password (show it once); None if it
+        has one already: it is kept as it is (enabled, if it was not), its password goes on working and its
+        connection stays up. For an approval: the device may have been set up with credentials from
+        ``dashdesk broker device-credentials`` before anyone approved it."""
+        check_device_id(device_id)
+        with self.connection():
+            client = self._device_client(device_id)
+            if client is None:
+                return self.add_device(device_id)
+            if client.get("disabled", False):
+                self._run([{"command": "enableClient", "username": device_id}])
+        return None
+
     def remove_device(self, device_id: str) -> None:
         """Retire ``device_id``: close its connection and delete its account (no error if it has none); its
         ``status`` topic says ``offline``."""

@@ -358,7 +358,7 @@ def device_approve(device_id: str) -> Any:
         flash(refused(exc), "error")
         return back(url_for("admin.device", device_id=device_id))
     return _with_credentials(device_id, f"{device_id} is approved into {site_code}.",
-                             [credentials.issue(ext(), device_id, me())])
+                             [credentials.keep_or_issue(ext(), device_id, me())])
 
 
 @admin.post("/devices")
@@ -372,7 +372,7 @@ def device_register() -> Any:
         flash(refused(exc), "error")
         return redirect(url_for("admin.device_list"), 303)
     return _with_credentials(device_id, f"{device_id} is added to {site_code}, active.",
-                             [credentials.issue(ext(), device_id, me())])
+                             [credentials.keep_or_issue(ext(), device_id, me())])
 
 
 @admin.post("/devices/<device_id>/credentials")
@@ -441,7 +441,7 @@ def device_replace(device_id: str) -> Any:
             + (f" ({numbers})" if numbers else ""))
     message = (f"{new_id} replaced {device_id}: site {site}, {done.mappings} button mapping"
                f"{'s' if done.mappings != 1 else ''}, {took}. {device_id} is retired.")
-    outcomes = [credentials.issue(ext(), new_id, me()), credentials.remove(ext(), device_id, me())]
+    outcomes = [credentials.keep_or_issue(ext(), new_id, me()), credentials.remove(ext(), device_id, me())]
     if all(o.result == "not_needed" for o in outcomes):
         flash(f"{message} {NO_ACCOUNTS}", "ok")
         return redirect(url_for("admin.device", device_id=new_id), 303)

@@ -175,7 +175,9 @@ def _device_answer(device_id: str, outcome: credentials.Outcome | None = None) -
 
 
 BROKER_DOC = ("With broker accounts on (`[broker] auth = \"dynsec\"`), `broker` carries the device's new MQTT "
-              "username, password (shown this once) and `mqtt_url` for its file; if the broker did not answer, "
+              "username, password (shown this once) and `mqtt_url` for its file; a device that has an account "
+              "already (made by `dashdesk broker device-credentials`, say) keeps it: `broker.credentials` is "
+              "`kept`, its password goes on working and none is shown. If the broker did not answer, "
               "the change stands, `broker.credentials` is `failed` with the `error`, and "
               "`POST .../credentials` tries again. With accounts off, `broker.credentials` is `not_needed`.")
 
@@ -190,7 +192,7 @@ BROKER_DOC = ("With broker accounts on (`[broker] auth = \"dynsec\"`), `broker` 
 def approve_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = require_admin()
     _device_action(lambda s: devices.approve(s, device_id, body["site"], actor))
-    return _device_answer(device_id, credentials.issue(ext(), device_id, actor))
+    return _device_answer(device_id, credentials.keep_or_issue(ext(), device_id, actor))
 
 
 @api.post("/devices/register")
@@ -204,7 +206,7 @@ def approve_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
 def register_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = require_admin()
     _device_action(lambda s: devices.register(s, body["device_id"], body["site"], actor, body["kind"]))
-    return _device_answer(body["device_id"], credentials.issue(ext(), body["device_id"], actor)), 201
+    return _device_answer(body["device_id"], credentials.keep_or_issue(ext(), body["device_id"], actor)), 201
 
 
 @api.post("/devices/<device_id>/credentials")
@@ -275,7 +277,7 @@ def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     if done.again:
         return {"device": _device_answer(body["by"]), "replaced": _device_answer(device_id), "mappings": 0,
                 "tickets": [], "already_replaced": True}
-    new = _device_answer(body["by"], credentials.issue(ext(), body["by"], actor))
+    new = _device_answer(body["by"], credentials.keep_or_issue(ext(), body["by"], actor))
     old = _device_answer(device_id, credentials.remove(ext(), device_id, actor))
     return {"device": new, "replaced": old, "mappings": mappings, "tickets": tickets, "already_replaced": False}
 

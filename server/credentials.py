@@ -2,8 +2,10 @@
 
 With ``[broker] auth = "dynsec"`` (or ``[broker] admin_url`` set) in the configuration the
 server runs with, approving a device makes its MQTT account (``dashdesk.broker_auth``) and
-shows its password once, with the MQTT URL to put into the device's file; retiring it
-deletes the account (its connection is closed). With auth off, devices need none.
+shows its password once, with the MQTT URL to put into the device's file, unless it has one
+already (made by ``dashdesk broker device-credentials`` before it first pressed, say): that
+one is kept, and its password goes on working. "New broker credentials" replaces the
+password; retiring deletes the account. With auth off, devices need none.
 
 Whenever this closes a device's connection (new credentials, retiring, replacing), the
 device is marked offline in the database (``Device.online``) and on its retained ``status``
@@ -43,7 +45,8 @@ BROKER_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to a device's broker account: ``result`` is issued, removed, not_needed or failed."""
+    """What happened to a device's broker account: ``result`` is issued (a new password), kept (it had one,
+    which goes on working), removed, not_needed or failed."""
 
     device_id: str
     auth: str
@@ -60,8 +63,8 @@ class Outcome:
         return self.result == "failed"
 
     def as_dict(self) -> dict[str, Any]:
-        issued = self.result == "issued"
-        return {"auth": self.auth, "credentials": self.result, "username": self.device_id if issued else None,
+        has = self.result in ("issued", "kept")
+        return {"auth": self.auth, "credentials": self.result, "username": self.device_id if has else None,
                 "password": self.password, "mqtt_url": self.mqtt_url, "broker_url": self.broker_url,
                 "error": self.error}
 
@@ -124,6 +127,19 @@ class BrokerAccounts:
         return Outcome(device_id, self.auth, "issued", password=password, broker_url=self.device_url,
                        mqtt_url=broker_auth.url_with_credentials(self.device_url, device_id, password))
 
+    def keep_or_issue(self, device_id: str) -> Outcome:
+        """Keep ``device_id``'s account if it has one (its password goes on working, its connection stays up),
+        else give it one (:meth:`issue`)."""
+        if not self.enabled:
+            return Outcome(device_id, self.auth, "not_needed")
+        password, error = self._call(device_id, "make", lambda m: m.keep_or_add_device(device_id))
+        if error is not None:
+            return Outcome(device_id, self.auth, "failed", error=error, broker_url=self.device_url)
+        if password is None:
+            return Outcome(device_id, self.auth, "kept", broker_url=self.device_url)
+        return Outcome(device_id, self.auth, "issued", password=password, broker_url=self.device_url,
+                       mqtt_url=broker_auth.url_with_credentials(self.device_url, device_id, password))
+
     def remove(self, device_id: str) -> Outcome:
         """Delete ``device_id``'s account: it is disconnected and cannot connect again."""
         if not self.enabled:
@@ -165,6 +181,12 @@ def _note(s: Session, outcome: Outcome) -> None:
 def issue(ext: Any, device_id: str, actor: str) -> Outcome:
     """New credentials for ``device_id``: the old password, if any, stops working at once."""
     return recorded(ext.db, actor, ext.broker.issue(device_id), "issue")
+
+
+def keep_or_issue(ext: Any, device_id: str, actor: str) -> Outcome:
+    """Credentials for a device being approved or added: the account it has is kept (``kept``), else one is
+    made (``issued``)."""
+    return recorded(ext.db, actor, ext.broker.keep_or_issue(device_id), "issue")
 
 
 def remove(ext: Any, device_id: str, actor: str) -> Outcome:

@@ -283,10 +283,11 @@ class DeviceButtonQuery(Strict):
 class BrokerOut(Schema):
     auth = String(metadata={"enum": ["none", "dynsec"], "description": "the broker's `[broker] auth`"})
     credentials = String(metadata={
-        "enum": ["issued", "removed", "not_needed", "failed"],
-        "description": "`issued`: a new account, its password below, shown this once; `removed`: the account is "
-                       "gone and its connection closed; `not_needed`: the broker has no accounts; `failed`: the "
-                       "broker did not answer (`error`), try again with `.../credentials`"})
+        "enum": ["issued", "kept", "removed", "not_needed", "failed"],
+        "description": "`issued`: a new account (or password), its password below, shown this once; `kept`: the "
+                       "device had an account, which it keeps (its password goes on working; none is shown); "
+                       "`removed`: the account is gone and its connection closed; `not_needed`: the broker has no "
+                       "accounts; `failed`: the broker did not answer (`error`), try again with `.../credentials`"})
     username = String(allow_none=True)
     password = String(allow_none=True, metadata={"description": "shown this once; stored only as a hash"})
     mqtt_url = String(allow_none=True, metadata={"description": "put into the device's TOML file (`mqtt_url`)"})

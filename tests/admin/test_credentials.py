@@ -32,8 +32,12 @@ class FakeAccounts:
         self.passwords[device_id] = f"secret-{self.made}-{device_id}-0123456789abcdef"
         return self.passwords[device_id]
 
+    def keep_or_add_device(self, device_id: str) -> str | None:
+        return None if device_id in self.passwords else self.add_device(device_id)
+
     def remove_device(self, device_id: str) -> None:
         self.passwords.pop(device_id, None)
+
 
 
 @pytest.fixture
@@ -282,3 +286,25 @@ def test_a_replacement_shows_the_new_password_once_after_a_redirect_and_a_resent
     assert fake.made == made and fake.passwords["till-9"] == password  # its connection stays up
     assert [a.action for a in audit_rows(auth_app) if a.action.startswith("broker.")] == [
         "broker.issue", "broker.issue", "broker.remove"]
+
+
+def test_approving_a_device_that_has_an_account_keeps_it_and_its_password(auth_app, fake):
+    password = fake.add_device("new-1")  # `dashdesk broker device-credentials new-1`, installed on the device
+    press(auth_app, device_id="new-1")
+    admin = Desk(auth_app, "admin")
+    r = post(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1", site="hs-01")
+    assert r.status_code == 200 and "new-1 is approved into hs-01." in r.text
+    assert "new-1 keeps its broker account: the password it was set up with goes on working" in r.text
+    assert 'id="cred-password"' not in r.text and fake.passwords["new-1"] == password
+    # through the API, and for a device added on the page: the same
+    fake.add_device("new-2")
+    kept = fake.passwords["new-2"]
+    press(auth_app, device_id="new-2")
+    body = api(auth_app, "POST", "/api/v1/devices/new-2/approve", json={"site": "hs-01"}).get_json()
+    assert body["broker"]["credentials"] == "kept" and body["broker"]["password"] is None
+    assert fake.passwords["new-2"] == kept
+    fake.add_device("new-3")
+    r = post(admin, "/admin/devices", "/admin/devices", device_id="new-3", site="hs-01", kind="physical")
+    assert r.status_code == 200 and "new-3 keeps its broker account" in r.text
+    assert [a.details["result"] for a in audit_rows(auth_app, "broker.issue")] == ["kept"] * 3
+

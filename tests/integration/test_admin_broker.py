@@ -425,23 +425,75 @@ def test_new_credentials_and_retiring_show_the_device_offline_also_after_the_bri
     assert online(stack, d) is False and connection_on_page(web, stack, d) == "offline"
 
 
-def test_a_replaced_device_is_offline(auth_stack):
+def test_a_replaced_device_is_offline_and_its_replacement_keeps_an_account_it_had(auth_stack):
     stack = auth_stack
     old, url, plain = registered(stack, "ab-off-old")
     plain.close()
     dev = Device(url, status=True)
     wait_until(lambda: online(stack, old) is True, timeout=10, what="the old device to show online")
     new = device_id("ab-off-new")
+    made = dashdesk("broker", "device-credentials", new, env=stack.env)
+    assert made.returncode == 0, made.stderr
+    password = dict(line.split(": ", 1) for line in made.stdout.strip().splitlines())["password"]
     r = stack.api("POST", f"/api/v1/devices/{old}/replace", json={"by": new})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["replaced"]["broker"]["credentials"] == "removed" and body["replaced"]["online"] is False
+    assert body["device"]["broker"] == {**body["device"]["broker"], "credentials": "kept", "username": new,
+                                        "password": None, "mqtt_url": None}
     wait_until(lambda: dev.disconnects, timeout=10, what="the replaced device's connection to close")
     dev.close()
     assert retained_status(stack, old) == "offline"
-    replacement = Device(body["device"]["broker"]["mqtt_url"])
+    replacement = Device(stack.broker.url_for(new, password))
     try:
         assert replacement.connected and pressed(replacement, new)["result"] in ("created", "merged")
     finally:
         replacement.close()
+
+
+def credentials_from_the_command_line(stack: Stack, name: str) -> tuple[str, str]:
+    """As the README sets a device up: `dashdesk broker device-credentials`, its password into the device's file."""
+    d = device_id(name)
+    made = dashdesk("broker", "device-credentials", d, env=stack.env)
+    assert made.returncode == 0, made.stderr
+    return d, dict(line.split(": ", 1) for line in made.stdout.strip().splitlines())["password"]
+
+
+def test_approving_a_device_set_up_with_command_line_credentials_keeps_its_password_working(auth_stack):
+    stack = auth_stack
+    web = sign_in(stack)
+    for how in ("api", "page"):
+        d, password = credentials_from_the_command_line(stack, f"ab-keep-{how}")
+        url = stack.broker.url_for(d, password)
+        dev = Device(url, status=True)
+        try:
+            assert dev.connected and pressed(dev, d)["result"] == "created"  # pending now: it reports all the same
+            assert stack.api("GET", f"/api/v1/devices/{d}").json()["status"] == "pending"
+            assert stack.api("POST", "/api/v1/sites", json={"code": f"ab-{d}", "name": d}).status_code == 201
+            if how == "page":
+                page = web.get(f"{stack.base}/admin/devices/{d}", timeout=10).text
+                r = web.post(f"{stack.base}/admin/devices/{d}/approve",
+                             data={"csrf_token": csrf(page), "site": f"ab-{d}"}, timeout=30)
+                assert r.status_code == 200 and f"{d} is approved into ab-{d}." in r.text
+                assert f"{d} keeps its broker account: the password it was set up with goes on working" in r.text
+                assert "shown this once" not in r.text and 'id="cred-password"' not in r.text
+            else:
+                r = stack.api("POST", f"/api/v1/devices/{d}/approve", json={"site": f"ab-{d}"})
+                assert r.status_code == 200, r.text
+                assert r.json()["broker"] == {"auth": "dynsec", "credentials": "kept", "username": d,
+                                              "password": None, "mqtt_url": None,
+                                              "broker_url": stack.broker.url, "error": None}
+                assert r.json()["status"] == "active"
+            time.sleep(DELIVERY_S)
+            assert dev.connected and dev.disconnects == []  # still connected
+            assert pressed(dev, d)["result"] == "created"  # a ticket of its site, now that it has one
+            assert online(stack, d) is True
+        finally:
+            dev.close()
+        again = Device(url)  # and the password it was set up with still works
+        try:
+            assert again.connected
+        finally:
+            again.close()
+        assert audited(stack, d)[-1][1:] == ("broker.issue", "kept")
 

@@ -378,6 +378,39 @@ def test_a_device_the_account_manager_disconnects_is_offline_for_later_subscribe
     assert retained_status(stack, never) is None
 
 
+def test_the_account_manager_keeps_an_account_a_device_has_and_makes_one_for_a_device_without(auth_stack):
+    stack = auth_stack
+    d = device_id("auth-keep")
+    password = stack.accounts.add_device(d)
+    dev = Device(stack.broker.url_for(d, password), status=True)
+    try:
+        assert dev.connected
+        assert stack.accounts.keep_or_add_device(d) is None  # kept: no new password
+        time.sleep(DELIVERY_S)
+        assert dev.connected and dev.disconnects == [] and retained_status(stack, d) == "online"
+        assert pressed_ok(dev, d)
+    finally:
+        dev.close()
+    stack.accounts.set_device_enabled(d, False)
+    assert stack.accounts.keep_or_add_device(d) is None  # enabled again, with the same password
+    assert stack.accounts.device(d) == broker_auth.DeviceAccount(d, enabled=True)
+    back = Device(stack.broker.url_for(d, password))
+    assert back.connected
+    back.close()
+    fresh = device_id("auth-keep-none")
+    made = stack.accounts.keep_or_add_device(fresh)
+    assert made is not None and len(made) >= 32
+    assert stack.accounts.device(fresh) == broker_auth.DeviceAccount(fresh, enabled=True)
+    stack.accounts.remove_device(fresh)
+
+
+def pressed_ok(dev: Device, d: str) -> bool:
+    assert dev.subscribe(TOPICS.ack(d)) == 1
+    body = press_body(d)
+    assert dev.publish(TOPICS.press(d), body) == 0
+    return dev.ack_for(body["event_id"])["result"] in ("created", "merged")
+
+
 def test_disabled_device_is_disconnected_until_enabled_again(auth_stack):
     stack = auth_stack
     d = device_id("auth-disable")
