@@ -456,6 +456,12 @@ class DynsecAccounts:
             return False
         return True
 
+    def usernames(self) -> set[str]:
+        """Every account's username on the broker (devices' and others'), in one round."""
+        [answer] = self._run([{"command": "listClients", "verbose": False, "count": -1}])
+        clients = (answer.get("data") or {}).get("clients") or []
+        return {c if isinstance(c, str) else str(c.get("username")) for c in clients}
+
     def device(self, device_id: str) -> DeviceAccount | None:
         """``device_id``'s account (whether it is enabled), or None if it has none."""
         client = self._device_client(device_id)

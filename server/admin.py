@@ -117,6 +117,9 @@ def back(default: str) -> Any:
 
 @admin.get("")
 def index() -> Any:
+    broker_on = ext().broker.enabled
+    if broker_on:
+        credentials.learn(ext())
     with ext().db.read() as s:
         by_status = dict(s.execute(select(Device.status, func.count()).group_by(Device.status)).all())
         counts = {
@@ -124,6 +127,8 @@ def index() -> Any:
             "devices": sum(by_status.values()),
             "online": s.scalar(select(func.count()).select_from(Device).where(Device.online.is_(True),
                                                                                 Device.status == "active")) or 0,
+            "without_account": s.scalar(select(func.count()).select_from(Device).where(
+                Device.status == "active", Device.broker_account.is_not(True))) or 0 if broker_on else 0,
             "categories": s.scalar(select(func.count()).select_from(Category)) or 0,
             "open_tickets": s.scalar(select(func.count()).select_from(Ticket)
                                      .where(Ticket.status.in_(OPEN_STATUSES), Ticket.is_test.is_(False))) or 0,
@@ -133,7 +138,7 @@ def index() -> Any:
         recent = s.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(10)).all()
         site_codes = _site_codes(s)
     return render_template("admin/index.html", counts=counts, by_status=by_status, pending=pending, recent=recent,
-                           site_codes=site_codes, statuses=DEVICE_STATUSES, labels=STATUS_LABELS)
+                           site_codes=site_codes, statuses=DEVICE_STATUSES, labels=STATUS_LABELS, broker_on=broker_on)
 
 
 def _site_codes(s: Session, limit: int = 5000) -> list[tuple[str, str]]:
@@ -251,14 +256,25 @@ def reading(telemetry: dict[str, Any] | None, key: str) -> Any:
     return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
 
 
+# The devices list's filter by broker account: "none" also lists devices whose account is not known (the
+# broker did not answer when asked): until it says otherwise, they may still need one.
+ACCOUNT_FILTERS = {"none": Device.broker_account.is_not(True), "own": Device.broker_account.is_(True)}
+
+
 @admin.get("/devices")
 def device_list() -> Any:
     status = request.args.get("status", "")
     status = status if status in DEVICE_STATUSES else ""
     site_code = request.args.get("site", "").strip()[:64]
     q = request.args.get("q", "").strip()[:63]
+    broker_on = ext().broker.enabled
+    account = request.args.get("account", "")
+    account = account if account in ACCOUNT_FILTERS and broker_on else ""
     page = page_arg()
+    known = credentials.learn(ext()) if broker_on else True
     stmt = select(Device)
+    if account:
+        stmt = stmt.where(ACCOUNT_FILTERS[account])
     if status:
         stmt = stmt.where(Device.status == status)
     if site_code:
@@ -274,9 +290,9 @@ def device_list() -> Any:
         rows = [DeviceRow(d, len(tickets[d.device_id])) for d in found]
         site_codes = _site_codes(s)
     return render_template("admin/devices.html", rows=rows, status=status, site_code=site_code, q=q,
-                           pages=Pages(page, total), query=query, statuses=DEVICE_STATUSES, labels=STATUS_LABELS,
-                           site_codes=site_codes, reading=reading, ago=_ago,
-                           broker_on=ext().broker.enabled)
+                           account=account, pages=Pages(page, total), query=query, statuses=DEVICE_STATUSES,
+                           labels=STATUS_LABELS, site_codes=site_codes, reading=reading, ago=_ago,
+                           broker_on=broker_on, accounts_known=known)
 
 
 def _ago(value: Any) -> str:
@@ -299,6 +315,10 @@ def device(device_id: str, error: str | None = None, status: int = 200, mapping_
     else what a redirect to it left in the session (:func:`_show_once`)."""
     if broker is None and request.method == "GET":
         broker = _shown_once(device_id)
+    with ext().db.read() as s:
+        unknown = _device_or_404(s, device_id).broker_account is None
+    if unknown and ext().broker.enabled:
+        credentials.learn(ext())
     with ext().db.read() as s:
         row = _device_or_404(s, device_id)
         mappings = devices.mappings(s, row.device_id)
@@ -383,8 +403,11 @@ def device_credentials(device_id: str) -> Any:
             flash(f"{device_id} is {STATUS_LABELS.get(row.status, row.status).lower()}: only an active device gets "
                   "broker credentials.", "error")
             return redirect(url_for("admin.device", device_id=device_id), 303)
-    return _with_credentials(device_id, f"New broker credentials for {device_id}: the old password no longer works."
-                             if ext().broker.enabled else "Nothing to do.", [credentials.issue(ext(), device_id, me())])
+        had = row.broker_account is not False
+    message = (("New broker credentials for {}: the old password no longer works." if had else
+                "Broker credentials for {}, which had none.").format(device_id) if ext().broker.enabled
+               else "Nothing to do.")
+    return _with_credentials(device_id, message, [credentials.issue(ext(), device_id, me())])
 
 
 @admin.post("/devices/<device_id>/credentials/remove")

@@ -267,7 +267,7 @@ def device_dict(s: Session, d: Device) -> dict[str, Any]:
             "kind": d.kind, "online": d.online, "first_seen_at": _t(d.first_seen_at),
             "last_seen_at": _t(d.last_seen_at), "telemetry": d.telemetry, "telemetry_at": _t(d.telemetry_at),
             "firmware": telemetry.get("firmware") if isinstance(telemetry.get("firmware"), str) else None,
-            "test_mode": bool(d.test_mode), "replaced_by": d.replaced_by,
+            "test_mode": bool(d.test_mode), "replaced_by": d.replaced_by, "broker_account": d.broker_account,
             "buttons": [{"button": b.button, "press": b.press or None,
                          "category": b.category.slug if b.category else None, "label": b.label,
                          "action": b.action} for b in buttons]}
@@ -304,9 +304,14 @@ def _place(s: Session, device: Device, body: dict[str, Any], actor: str) -> None
 @api.auth_required(auth)
 @api.input(schemas.DeviceQuery, location="query", arg_name="q", unknown=None)
 @api.output(schemas.DeviceList)
-@api.doc(summary="List devices (all, or those with a `status` and/or at a `site`)")
+@api.doc(summary="List devices (all, or those with a `status` and/or at a `site`, with or without a "
+                 "`broker_account`)")
 def list_devices(q: dict[str, Any]) -> dict[str, Any]:
     stmt = select(Device).options(joinedload(Device.site)).order_by(Device.device_id)
+    if "broker_account" in q:
+        credentials.learn(ext())  # those not known yet: one question to the broker for all of them
+        stmt = stmt.where(Device.broker_account.is_(True) if q["broker_account"]
+                          else Device.broker_account.is_not(True))
     if "status" in q:
         stmt = stmt.where(Device.status == q["status"])
     if "site" in q:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from . import audit, categories, config_io, credentials, devices, rules, schemas, sites
 from .api import admin_abort, api, category_dict, device_dict, ext, require_admin
 from .auth import auth
-from .models import AuditLog, Category, Site
+from .models import AuditLog, Category, Device, Site
 
 
 
@@ -207,6 +207,40 @@ def register_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = require_admin()
     _device_action(lambda s: devices.register(s, body["device_id"], body["site"], actor, body["kind"]))
     return _device_answer(body["device_id"], credentials.keep_or_issue(ext(), body["device_id"], actor)), 201
+
+
+@api.post("/devices/credentials")
+@api.auth_required(auth)
+@api.input(schemas.CredentialsIn, arg_name="body")
+@api.output(schemas.CredentialsOut)
+@api.doc(summary="Broker credentials for many active devices at once: those without an account get one",
+         description="Each device's answer as `broker` of `POST .../credentials` has it, with its `device_id`, in "
+                     "the order asked: `issued` (the password shown this once), `kept` (it had an account, which "
+                     "goes on working; unless `new`), `not_needed` (accounts off), or `failed`. All or nothing "
+                     "first: an unknown (404) or not active (409) device refuses the whole request. Once the "
+                     "broker fails to answer, the rest are not tried (`failed`, with the same `error`); asking "
+                     "again is safe, those done meanwhile answer `kept`. The devices list (`GET /api/v1/devices"
+                     "?status=active&broker_account=false`) says who still needs one.",
+         responses={404: "no such device", 409: "a device is not active"}, tags=["Admin"])
+def issue_many_credentials(body: dict[str, Any]) -> dict[str, Any]:
+    actor = require_admin()
+    wanted = list(dict.fromkeys(body["device_ids"]))
+    with ext().db.read() as s:
+        found: dict[str, str] = {}
+        for i in range(0, len(wanted), 500):
+            found.update((d, st) for d, st in s.execute(select(Device.device_id, Device.status)
+                                                        .where(Device.device_id.in_(wanted[i:i + 500]))))
+    missing = [d for d in wanted if d not in found]
+    if missing:
+        abort(404, f"no device {', '.join(missing[:10])}" + (f" and {len(missing) - 10} more"
+                                                             if len(missing) > 10 else ""),
+              detail={"missing": missing})
+    inactive = [d for d in wanted if found[d] != "active"]
+    if inactive:
+        abort(409, f"only active devices get broker credentials; not active: {', '.join(inactive[:10])}",
+              detail={"not_active": inactive})
+    outcomes = credentials.issue_many(ext(), wanted, actor, new=body["new"])
+    return {"items": [{"device_id": o.device_id, **o.as_dict()} for o in outcomes]}
 
 
 @api.post("/devices/<device_id>/credentials")

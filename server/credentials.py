@@ -9,7 +9,9 @@ password; retiring deletes the account. With auth off, devices need none.
 
 Whenever this closes a device's connection (new credentials, retiring, replacing), the
 device is marked offline in the database (``Device.online``) and on its retained ``status``
-topic: the broker publishes no will for a connection it closes itself.
+topic: the broker publishes no will for a connection it closes itself. Whether a device has
+an account is recorded too (``Device.broker_account``); for devices dashdesk has not asked
+about yet, :func:`learn` asks the broker once for all of them.
 
 The broker is called after the change is committed, never inside the transaction (a broker
 that does not answer must not hold the database's write lock): a failure leaves the approval
@@ -23,11 +25,14 @@ in a short transaction of its own; a password is never stored, logged or audited
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dashdesk import broker_auth
@@ -41,6 +46,10 @@ log = logging.getLogger("dashdesk.server.credentials")
 # A page waits at most this long for the broker: long enough for a loaded Mosquitto, short
 # enough that an admin is not left staring at a spinner when it is down.
 BROKER_TIMEOUT_S = 5.0
+# After the broker did not answer a look-up (:func:`learn`), pages do not ask again for this long.
+LOOKUP_PAUSE_S = 60.0
+# Whether a device has an account after each result (None: unchanged).
+HAS_ACCOUNT_AFTER = {"issued": True, "kept": True, "removed": False}
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,9 @@ class BrokerAccounts:
         # The broker as devices reach it, without credentials: the base of the mqtt_url shown.
         self.device_url = broker_auth.url_without_credentials(device_url)
         self._manager = manager
+        # The manager a batch (:meth:`batch`) holds, per thread, so that all its calls share one connection.
+        self._pinned = threading.local()
+        self._lookup_failed_at: float | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], *, mqtt_url: str | None = None, device_url: str | None = None,
@@ -108,14 +120,43 @@ class BrokerAccounts:
     def auth(self) -> str:
         return "dynsec" if self.enabled else "none"
 
-    def _call(self, device_id: str, what: str, run: Callable[[Any], Any]) -> tuple[Any, str | None]:
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make the calls inside (on this thread) over one connection to the broker, not one each."""
+        if not self.enabled or getattr(self._pinned, "manager", None) is not None:
+            yield
+            return
         assert self._manager is not None
+        held = contextlib.ExitStack()
         try:
-            return run(self._manager()), None
+            manager = self._manager()
+            held.enter_context(manager.connection())
+        except (broker_auth.BrokerAuthError, OSError, ValueError):
+            held.close()
+            manager = None
+        if manager is None:
+            yield  # each call says why on its own
+            return
+        with held:
+            self._pinned.manager = manager
+            try:
+                yield
+            finally:
+                self._pinned.manager = None
+
+    def _manager_now(self) -> Any:
+        assert self._manager is not None
+        return getattr(self._pinned, "manager", None) or self._manager()
+
+    def _call(self, device_id: str, what: str, run: Callable[[Any], Any]) -> tuple[Any, str | None]:
+        try:
+            done = run(self._manager_now())
         except (broker_auth.BrokerAuthError, OSError, ValueError) as exc:
             # BrokerAuthError's messages carry no password (url_without_credentials).
             log.warning("could not %s the broker account of %s: %s", what, device_id, exc)
             return None, str(exc) or type(exc).__name__
+        self._lookup_failed_at = None  # the broker answers again: pages may ask it
+        return done, None
 
     def issue(self, device_id: str) -> Outcome:
         """Give ``device_id`` a new account (or a new password: the old one stops working at once)."""
@@ -140,6 +181,23 @@ class BrokerAccounts:
         return Outcome(device_id, self.auth, "issued", password=password, broker_url=self.device_url,
                        mqtt_url=broker_auth.url_with_credentials(self.device_url, device_id, password))
 
+    def usernames(self) -> set[str] | None:
+        """The usernames of every account on the broker; None if it did not answer (nor is it asked again for
+        :data:`LOOKUP_PAUSE_S`, unless another call finds it answering: a page does not wait for it each time)."""
+        if not self.enabled:
+            return set()
+        failed_at = self._lookup_failed_at
+        if failed_at is not None and time.monotonic() - failed_at < LOOKUP_PAUSE_S:
+            return None
+        try:
+            names = self._manager_now().usernames()
+        except (broker_auth.BrokerAuthError, OSError, ValueError) as exc:
+            log.warning("could not list the broker's accounts: %s", exc)
+            self._lookup_failed_at = time.monotonic()
+            return None
+        self._lookup_failed_at = None
+        return names
+
     def remove(self, device_id: str) -> Outcome:
         """Delete ``device_id``'s account: it is disconnected and cannot connect again."""
         if not self.enabled:
@@ -161,7 +219,7 @@ class Context:
 
 def recorded(db: Database, actor: str, outcome: Outcome, action: str) -> Outcome:
     """Audit what the broker did (``action``: issue or remove), unless there was nothing to do, and note it on
-    the device (if the server knows it): offline if its connection was closed."""
+    the device (if the server knows it): whether it has an account, and offline if its connection was closed."""
     if outcome.result != "not_needed":
         with db.write() as s:
             audit.record(s, actor, f"broker.{action}", f"device:{outcome.device_id}", result=outcome.result,
@@ -171,11 +229,15 @@ def recorded(db: Database, actor: str, outcome: Outcome, action: str) -> Outcome
 
 
 def _note(s: Session, outcome: Outcome) -> None:
-    if outcome.result in ("issued", "removed"):
+    has = HAS_ACCOUNT_AFTER.get(outcome.result)
+    if has is None:
+        return
+    this = Device.device_id == outcome.device_id
+    s.execute(update(Device).where(this).values(broker_account=has))
+    if outcome.result != "kept":
         # A new password or no account: any connection it had is closed, and the broker publishes no will
         # then (dashdesk.broker_auth says offline on its status topic instead, which the bridge passes on).
-        s.execute(update(Device).where(Device.device_id == outcome.device_id, Device.online.is_(True))
-                  .values(online=False))
+        s.execute(update(Device).where(this, Device.online.is_(True)).values(online=False))
 
 
 def issue(ext: Any, device_id: str, actor: str) -> Outcome:
@@ -204,15 +266,57 @@ def after_status(ext: Any, device_id: str, was: str | None, now: str, actor: str
 
 
 def remove_many(ext: Any, device_ids: list[str], actor: str) -> list[Outcome]:
-    """Delete several devices' accounts; once the broker fails to answer, the rest are not tried (each
-    would wait as long) and are reported failed with the same error."""
+    """Delete several devices' accounts, over one connection to the broker; once the broker fails to answer,
+    the rest are not tried (each would wait as long) and are reported failed with the same error."""
     out: list[Outcome] = []
     error: str | None = None
-    for device_id in device_ids:
-        if error is not None:
-            out.append(Outcome(device_id, ext.broker.auth, "failed", "remove", error=error))
-            continue
-        outcome = remove(ext, device_id, actor)
-        error = outcome.error if outcome.failed else None
-        out.append(outcome)
+    with ext.broker.batch():
+        for device_id in device_ids:
+            if error is not None:
+                out.append(Outcome(device_id, ext.broker.auth, "failed", "remove", error=error))
+                continue
+            outcome = remove(ext, device_id, actor)
+            error = outcome.error if outcome.failed else None
+            out.append(outcome)
     return out
+
+
+def issue_many(ext: Any, device_ids: list[str], actor: str, *, new: bool = False) -> list[Outcome]:
+    """Credentials for several devices over one connection to the broker: each that has an account keeps it
+    (``new``: gets a new password all the same), the others get one. Once the broker fails to answer, the
+    rest are not tried and are reported failed with the same error."""
+    out: list[Outcome] = []
+    error: str | None = None
+    with ext.broker.batch():
+        for device_id in device_ids:
+            if error is not None:
+                out.append(Outcome(device_id, ext.broker.auth, "failed", error=error,
+                                   broker_url=ext.broker.device_url))
+                continue
+            outcome = (issue if new else keep_or_issue)(ext, device_id, actor)
+            error = outcome.error if outcome.failed else None
+            out.append(outcome)
+    return out
+
+
+def learn(ext: Any) -> bool:
+    """Record which of the devices dashdesk has not asked about yet (``Device.broker_account`` None) have an
+    account on the broker: one round for all of them, the first time a page needs to know. False if the
+    broker did not answer (they stay unknown); True with accounts off or nothing to ask."""
+    if not ext.broker.enabled:
+        return True
+    with ext.db.read() as s:
+        unknown = list(s.scalars(select(Device.device_id).where(Device.broker_account.is_(None))))
+    if not unknown:
+        return True
+    names = ext.broker.usernames()
+    if names is None:
+        return False
+    with ext.db.write() as s:
+        for has in (True, False):
+            ids = [d for d in unknown if (d in names) is has]
+            for i in range(0, len(ids), 500):
+                # Only those still unknown: an account made or deleted meanwhile was recorded as it happened.
+                s.execute(update(Device).where(Device.device_id.in_(ids[i:i + 500]),
+                                               Device.broker_account.is_(None)).values(broker_account=has))
+    return True

@@ -98,6 +98,10 @@ class Device(Base):
     test_mode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The device that took this one's place (``devices.replace``): its tickets topic lists this one's.
     replaced_by: Mapped[str | None] = mapped_column(String(63), index=True)
+    # With broker accounts on: whether the device has its own account on the broker (``server.credentials``
+    # records it when it makes, keeps or deletes one); None while dashdesk has not asked the broker yet (a
+    # device first seen by a press, added by an import or the API, or known before this was recorded).
+    broker_account: Mapped[bool | None] = mapped_column(Boolean)
     site: Mapped[Site | None] = relationship()
 
 

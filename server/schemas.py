@@ -254,6 +254,9 @@ class DeviceOut(Schema):
     firmware = String(allow_none=True, metadata={"description": "from the latest telemetry, if it says"})
     test_mode = Boolean(metadata={"description": "its presses make test tickets (`is_test`)"})
     replaced_by = String(allow_none=True, metadata={"description": "the device that took its place"})
+    broker_account = Boolean(allow_none=True, metadata={
+        "description": "with broker accounts on: whether it has its own account on the broker (null: not known "
+                       "yet, dashdesk has not asked the broker)"})
     buttons = List(Nested(ButtonOut))
 
 
@@ -274,6 +277,8 @@ class ButtonIn(Strict):
 class DeviceQuery(Strict):
     status = String(validate=OneOf(DEVICE_STATUSES))
     site = String(validate=Length(max=64))
+    broker_account = Boolean(metadata={"description": "`false`: only devices without a broker account (or whose "
+                                                      "account is not known yet), `true`: only those with one"})
 
 
 class DeviceButtonQuery(Strict):
@@ -297,6 +302,22 @@ class BrokerOut(Schema):
 
 class DeviceBrokerOut(DeviceOut):
     broker = Nested(BrokerOut, metadata={"description": "what happened to the device's broker account"})
+
+
+class BrokerItemOut(BrokerOut):
+    device_id = String()
+
+
+class CredentialsIn(Strict):
+    device_ids = List(String(validate=ID), required=True, validate=Length(1, 500),
+                      metadata={"description": "active devices"})
+    new = Boolean(load_default=False, metadata={
+        "description": "`true`: a new password for those that have an account too (their old one stops working "
+                       "and they are disconnected); `false`: those keep theirs (`kept`)"})
+
+
+class CredentialsOut(Schema):
+    items = List(Nested(BrokerItemOut), metadata={"description": "one per device, in the order asked"})
 
 
 class RegisterIn(Strict):

@@ -7,6 +7,7 @@ offers to try again: never a 5xx. With auth off, approving says that no credenti
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -38,6 +39,11 @@ class FakeAccounts:
     def remove_device(self, device_id: str) -> None:
         self.passwords.pop(device_id, None)
 
+    def usernames(self) -> set[str]:
+        return set(self.passwords)
+
+    def connection(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 @pytest.fixture
@@ -292,6 +298,7 @@ def test_approving_a_device_that_has_an_account_keeps_it_and_its_password(auth_a
     password = fake.add_device("new-1")  # `dashdesk broker device-credentials new-1`, installed on the device
     press(auth_app, device_id="new-1")
     admin = Desk(auth_app, "admin")
+    assert 'data-account="own"' in admin.c.get("/admin/devices/new-1").text  # asked the broker
     r = post(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1", site="hs-01")
     assert r.status_code == 200 and "new-1 is approved into hs-01." in r.text
     assert "new-1 keeps its broker account: the password it was set up with goes on working" in r.text
@@ -302,9 +309,53 @@ def test_approving_a_device_that_has_an_account_keeps_it_and_its_password(auth_a
     press(auth_app, device_id="new-2")
     body = api(auth_app, "POST", "/api/v1/devices/new-2/approve", json={"site": "hs-01"}).get_json()
     assert body["broker"]["credentials"] == "kept" and body["broker"]["password"] is None
-    assert fake.passwords["new-2"] == kept
+    assert body["broker_account"] is True and fake.passwords["new-2"] == kept
     fake.add_device("new-3")
     r = post(admin, "/admin/devices", "/admin/devices", device_id="new-3", site="hs-01", kind="physical")
     assert r.status_code == 200 and "new-3 keeps its broker account" in r.text
     assert [a.details["result"] for a in audit_rows(auth_app, "broker.issue")] == ["kept"] * 3
 
+
+def test_the_pages_say_which_devices_have_an_account_and_which_need_one(auth_app, fake):
+    for d in ("imp-1", "imp-2", "imp-3"):  # as an import adds them: no account
+        api(auth_app, "POST", "/api/v1/devices", json={"device_id": d, "site": "hs-01", "status": "active"})
+    fake.add_device("imp-3")  # made from the command line
+    admin = Desk(auth_app, "admin")
+    page = admin.c.get("/admin/devices/imp-1").text
+    assert 'data-account="none"' in page and "none yet: it cannot connect until it has one" in page
+    assert 'data-account="own"' in admin.c.get("/admin/devices/imp-3").text
+    listed = admin.c.get("/admin/devices?account=none&status=active").text
+    assert "2 devices without a broker account" in listed
+    assert re.findall(r'<tr data-device="([^"]+)"', listed) == ["imp-1", "imp-2"]
+    assert re.search(r'<strong>2</strong> active devices without a broker account', admin.c.get("/admin").text)
+    r = api(auth_app, "POST", "/api/v1/devices/credentials", json={"device_ids": ["imp-1", "imp-2", "imp-3"]})
+    assert [(i["device_id"], i["credentials"]) for i in r.get_json()["items"]] == [
+        ("imp-1", "issued"), ("imp-2", "issued"), ("imp-3", "kept")]
+    assert [i["password"] for i in r.get_json()["items"]] == [fake.passwords["imp-1"], fake.passwords["imp-2"], None]
+    assert "0 devices without a broker account" in admin.c.get("/admin/devices?account=none&status=active").text
+    # `new`: a new password for each, the old ones stop working
+    before = fake.passwords["imp-3"]
+    r = api(auth_app, "POST", "/api/v1/devices/credentials", json={"device_ids": ["imp-3"], "new": True})
+    assert r.get_json()["items"][0]["password"] == fake.passwords["imp-3"] != before
+    # retired: its account goes, and the page says it has none
+    api(auth_app, "POST", "/api/v1/devices/imp-2/retire", json={})
+    assert 'data-account="none"' in admin.c.get("/admin/devices/imp-2").text
+    assert api(auth_app, "GET", "/api/v1/devices", query_string={"broker_account": "false"}
+               ).get_json()["items"][0]["device_id"] == "imp-2"
+    r = api(auth_app, "POST", "/api/v1/devices/credentials", json={"device_ids": ["imp-1", "imp-2"]})
+    assert r.status_code == 409 and r.get_json()["error"]["detail"] == {"not_active": ["imp-2"]}
+    assert api(auth_app, "POST", "/api/v1/devices/credentials", json={"device_ids": ["nope-1"]}).status_code == 404
+
+
+def test_a_broker_that_does_not_answer_leaves_the_accounts_not_known_and_is_not_asked_on_every_page(auth_app,
+                                                                                                   caplog):
+    api(auth_app, "POST", "/api/v1/devices", json={"device_id": "imp-1", "site": "hs-01", "status": "active"})
+    admin = Desk(auth_app, "admin")
+    listed = admin.c.get("/admin/devices").text
+    assert "The broker did not answer" in listed and 'data-account="unknown"' in listed
+    assert 'data-account="unknown"' in admin.c.get("/admin/devices/imp-1").text
+    # still unknown: counted among those that may need one
+    assert "1 device without a broker account" in admin.c.get("/admin/devices?account=none").text
+    assert caplog.text.count("could not list the broker's accounts") == 1  # asked once, then left alone a while
+    r = api(auth_app, "POST", "/api/v1/devices/credentials", json={"device_ids": ["imp-1"]})
+    assert r.status_code == 200 and r.get_json()["items"][0]["credentials"] == "failed"

@@ -472,6 +472,7 @@ def test_approving_a_device_set_up_with_command_line_credentials_keeps_its_passw
             assert stack.api("POST", "/api/v1/sites", json={"code": f"ab-{d}", "name": d}).status_code == 201
             if how == "page":
                 page = web.get(f"{stack.base}/admin/devices/{d}", timeout=10).text
+                assert 'data-account="own"' in page  # the server asked the broker: it has its own
                 r = web.post(f"{stack.base}/admin/devices/{d}/approve",
                              data={"csrf_token": csrf(page), "site": f"ab-{d}"}, timeout=30)
                 assert r.status_code == 200 and f"{d} is approved into ab-{d}." in r.text
@@ -483,7 +484,7 @@ def test_approving_a_device_set_up_with_command_line_credentials_keeps_its_passw
                 assert r.json()["broker"] == {"auth": "dynsec", "credentials": "kept", "username": d,
                                               "password": None, "mqtt_url": None,
                                               "broker_url": stack.broker.url, "error": None}
-                assert r.json()["status"] == "active"
+                assert r.json()["status"] == "active" and r.json()["broker_account"] is True
             time.sleep(DELIVERY_S)
             assert dev.connected and dev.disconnects == []  # still connected
             assert pressed(dev, d)["result"] == "created"  # a ticket of its site, now that it has one
@@ -497,3 +498,68 @@ def test_approving_a_device_set_up_with_command_line_credentials_keeps_its_passw
             again.close()
         assert audited(stack, d)[-1][1:] == ("broker.issue", "kept")
 
+
+def account_on_page(web: requests.Session, stack: Stack, d: str) -> str:
+    page = web.get(f"{stack.base}/admin/devices/{d}", timeout=10).text
+    return re.search(r'id="broker-account" data-account="([a-z_]+)"', page).group(1)
+
+
+def listed(web: requests.Session, stack: Stack, **params: str) -> tuple[int, list[str]]:
+    page = web.get(f"{stack.base}/admin/devices", params=params, timeout=10).text
+    count = int(re.search(r'<p class="count">(\d+) device', page).group(1))
+    return count, re.findall(r'<tr data-device="([^"]+)"', page)
+
+
+def test_the_pages_show_which_devices_have_a_broker_account_and_list_those_without(auth_stack, tmp_path):
+    stack = auth_stack
+    web = sign_in(stack)
+    tag = device_id("ab-acct")  # a prefix of the test's own, for the list's search
+    site = f"ab-{tag}"
+    assert stack.api("POST", "/api/v1/sites", json={"code": site, "name": site}).status_code == 201
+    # imported by a configuration file: active, no account yet
+    imported = [f"{tag}-imp-{i}" for i in range(3)]
+    (tmp_path / "devices.toml").write_text("".join(
+        f'[[device]]\ndevice_id = "{d}"\nsite = "{site}"\nstatus = "active"\n\n' for d in imported))
+    out = dashdesk("config", "import", str(tmp_path / "devices.toml"), env=stack.env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # one with an account the command line made before the server knew it; one added with its credentials
+    cli = f"{tag}-cli"
+    assert dashdesk("broker", "device-credentials", cli, env=stack.env).returncode == 0
+    assert stack.api("POST", "/api/v1/devices", json={"device_id": cli, "site": site, "status": "active"}
+                     ).status_code == 201
+    added = f"{tag}-reg"
+    assert stack.api("POST", "/api/v1/devices/register", json={"device_id": added, "site": site}).status_code == 201
+    assert {d: account_on_page(web, stack, d) for d in (imported[0], cli, added)} == {
+        imported[0]: "none", cli: "own", added: "own"}
+    page = web.get(f"{stack.base}/admin/devices/{imported[0]}", timeout=10).text
+    assert "none yet: it cannot connect until it has one" in page and "New broker credentials" in page
+    assert "its own (broker accounts are on)" not in page
+    # the list: who still needs one, counted; the overview's count links there
+    assert listed(web, stack, q=tag, account="none") == (3, imported)
+    assert listed(web, stack, q=tag, account="own") == (2, sorted([cli, added]))
+    overview = web.get(f"{stack.base}/admin", timeout=10).text
+    assert re.search(r'id="without-account"><strong>(\d+)</strong> active devices without a broker account',
+                     overview)
+    assert [d["device_id"] for d in stack.api("GET", "/api/v1/devices", params={"broker_account": "false",
+                                                                               "site": site}).json()["items"]
+            ] == imported
+    # all at once through the API: those without get theirs, the others keep theirs
+    r = stack.api("POST", "/api/v1/devices/credentials", json={"device_ids": [*imported, cli]})
+    assert r.status_code == 200, r.text
+    items = {i["device_id"]: i for i in r.json()["items"]}
+    assert [items[d]["credentials"] for d in (*imported, cli)] == ["issued"] * 3 + ["kept"]
+    assert items[cli]["password"] is None
+    dev = Device(items[imported[0]]["mqtt_url"])
+    try:
+        assert dev.connected and pressed(dev, imported[0])["result"] == "created"
+    finally:
+        dev.close()
+    assert listed(web, stack, q=tag, account="none") == (0, [])
+    assert account_on_page(web, stack, imported[1]) == "own"
+    assert stack.api("POST", "/api/v1/devices/credentials", json={"device_ids": [imported[0], "ab-nobody-x"]}
+                     ).status_code == 404
+    # retired: its account is deleted, and the page says it has none
+    assert stack.api("POST", f"/api/v1/devices/{imported[2]}/retire", json={}).json()["broker_account"] is False
+    assert account_on_page(web, stack, imported[2]) == "none"
+    assert stack.api("POST", "/api/v1/devices/credentials", json={"device_ids": [imported[2]]}).status_code == 409
+    assert listed(web, stack, q=tag, account="none", status="active") == (0, [])

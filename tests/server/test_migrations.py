@@ -188,3 +188,27 @@ def test_0008_puts_site_codes_in_lower_case_with_their_history_unless_another_si
             "site:shop-003", "site:SHOP-001", "device:SHOP-003"]
     downgrade(url, "0007")
     assert current(url) == "0007"
+
+
+def test_0009_broker_account_adds_only_its_column_keeps_the_devices_and_goes_back(url, engine):
+    upgrade(url, "0008")
+    with engine.begin() as conn:
+        indexes = conn.execute(text(TICKET_INDEXES)).all()
+        conn.execute(text("INSERT INTO devices (device_id, status, kind, online, test_mode) "
+                          "VALUES ('hs-01-a', 'active', 'physical', 1, 0)"))
+    before = schema(engine)
+    upgrade(url, "0009")
+    after = schema(engine)
+    assert after["devices"] == before["devices"] + ["broker_account"]
+    assert {t: c for t, c in after.items() if t != "devices"} == {t: c for t, c in before.items() if t != "devices"}
+    with engine.connect() as conn:
+        # Not known yet: the server asks the broker when it first needs to know.
+        assert conn.execute(text("SELECT device_id, online, broker_account FROM devices")).all() == [
+            ("hs-01-a", 1, None)]
+        assert conn.execute(text(TICKET_INDEXES)).all() == indexes
+    downgrade(url, "0008")
+    assert schema(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT device_id FROM devices")).all() == [("hs-01-a",)]
+    upgrade(url, "0009")
+    assert "broker_account" in columns(engine, "devices")
