@@ -487,7 +487,10 @@ def test_approving_a_device_set_up_with_command_line_credentials_keeps_its_passw
                 assert r.json()["status"] == "active" and r.json()["broker_account"] is True
             time.sleep(DELIVERY_S)
             assert dev.connected and dev.disconnects == []  # still connected
-            assert pressed(dev, d)["result"] == "created"  # a ticket of its site, now that it has one
+            # Its pending ticket was placed in its site at the approval: the press merges into it there.
+            ack = pressed(dev, d)
+            assert ack["result"] == "merged", ack
+            assert stack.api("GET", f"/api/v1/tickets/{ack['ticket']['id']}").json()["site"] == f"ab-{d}"
             assert online(stack, d) is True
         finally:
             dev.close()
