@@ -2,6 +2,8 @@
 (function () {
   "use strict";
   var page = document.body.dataset.page;
+  // What the desk's tabs of this browser tell each other (live updates below).
+  var channel = window.BroadcastChannel && (page === "queue" || page === "ticket") ? new BroadcastChannel("dashdesk.live") : null;
   var live = document.getElementById("live");
   var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
 
@@ -168,9 +170,29 @@
     return false;
   }
 
+  // Every open queue page of the browser hears each event: one of them alerts, the others stay quiet. Web Locks
+  // pick it (the lock stays taken a minute); without them, each waits a moment and the first tells the others.
+  var alerted = {};
+  function alertOnce(eventId, fn) {
+    if (navigator.locks) {
+      navigator.locks.request("dashdesk.alert." + eventId, {ifAvailable: true}, function (lock) {
+        if (!lock) return null;
+        fn();
+        return new Promise(function (done) { setTimeout(done, 60000); });
+      });
+      return;
+    }
+    setTimeout(function () {
+      if (alerted[eventId]) return;
+      alerted[eventId] = true;
+      if (channel) channel.postMessage({t: "alerted", id: eventId});
+      fn();
+    }, Math.random() * 300);
+  }
+
   function onQueueEvent(d) {
     if (d.ticket_id == null) return;
-    if (newP1(d) && alertsOn()) notify(d);
+    if (newP1(d) && alertsOn()) alertOnce(d.id, function () { notify(d); });
     if (d.priority) known[d.ticket_id] = d.priority;
   }
 
@@ -280,23 +302,110 @@
   var refreshTicket = ticketEl && refresher(ticketEl.dataset.partial, applyTicket);
   if (ticketEl) setInterval(refreshTicket, 30000);  // the SLA counts down
 
-  // ------------------------------------------------------------ live updates
-  if (window.EventSource && (page === "queue" || page === "ticket")) {
-    var es = new EventSource("/events/stream");
-    es.onopen = function () { document.body.dataset.live = "on"; };
-    es.onerror = function () { document.body.dataset.live = "reconnecting"; };
-    es.addEventListener("ticket", function (e) {
-      var data = {};
-      try { data = JSON.parse(e.data); } catch (err) { return; }
-      if (page === "queue") {
-        onQueueEvent(data);
-        if (refreshQueue) refreshQueue.soon();
-      } else if (ticketEl && String(data.ticket_id) === ticketEl.dataset.ticketId) {
-        refreshTicket.soon();
-        say("This ticket was updated.", 5000);
-      }
+  // ------------------------------------------------------------ live updates, one stream for all the desk's tabs
+  // A browser opens at most six connections to one server (HTTP/1.1), and a stream holds one for as long as it
+  // is open: a stream per tab would leave the seventh tab, and every form sent, waiting. So one tab of the
+  // browser, the leader, holds the stream and passes each event on to the others (BroadcastChannel); when it
+  // closes, another takes over from the last event it passed on. The leader is the holder of a Web Lock, or
+  // where the browser has none (an http page away from the server's machine), the tabs agree on it over the
+  // channel: the oldest tab that answers leads.
+  function onEvent(data) {
+    if (page === "queue") {
+      onQueueEvent(data);
+      if (refreshQueue) refreshQueue.soon();
+    } else if (ticketEl && String(data.ticket_id) === ticketEl.dataset.ticketId) {
+      refreshTicket.soon();
+      say("This ticket was updated.", 5000);
+    }
+  }
+
+  function startLive() {
+    var me = String(Date.now() + 1e13) + Math.random().toString(36).slice(2, 10);  // older tabs sort first
+    var es = null, leading = false, heard = false, lastId = 0, retry = null;
+
+    function post(message) { if (channel) channel.postMessage(message); }
+    function state(s) {
+      document.body.dataset.live = s;
+      if (leading) post({t: "state", state: s, last: lastId});
+    }
+    function handle(data) {
+      if (typeof data.id !== "number" || data.id <= lastId) return;  // seen already (two leaders for a moment)
+      lastId = data.id;
+      onEvent(data);
+    }
+    function open() {
+      if (es || !leading) return;
+      es = new EventSource("/events/stream" + (lastId ? "?after=" + lastId : ""));
+      es.onopen = function () { state("on"); };
+      es.onerror = function () {
+        state("reconnecting");
+        if (es && es.readyState === EventSource.CLOSED) {  // refused, not dropped: try again in a while
+          es = null;
+          clearTimeout(retry);
+          retry = setTimeout(open, 10000);
+        }
+      };
+      es.addEventListener("ticket", function (e) {
+        var data;
+        try { data = JSON.parse(e.data); } catch (err) { return; }
+        if (typeof data.id !== "number" || data.id <= lastId) return;
+        post({t: "event", data: data});
+        handle(data);
+      });
+    }
+    function lead() {
+      if (leading) return;
+      leading = true;
+      post({t: "leader", id: me, state: document.body.dataset.live || "", last: lastId});
+      open();
+    }
+    function stepDown() {
+      leading = false;
+      clearTimeout(retry);
+      if (es) { es.close(); es = null; }
+    }
+    // Without Web Locks: ask who leads; nobody answering in a while, lead.
+    function ask() {
+      heard = false;
+      post({t: "who"});
+      setTimeout(function () { if (!heard && !leading) lead(); }, 400 + Math.random() * 400);
+    }
+
+    if (channel) {
+      channel.onmessage = function (m) {
+        var d = m.data || {};
+        if (d.t === "event") { heard = true; if (!leading) handle(d.data || {}); }
+        else if (d.t === "state") { heard = true; if (!leading) document.body.dataset.live = d.state; }
+        else if (d.t === "alerted") { alerted[d.id] = true; }
+        else if (d.t === "who") { if (leading) post({t: "leader", id: me, state: document.body.dataset.live || "", last: lastId}); }
+        else if (d.t === "leader") {
+          heard = true;
+          if (leading && d.id < me) stepDown();  // two leaders: the older one goes on
+          else if (leading) { post({t: "leader", id: me, state: document.body.dataset.live || "", last: lastId}); return; }
+          if (d.state) document.body.dataset.live = d.state;
+          if (d.last > lastId) lastId = d.last;  // what came before this page was loaded is in it already
+        } else if (d.t === "bye" && !leading && !navigator.locks) {
+          if (d.last > lastId) lastId = d.last;
+          ask();
+        }
+      };
+    }
+    if (channel && navigator.locks) {
+      // Held until the page goes; the browser then hands it to the next tab that asked.
+      navigator.locks.request("dashdesk.live", function () { lead(); return new Promise(function () {}); });
+      post({t: "who"});
+    } else if (channel) {
+      ask();
+      setInterval(function () { if (!leading) ask(); }, 20000);  // a leader that went without a word
+    } else {
+      lead();  // nobody to share with
+    }
+    window.addEventListener("pagehide", function () {
+      if (leading) { post({t: "bye", id: me, last: lastId}); stepDown(); }
     });
   }
+
+  if (window.EventSource && (page === "queue" || page === "ticket")) startLive();
 
   // ------------------------------------------------------------ keys
   document.addEventListener("keydown", function (e) {

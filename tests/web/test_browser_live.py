@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.stack import ADMIN_PASSWORD
+from tests.stack import ADMIN_PASSWORD, wait_until
 from tests.browser import sign_in
 from tests.web.test_browser_desk import AGENT, AGENT_PASSWORD, desk, live, row  # noqa: F401  (fixture)
 
@@ -276,3 +276,61 @@ def test_queue_and_ticket_fit_the_screen_and_every_control_has_a_name(desk, brow
     box = scroller.evaluate("el => [el.scrollWidth, el.clientWidth, getComputedStyle(el).overflowX]")
     assert box[2] == ("auto" if tablet else "visible"), box
     page.context.close()
+
+
+# A browser without Web Locks (an http page on another machine than the server): the tabs elect
+# the one that holds the stream among themselves.
+NO_WEB_LOCKS = "Object.defineProperty(Navigator.prototype, 'locks', {get: () => undefined, configurable: true});"
+
+
+@pytest.mark.parametrize("locks", [True, False], ids=["web-locks", "no-web-locks"])
+def test_any_number_of_desk_tabs_load_and_stay_live(desk, browser, presser, locks):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    if not locks:
+        context.add_init_script(NO_WEB_LOCKS)
+    context.add_init_script(RECORD_ALERTS)
+    context.grant_permissions(["notifications"], origin=desk.base)
+    first = context.new_page()
+    first.goto(desk.base + "/login")
+    first.get_by_label("Username").fill(AGENT)
+    first.get_by_label("Password").fill(AGENT_PASSWORD)
+    first.get_by_role("button", name="Sign in").click()
+    live(first)
+    device = f"web-tabs-{int(locks)}"  # its own tickets, whatever the other tests left open
+    r = desk.api("POST", "/api/v1/devices", json={"device_id": device, "site": device, "site_name": "Tabs"})
+    assert r.status_code in (200, 201), r.text
+    for button, category in (("b1", "printer"), ("b2", "till"), ("b3", "sales-app")):
+        desk.map_button(device, button, category)
+    ticket = presser.final_ack(presser.press(device, "b1"))["ticket"]
+    pages = [first]
+    for i in range(7):  # eight desk pages in all, queues and tickets
+        page = context.new_page()
+        page.goto(desk.base + ("/?assignee=none" if i % 2 else f"/tickets/{ticket['id']}"))  # fails if it hangs
+        live(page)
+        pages.append(page)
+    # the 8th page is a ticket page: its forms are sent as usual
+    pages[-1].get_by_role("button", name="Take").click()
+    expect(pages[-1].get_by_text(f"You took {ticket['number']}.")).to_be_visible()
+    # a press reaches every open queue page, the one in front and those behind it
+    queues = [p for p in pages if "/tickets/" not in p.url]
+    queues[0].get_by_role("button", name="P1 alerts").click()
+    pages[-1].bring_to_front()
+    p1 = presser.final_ack(presser.press(device, "b3", press="long"))["ticket"]
+    for page in queues:
+        expect(row(page, p1["id"])).to_be_visible(timeout=5000)
+    # and one of them (not one per tab) alerts, though none of them is in front
+    title = f"P1 ticket {p1['number']}"
+    wait_until(lambda: sum(p.evaluate(f"window.__notes.filter(n => n.title === '{title}').length") for p in queues),
+               timeout=5, what="a notification")
+    time.sleep(0.5)
+    assert sum(p.evaluate(f"window.__notes.filter(n => n.title === '{title}').length") for p in queues) == 1
+    # the first page, which opened the stream, closes: another one takes over
+    first.close()
+    queues = queues[1:]
+    later = presser.final_ack(presser.press(device, "b2"))["ticket"]
+    for page in queues:
+        expect(row(page, later["id"])).to_be_visible(timeout=10_000)
+    page = context.new_page()
+    page.goto(desk.base + "/")
+    live(page)
+    context.close()
