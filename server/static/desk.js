@@ -7,9 +7,11 @@
   var live = document.getElementById("live");
   var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
 
+  // Keys typed into a field are text: no single-key shortcut fires while the focus is in one.
   function typing(e) {
-    var t = e.target;
-    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    return [e.target, document.activeElement].some(function (t) {
+      return t && t.nodeType === 1 && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    }) || e.isComposing;
   }
 
   function say(html, ms) {
@@ -425,12 +427,13 @@
   });
 
   function openResolve() {
-    var d = document.getElementById("resolve");
+    var d = document.getElementById("resolve-box");
     if (!d || d.hidden) return false;
     d.open = true;
     var t = document.getElementById("resolution");
     if (t) t.focus();
     return true;
   }
+  // The queue's r key: the ticket opens at #resolve (no element has that id, so the browser leaves the focus be).
   if (page === "ticket" && location.hash === "#resolve") openResolve();
 })();

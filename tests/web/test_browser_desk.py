@@ -193,3 +193,43 @@ def test_screenshots_of_the_queue_and_a_ticket(desk, browser, presser, tmp_path)
     page.goto(f"{desk.base}/tickets/{ack['ticket']['id']}")
     keep_screenshot(page, tmp_path, "ticket.png", min_bytes=20_000, full_page=True)
     page.context.close()
+
+
+def own_device(stack, name: str) -> str:
+    """A device of its own in a site of its own: its tickets merge with no other test's."""
+    r = stack.api("POST", "/api/v1/devices", json={"device_id": name, "site": name, "site_name": f"Shop {name}"})
+    assert r.status_code in (200, 201), r.text
+    for button, category in (("b1", "printer"), ("b2", "till"), ("b3", "sales-app")):
+        stack.map_button(name, button, category)
+    return name
+
+
+def test_r_in_the_queue_opens_the_resolution_focused_and_typing_there_presses_no_key(desk, browser, presser):
+    device = own_device(desk, "web-keys-r")
+    ack = presser.final_ack(presser.press(device, "b1"))
+    ticket_id = ack["ticket"]["id"]
+    page = sign_in(browser, desk.base, AGENT, AGENT_PASSWORD)
+    page.goto(f"{desk.base}/?q={device}")
+    expect(page.locator("#queue-table tbody tr[data-id]")).to_have_count(1)
+    page.keyboard.press("j")
+    page.keyboard.press("r")
+    expect(page).to_have_url(f"{desk.base}/tickets/{ticket_id}#resolve")
+    resolution = page.get_by_label("Resolution note")
+    expect(resolution).to_be_focused()
+    page.keyboard.type("Restarted the app")  # its "a" and "r" are text, not keys
+    expect(resolution).to_have_value("Restarted the app")
+    expect(page).to_have_url(f"{desk.base}/tickets/{ticket_id}#resolve")
+    # nothing was sent: the ticket is nobody's yet
+    time.sleep(0.3)
+    assert desk.api("GET", f"/api/v1/tickets/{ticket_id}").json()["assignee"] is None
+    # and no key is a shortcut in any text field of the page
+    page.get_by_text("Merge into another ticket…").click()
+    for field in (page.get_by_label("Add a note"), page.get_by_label("Ticket to merge into")):
+        field.click()
+        page.keyboard.type("a r")
+        expect(field).to_have_value("a r")
+    assert desk.api("GET", f"/api/v1/tickets/{ticket_id}").json()["assignee"] is None
+    page.get_by_role("button", name="Resolve", exact=True).click()
+    expect(page.get_by_text(f"{ack['ticket']['number']} is resolved.")).to_be_visible()
+    expect(page.locator("#history")).to_contain_text("Resolution: Restarted the app")
+    page.context.close()

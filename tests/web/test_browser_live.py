@@ -227,7 +227,7 @@ def test_an_open_ticket_page_updates_in_place_and_keeps_what_the_agent_types(des
     expect(page.get_by_label("Reason for the hold")).to_be_hidden()  # nothing typed there: gone
     expect(page.get_by_label("Assign to")).to_be_hidden()
     expect(resolution).to_have_value("reseated the till's cable")
-    expect(page.locator("#resolve .stale")).to_contain_text("resolved now: this can no longer be sent")
+    expect(page.locator("#resolve-box .stale")).to_contain_text("resolved now: this can no longer be sent")
     expect(page.get_by_role("button", name="Resolve", exact=True)).to_be_disabled()
     expect(note).to_have_value("half-typed note about the till")
     expect(page.locator("#history")).to_contain_text("Note: done remotely")
@@ -237,7 +237,7 @@ def test_an_open_ticket_page_updates_in_place_and_keeps_what_the_agent_types(des
     assert r.status_code == 200, r.text
     expect(page.locator("#ticket-status")).to_have_text("New", timeout=10_000)
     expect(page.get_by_role("button", name="Resolve", exact=True)).to_be_enabled()
-    expect(page.locator("#resolve .stale")).to_have_count(0)
+    expect(page.locator("#resolve-box .stale")).to_have_count(0)
     expect(page.get_by_label("Assign to")).to_be_visible()
     expect(resolution).to_have_value("reseated the till's cable")
     assert page.evaluate("window.__sameDocument") is True

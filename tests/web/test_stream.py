@@ -126,7 +126,7 @@ def test_ticket_partial_follows_the_status_and_the_full_page_hides_forms_it_does
     assert "Resolution: replaced the toner" in part
     page = ann.c.get(f"/tickets/{tid}").text
     # every form is on the page (the live page shows them again on a reopen), those not taken now hidden
-    assert re.search(r'<details id="resolve" data-form="resolve"\s+hidden>', page)
+    assert re.search(r'<details id="resolve-box" data-form="resolve"\s+hidden>', page)
     assert re.search(r'<details id="hold" data-form="hold"\s+hidden>', page)
     assert re.search(r'data-form="assign"\s+hidden>', page)
     assert re.search(r'<details id="merge" data-form="merge"\s+>', page)
