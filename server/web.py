@@ -27,7 +27,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
 from wtforms import PasswordField, StringField, SubmitField
@@ -103,7 +103,7 @@ def _load_user(user_id: str) -> WebUser | None:
 
 @login_manager.unauthorized_handler
 def _unauthorized() -> Response:
-    if request.args.get("partial") or request.path.startswith("/events/"):
+    if request.args.get("partial") or request.path.startswith("/events/") or request.endpoint == "web.session_state":
         abort(401)
     return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
 
@@ -180,6 +180,14 @@ def logout() -> Any:
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("web.login"))
+
+
+@web.get("/session")
+def session_state() -> Any:
+    """204 while signed in, 401 once signed out: an open desk page asks before it sends a form, so that
+    what the agent typed stays on the page rather than going to the sign-in page. The 204 carries the
+    session's form token, which a new sign-in (in another tab) changes."""
+    return "", 204, {"X-CSRF-Token": generate_csrf()}
 
 
 # ------------------------------------------------------------------ formatting

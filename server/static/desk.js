@@ -27,6 +27,52 @@
     return d.innerHTML;
   }
 
+  // ------------------------------------------------------------ signed out while the page is open
+  // The page stays, and so does whatever was typed in it: a banner says to sign in in another tab, then go on.
+  // Every form asks first whether the session still holds (and takes its current form token: a new sign-in
+  // changes it), so that a form sent while signed out is not lost on the way to the sign-in page.
+  var banner = document.getElementById("signed-out");
+  var recheck = null;
+
+  function signedOut(out) {
+    if (!banner || banner.hidden === !out) return;
+    banner.hidden = !out;
+    clearInterval(recheck);
+    if (out) recheck = setInterval(checkSession, 5000);
+  }
+
+  // true: signed in (the forms now carry the session's token); false: signed out; null: no answer.
+  function checkSession() {
+    return fetch("/session", {credentials: "same-origin", cache: "no-store"}).then(function (r) {
+      if (r.status === 401) { signedOut(true); return false; }
+      if (!r.ok) return null;
+      var token = r.headers.get("X-CSRF-Token");
+      if (token) {
+        each(document.querySelectorAll("input[name=csrf_token]"), function (input) { input.value = token; });
+        var meta = document.querySelector("meta[name=csrf-token]");
+        if (meta) meta.content = token;
+      }
+      signedOut(false);
+      return true;
+    }, function () { return null; });
+  }
+
+  if (banner) {
+    document.addEventListener("submit", function (e) {
+      var form = e.target;
+      if (e.defaultPrevented || (form.method || "").toLowerCase() !== "post" || form.closest(".who")) return;
+      e.preventDefault();
+      if (form.dataset.sending) return;
+      form.dataset.sending = "1";
+      checkSession().then(function (ok) {
+        delete form.dataset.sending;
+        if (ok === false) { banner.scrollIntoView({block: "nearest"}); return; }
+        form.submit();
+      });
+    });
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) checkSession(); });
+  }
+
   // Fetch a fragment of this page and hand it to apply(); one at a time, a burst of events costs one fetch.
   function refresher(url, apply) {
     var busy = false, again = false, pending = null;
@@ -35,8 +81,9 @@
       busy = true;
       fetch(url, {credentials: "same-origin", headers: {"Accept": "text/html"}})
         .then(function (r) {
-          if (r.status === 401) { location.reload(); throw new Error("signed out"); }
+          if (r.status === 401) { signedOut(true); throw new Error("signed out"); }
           if (!r.ok) throw new Error(r.status);
+          signedOut(false);
           return r.text();
         })
         .then(apply)
@@ -343,6 +390,8 @@
         state("reconnecting");
         if (es && es.readyState === EventSource.CLOSED) {  // refused, not dropped: try again in a while
           es = null;
+          state("off");
+          checkSession();
           clearTimeout(retry);
           retry = setTimeout(open, 10000);
         }
@@ -377,7 +426,11 @@
       channel.onmessage = function (m) {
         var d = m.data || {};
         if (d.t === "event") { heard = true; if (!leading) handle(d.data || {}); }
-        else if (d.t === "state") { heard = true; if (!leading) document.body.dataset.live = d.state; }
+        else if (d.t === "state") {
+          heard = true;
+          if (!leading) document.body.dataset.live = d.state;
+          if (d.state === "off") checkSession();  // the stream was refused: signed out?
+        }
         else if (d.t === "alerted") { alerted[d.id] = true; }
         else if (d.t === "who") { if (leading) post({t: "leader", id: me, state: document.body.dataset.live || "", last: lastId}); }
         else if (d.t === "leader") {
@@ -418,13 +471,16 @@
       else if (e.key === "k") { move(-1); e.preventDefault(); }
       else if (e.key === "Enter" && (row = selectedRow()) && !e.target.closest("a, button")) { location.href = row.dataset.href; }
       else if (e.key === "a" && (row = selectedRow())) {
-        var take = row.querySelector("form.take"); if (take) { e.preventDefault(); take.submit(); }
+        var take = row.querySelector("form.take"); if (take) { e.preventDefault(); send(take); }
       } else if (e.key === "r" && (row = selectedRow())) { location.href = row.dataset.href + "#resolve"; }
     } else if (page === "ticket") {
-      if (e.key === "a") { var f = document.getElementById("take-form"); if (f) { e.preventDefault(); f.submit(); } }
+      if (e.key === "a") { var f = document.getElementById("take-form"); if (f) { e.preventDefault(); send(f); } }
       else if (e.key === "r") { if (openResolve()) e.preventDefault(); }
     }
   });
+
+  // As its button would: through the submit event (and so the check above).
+  function send(form) { if (form.requestSubmit) form.requestSubmit(); else form.submit(); }
 
   function openResolve() {
     var d = document.getElementById("resolve-box");

@@ -251,3 +251,15 @@ def test_a_rehash_at_sign_in_keeps_that_session(app, monkeypatch):
     assert Desk(app, "ann").c.get("/").status_code == 200
     assert stored() == after
     assert ann.c.get("/").status_code == 200
+
+
+def test_an_open_page_can_ask_whether_its_session_holds_and_for_its_form_token(app, ann):
+    r = ann.c.get("/session")
+    assert r.status_code == 204 and r.headers["X-CSRF-Token"]
+    # the token it gives is the one the session's forms take
+    tid = press(app, "shop-session")["ticket"]["id"]
+    assert ann.c.post(f"/tickets/{tid}/take", data={"csrf_token": r.headers["X-CSRF-Token"]}).status_code == 303
+    ann.c.post("/logout", data={"csrf_token": ann.token()})
+    r = ann.c.get("/session")
+    assert r.status_code == 401 and "X-CSRF-Token" not in r.headers
+    assert app.test_client().get("/session").status_code == 401

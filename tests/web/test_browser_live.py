@@ -6,6 +6,7 @@ Shares the fixtures of test_browser_desk (a stack of its own for this module).
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from tests.stack import ADMIN_PASSWORD, wait_until
 from tests.browser import sign_in
-from tests.web.test_browser_desk import AGENT, AGENT_PASSWORD, desk, live, row  # noqa: F401  (fixture)
+from tests.web.test_browser_desk import AGENT, AGENT_PASSWORD, desk, live, own_device, row  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -334,3 +335,51 @@ def test_any_number_of_desk_tabs_load_and_stay_live(desk, browser, presser, lock
     page.goto(desk.base + "/")
     live(page)
     context.close()
+
+
+def test_signed_out_while_typing_the_page_and_its_text_stay_and_are_sent_after_signing_in_again(
+        desk, browser, presser):
+    device = own_device(desk, "web-signed-out")
+    ticket = presser.final_ack(presser.press(device, "b2"))["ticket"]
+    url = f"{desk.base}/tickets/{ticket['id']}"
+    page = sign_in(browser, desk.base, AGENT, AGENT_PASSWORD)
+    page.goto(url)
+    live(page)
+    note = page.get_by_label("Add a note")
+    note.fill("the till's drawer sticks")
+    # the session ends (here: signed out in another tab) ...
+    other = page.context.new_page()
+    other.goto(desk.base + "/")
+    other.get_by_role("button", name="Sign out").click()
+    expect(other).to_have_url(re.compile(r"/login"))
+    other.close()
+    # ... and a live update comes: the page cannot fetch it, says so, and stays
+    presser.final_ack(presser.press(device, "b2"))
+    banner = page.locator("#signed-out")
+    expect(banner).to_be_visible(timeout=10_000)
+    expect(banner).to_have_text(
+        "You are signed out — sign in in another tab, then continue; your text is kept.")
+    expect(banner).to_have_attribute("role", "alert")
+    expect(page).to_have_url(url)
+    expect(note).to_have_value("the till's drawer sticks")
+    # sending the note now keeps it too
+    page.get_by_role("button", name="Add note").click()
+    page.wait_for_timeout(500)
+    expect(page).to_have_url(url)
+    expect(note).to_have_value("the till's drawer sticks")
+    expect(banner).to_be_visible()
+    # the banner's link signs in in a new tab
+    with page.context.expect_page() as opened:
+        banner.get_by_role("link", name="sign in in another tab").click()
+    login = opened.value
+    login.get_by_label("Username").fill(AGENT)
+    login.get_by_label("Password").fill(AGENT_PASSWORD)
+    login.get_by_role("button", name="Sign in").click()
+    expect(login).to_have_url(desk.base + "/")
+    # back in the first tab, the same button sends the note (with the new session's form token)
+    page.bring_to_front()
+    page.get_by_role("button", name="Add note").click()
+    expect(page.get_by_text("Note added.")).to_be_visible()
+    expect(page.locator("#history")).to_contain_text("Note: the till's drawer sticks")
+    expect(banner).to_be_hidden()
+    page.context.close()
