@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import update
+
+from dashdesk import wire
+from server.db import Database
+from server.models import Ticket
 
 from tests.stack import ADMIN_PASSWORD, wait_until
 from tests.browser import sign_in
@@ -382,4 +388,51 @@ def test_signed_out_while_typing_the_page_and_its_text_stay_and_are_sent_after_s
     expect(page.get_by_text("Note added.")).to_be_visible()
     expect(page.locator("#history")).to_contain_text("Note: the till's drawer sticks")
     expect(banner).to_be_hidden()
+    page.context.close()
+
+
+# Whatever on the page is wider than the window, or sticks out of it or out of a box that hides what overflows.
+OVERFLOWS = """() => {
+  const out = [];
+  if (document.documentElement.scrollWidth > window.innerWidth) out.push("page " + document.documentElement.scrollWidth);
+  document.querySelectorAll(".table-scroll").forEach(box => {
+    if (box.scrollWidth > box.clientWidth) out.push("box " + box.scrollWidth + " > " + box.clientWidth);
+  });
+  document.querySelectorAll("button, select, input:not([type=hidden]), a").forEach(el => {
+    const r = el.getBoundingClientRect();
+    if (r.width && r.right > window.innerWidth + 0.5) out.push(el.outerHTML.slice(0, 80));
+  });
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("size", [TABLET, {"width": 1280, "height": 800}], ids=["tablet-768x1024", "laptop-1280x800"])
+def test_a_long_shop_name_and_an_overdue_sla_fit_the_queue_with_the_device_shown(desk, browser, presser, size):
+    device = "web-fit-front-counter-01"
+    r = desk.api("POST", "/api/v1/devices", json={"device_id": device, "site": "fit-01", "site_name": "N" * 200})
+    assert r.status_code in (200, 201), r.text
+    desk.map_button(device, "b1", "printer")
+    desk.map_button(device, "b2", "sales-app")
+    ticket = presser.final_ack(presser.press(device, "b1"))["ticket"]
+    other = presser.final_ack(presser.press(device, "b2"))["ticket"]  # in progress, someone else's
+    r = desk.api("PATCH", f"/api/v1/tickets/{other['id']}", json={"status": "in_progress", "assignee": AGENT})
+    assert r.status_code == 200, r.text
+    db = Database(f"sqlite:///{desk.root / 'server.sqlite3'}")
+    with db.write() as s:  # reported a day ago, their targets long past: "respond overdue by 23 h 59 min"
+        late = wire.utcnow() - timedelta(hours=23, minutes=59, seconds=30)
+        s.execute(update(Ticket).where(Ticket.id.in_([ticket["id"], other["id"]]))
+                  .values(respond_by=late, resolve_by=late, first_reported_at=late - timedelta(hours=1)))
+    db.close()
+    page = sign_in(browser, desk.base, "admin", ADMIN_PASSWORD, viewport=size, has_touch=size is TABLET)
+    mine = row(page, ticket["id"])
+    expect(mine).to_contain_text("overdue by 23 h 59 min")
+    expect(mine.get_by_text(device)).to_be_visible()
+    expect(mine.get_by_role("button", name=f"Take {ticket['number']}")).to_be_visible()
+    assert page.evaluate(OVERFLOWS) == []
+    page.select_option("select[name=site]", "fit-01")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#queue-table tbody tr[data-id]")).to_have_count(2)
+    expect(row(page, other["id"])).to_contain_text("resolve overdue by 23 h 59 min")
+    expect(row(page, other["id"]).get_by_role("button", name=f"Take {other['number']}")).to_be_visible()
+    assert page.evaluate(OVERFLOWS) == []
     page.context.close()
