@@ -15,6 +15,7 @@ import hmac
 import json
 import threading
 import time
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -468,6 +469,15 @@ def describe(e: Event) -> list[str]:
     return out or [e.kind]
 
 
+def shop_time(tz_name: str | None, now: datetime) -> str:
+    """The time now in a shop's time zone, as an agent calling it reads it: ``Mon 14:05``; "" for a zone unknown."""
+    try:
+        local = now.astimezone(zoneinfo.ZoneInfo(tz_name or "UTC"))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return ""
+    return local.strftime("%a %H:%M")
+
+
 def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
     ticket = s.get(Ticket, ticket_id, options=[joinedload(Ticket.category), joinedload(Ticket.site)]) \
         if 0 < ticket_id < 2**63 else None
@@ -505,7 +515,8 @@ def ticket_page(ticket_id: int, error: str | None = None, status: int = 200, par
                           rules.sla_start(t.created_at, t.held_s, t.on_hold_since, now), t.status, now),
             age=duration((now - t.first_reported_at).total_seconds()), error=error, forms=forms,
             labels=tickets.STATUS_LABELS, transitions=tickets.TRANSITIONS, open_statuses=OPEN_STATUSES,
-            fmt=local_time, duration=duration, now=now)
+            fmt=local_time, duration=duration, now=now, service_hours=sites_mod.format_hours,
+            shop_now=shop_time(t.site.timezone, now) if t.site else "")
     return body, status
 
 

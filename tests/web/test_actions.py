@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from dashdesk import wire
 from server import rules
 from server.models import Category, Event, Press, Ticket
 
@@ -314,3 +316,24 @@ def test_the_sla_warning_counts_its_window_from_when_the_clock_started(app, ann)
     with app.extensions["dashdesk"].db.write() as s:
         s.get(Ticket, tid).held_s = 0
     assert "sla-warn" in re.search(rf'<tr[^>]*data-id="{tid}".*?</tr>', ann.c.get("/").text, re.S).group(0)
+
+
+def test_the_ticket_page_shows_the_shop_an_agent_would_call(app, ann):
+    site = {"code": "hs-07", "name": "High Street", "address": "1 High St, Leeds", "timezone": "Asia/Tokyo",
+            "hours": "Mon-Sat 05:00-18:00", "contact": "Ann, +44 113 000 0001"}
+    assert api(app, "POST", "/api/v1/sites", json=site).status_code == 201
+    assert api(app, "POST", "/api/v1/devices", json={"device_id": "hs-07-front", "site": "hs-07"}).status_code in (200, 201)
+    tid = new_ticket(app, "hs-07-front")
+    for path in (f"/tickets/{tid}", f"/tickets/{tid}?partial=1"):  # the page, and its live update
+        page = ann.c.get(path).text
+        card = page[page.index('id="site-details"'):]
+        card = re.sub(r"\s+", " ", card[:card.index("</dl>")])
+        for shown in ("<dd>High Street <small>(hs-07)</small></dd>", "<dd>1 High St, Leeds</dd>",
+                      "<dd>Ann, +44 113 000 0001</dd>", "<dd>Mon–Sat 05:00–18:00; Sun closed</dd>"):
+            assert shown in card, (shown, card)
+        now = wire.utcnow().astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+        assert re.search(r"<dd>Asia/Tokyo \(there now: \w{3} \d\d:\d\d\)</dd>", card), card
+        assert now.strftime("%a") in card or (now - timedelta(minutes=1)).strftime("%a") in card
+    # a device placed nowhere: the card says so
+    page = ann.c.get(f"/tickets/{new_ticket(app, 'nowhere-1')}").text
+    assert "The device is not placed in a site." in page and 'id="site-details"' not in page
