@@ -496,3 +496,22 @@ def test_two_copies_on_one_phone_take_turns_instead_of_putting_each_other_off(st
     expect(third.locator("#status")).not_to_have_attribute("data-ticket", till["number"], timeout=10000)
     expect(status_text(third)).to_have_text(REPORTED, timeout=10000)
     assert len(stack.tickets(device_id=device_id)) == 3
+
+
+def test_the_enrolments_page_on_a_laptop_shows_the_whole_list_with_its_withdraw_buttons(stack, browser):
+    from tests.browser import sign_in
+    from tests.stack import ADMIN_PASSWORD
+
+    site(stack, "ph-20", "Laptop Lane " + "Arcade " * 8)
+    made = make_enrolment(stack, "ph-20")
+    page = sign_in(browser, stack.base, "admin", ADMIN_PASSWORD, width=1280, height=800)
+    page.goto(stack.base + "/admin/enrolments")
+    row = page.locator(f"table.enrolments tr[data-enrolment='{made['id']}']")
+    withdraw = row.get_by_role("button", name="Withdraw")
+    expect(withdraw).to_be_visible()
+    box = page.locator("table.enrolments").locator("xpath=..")
+    assert box.evaluate("el => el.scrollWidth <= el.clientWidth"), "the list scrolls inside its box"
+    right = withdraw.evaluate("el => el.getBoundingClientRect().right")
+    assert right <= box.evaluate("el => el.getBoundingClientRect().right"), right
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.context.close()
