@@ -28,6 +28,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
@@ -119,7 +120,13 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-PUBLIC_ENDPOINTS = {"web.login"}
+PUBLIC_ENDPOINTS = {"web.login", "web.favicon"}
+
+
+@web.get("/favicon.ico")
+def favicon() -> Response:
+    """The app's icon, for whatever asks for /favicon.ico (the pages name it in their head)."""
+    return current_app.send_static_file("app/icons/icon-192.png")
 
 
 @web.before_request
@@ -709,7 +716,7 @@ def _error_page(code: int, title: str, message: str) -> tuple[str, int]:
 
 # The other errors of a page, by status: its title and what to say when the error has no words of its own.
 PAGE_ERRORS = {
-    405: ("Not allowed here", "This page cannot be used that way. Go back and use its buttons."),
+    405: ("Not a page", "This address takes a page's forms, not a visit: go back and use the page's buttons."),
     413: ("Too large", "What was sent is larger than this page accepts. Go back and send a smaller file."),
     500: ("Something went wrong", "The server could not finish this; it may not have been done. Go back, reload the "
                                   "page and check; if it happens again, tell your admin."),

@@ -159,14 +159,14 @@ def test_every_error_on_an_admin_page_is_the_html_error_page_and_the_api_keeps_j
     r = admin.c.get("/admin/sites/hs-01/nothing-here")
     assert _is_error_page(r, 404, "Not found")
     r = admin.c.delete("/admin/sites")
-    assert _is_error_page(r, 405, "Not allowed here") and "GET" in r.headers["Allow"]
+    assert _is_error_page(r, 405, "Not a page") and "GET" in r.headers["Allow"]
     # the database fails under a page: 500, on the HTML page, nothing of the error shown
     with known.extensions["dashdesk"].db.write() as s:
         s.execute(text("DROP TABLE audit_log"))
     r = admin.c.get("/admin/audit")
     assert _is_error_page(r, 500, "Something went wrong", "tell your admin") and "audit_log" not in r.text
     # the desk's pages too
-    assert _is_error_page(admin.c.delete("/"), 405, "Not allowed here")
+    assert _is_error_page(admin.c.delete("/"), 405, "Not a page")
     # the API answers JSON, as before
     r = known.test_client().get("/api/v1/audit", headers=API)
     assert r.status_code == 500 and r.get_json()["error"]["code"] == "internal_error"

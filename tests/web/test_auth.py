@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -263,3 +264,29 @@ def test_an_open_page_can_ask_whether_its_session_holds_and_for_its_form_token(a
     r = ann.c.get("/session")
     assert r.status_code == 401 and "X-CSRF-Token" not in r.headers
     assert app.test_client().get("/session").status_code == 401
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/tickets/abc", 404), ("GET", "/tickets/-1", 404), ("GET", "/tickets/99999", 404),
+    ("GET", "/tickets/1/take", 405), ("GET", "/tickets/1/nonsense", 405), ("GET", "/nowhere", 404),
+    ("POST", "/", 405)])
+def test_a_wrong_desk_address_answers_the_desks_error_page(app, ann, method, path, status):
+    press(app, "shop-errors")
+    r = ann.c.open(path, method=method, headers={"Accept": BROWSER_ACCEPT},
+                   data={"csrf_token": ann.token()} if method == "POST" else None)
+    assert r.status_code == status
+    assert r.mimetype == "text/html" and "<h1>" in r.text and "Back to the queue" in r.text, r.text[:300]
+    assert "Sign out" in r.text  # the desk's own page, signed in
+    # the API's addresses answer JSON, whatever the client accepts
+    r = ann.c.get("/api/v1/nowhere", headers={"Accept": BROWSER_ACCEPT})
+    assert r.status_code in (401, 404) and r.is_json
+
+
+def test_every_desk_page_names_its_icon(app, ann):
+    page = ann.c.get("/").text
+    icon = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert icon and app.test_client().get(icon.group(1)).status_code == 200
+    assert app.test_client().get("/favicon.ico").status_code == 200

@@ -233,3 +233,23 @@ def test_r_in_the_queue_opens_the_resolution_focused_and_typing_there_presses_no
     expect(page.get_by_text(f"{ack['ticket']['number']} is resolved.")).to_be_visible()
     expect(page.locator("#history")).to_contain_text("Resolution: Restarted the app")
     page.context.close()
+
+
+def test_the_desk_pages_log_no_errors_and_a_wrong_address_shows_the_desks_error_page(desk, browser, presser):
+    ticket = presser.final_ack(presser.press(own_device(desk, "web-console"), "b1"))["ticket"]
+    page = sign_in(browser, desk.base, AGENT, AGENT_PASSWORD)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"{m.type}: {m.text} {m.location}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    for url in (desk.base + "/", f"{desk.base}/tickets/{ticket['id']}"):
+        page.goto(url)
+        live(page)
+        page.wait_for_timeout(300)
+    assert errors == []
+    for path, status, heading in (("/tickets/abc", 404, "Not found"), ("/tickets/-1", 404, "Not found"),
+                                  ("/tickets/1/take", 405, "Not a page")):
+        response = page.goto(desk.base + path)
+        assert response.status == status and response.headers["content-type"].startswith("text/html"), path
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        expect(page.get_by_role("link", name="Back to the queue")).to_be_visible()
+    page.context.close()
