@@ -469,7 +469,8 @@ def describe(e: Event) -> list[str]:
     if d.get("merged_into_number"):
         out.append(f"Merged into {d['merged_into_number']} (duplicate)")
     if d.get("merged_from_number"):
-        out.append(f"{d['merged_from_number']} merged into this ticket ({d.get('presses_moved', 0)} presses)")
+        moved = d.get("presses_moved", 0)
+        out.append(f"{d['merged_from_number']} merged into this ticket ({moved} press{'' if moved == 1 else 'es'})")
     for key, label in (("reason", "Reason"), ("resolution", "Resolution"), ("note", "Note")):
         if d.get(key) and not (key == "resolution" and d.get("merged_into_number")):
             out.append(f"{label}: {d[key]}")

@@ -340,6 +340,11 @@
       var old = document.querySelector('[data-region="' + part.dataset.region + '"]');
       if (!old) return;
       if (focused && focused !== document.body && old.contains(focused)) refocus = focusKey(focused);
+      // A confirmation the agent opened stays open.
+      each(old.querySelectorAll("details[id][open]"), function (d) {
+        var again = part.querySelector("#" + d.id);
+        if (again) again.open = true;
+      });
       old.replaceWith(part);
     });
     if (refocus) { var el = document.querySelector(refocus); if (el) el.focus({preventScroll: true}); }

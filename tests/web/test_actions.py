@@ -178,6 +178,12 @@ def test_merge_moves_presses_and_occurrences_and_closes_the_duplicate(app, ann):
     assert tgt_event.data["merged_from"] == source and tgt_event.data["changes"]["occurrences"] == [2, 3]
     page = ann.c.get(f"/tickets/{source}").text
     assert f'Closed as a duplicate of <a href="/tickets/{target}">INC-{target:06d}</a>' in page
+    assert f"<li>INC-{source:06d} merged into this ticket (1 press)</li>" in ann.c.get(f"/tickets/{target}").text
+    # two presses merged: "presses"
+    other = new_ticket(app, device="shop-2")
+    press(app, device_id="shop-2")
+    ann.act(other, "merge", target=f"INC-{target:06d}")
+    assert f"<li>INC-{other:06d} merged into this ticket (2 presses)</li>" in ann.c.get(f"/tickets/{target}").text
     # the device of the merged ticket now sees the target among its open tickets
     open_ = api(app, "GET", "/api/v1/devices/shop-2/tickets").get_json()["tickets"]
     assert [x["id"] for x in open_] == [target]

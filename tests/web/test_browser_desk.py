@@ -122,9 +122,19 @@ def test_take_hold_resolve_and_see_the_history(desk, browser, presser):
     # every change went out on the event feed: the bridge took the ticket off the device's list
     wait_until(lambda: all(t["id"] != ticket_id for t in presser.tickets["web-dev-1"]["tickets"]), timeout=10,
                what="the device's tickets topic to drop the resolved ticket")
-    # and a closed ticket refuses a resolve with a clear message
-    page.get_by_role("button", name="Close").click()
+    # closing is final: the first click only asks
+    page.get_by_text("Close…").click()
+    expect(page.locator("#close-warning")).to_have_text("A closed ticket cannot be reopened or changed.")
+    assert desk.api("GET", f"/api/v1/tickets/{ticket_id}").json()["status"] == "resolved"
+    # the question stays open while the page updates itself
+    r = desk.api("PATCH", f"/api/v1/tickets/{ticket_id}", json={"note": "checked on site"})
+    assert r.status_code == 200, r.text
+    expect(history).to_contain_text("checked on site", timeout=10_000)
+    confirm = page.get_by_role("button", name=f"Close {number} for good")
+    expect(confirm).to_be_visible()
+    confirm.click()
     expect(page.get_by_text(f"{number} is closed.")).to_be_visible()
+    expect(page.get_by_text("Close…")).to_have_count(0)
     page.context.close()
 
 
