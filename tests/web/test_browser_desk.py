@@ -190,6 +190,10 @@ def test_an_agent_cannot_open_admin(desk, browser):
 
 def test_screenshots_of_the_queue_and_a_ticket(desk, browser, presser, tmp_path):
     """PNGs of the queue and of a ticket; DASHDESK_SAVE_SCREENSHOTS=1 also writes them to docs/screenshots."""
+    r = desk.api("PATCH", "/api/v1/sites/st-03", json={
+        "address": "Station Square 1, Leeds LS1 4DY", "timezone": "Europe/London",
+        "hours": "Mon-Sat 06:00-22:00; Sun 08:00-20:00", "contact": "Shift lead, +44 113 000 0003"})
+    assert r.status_code == 200, r.text
     presser.final_ack(presser.press("web-dev-1", "b2", telemetry={"battery_pct": 64, "rssi_dbm": -58}))
     ack = presser.final_ack(presser.press("web-dev-2", "b1", telemetry={
         "battery_pct": 17, "rssi_dbm": -61, "firmware": "1.4.2", "ip": "10.2.3.4",
