@@ -81,7 +81,10 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, worker
     """Migrate, build the app once, then serve it until SIGINT or SIGTERM."""
     from .app import create_app
 
+    from .users import unknown_user_hash
+
     app = create_app(cfg)
+    unknown_user_hash()  # made once here, before the workers fork, so that no sign-in pays for it
     # Everything built so far (the app, its models, SQLAlchemy's and the templates' machinery) lives as
     # long as the process: leave it out of the garbage collector's full passes. Without this a full
     # pass walks it all every few hundred requests, an 80-100 ms stall that was the desk's whole p99

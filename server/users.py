@@ -37,11 +37,12 @@ _hasher = PasswordHasher()
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def unknown_user_hash() -> str:
     """Verified against when the username is unknown, so both answers take as long.
 
-    Made at the first sign-in, not at import: an argon2 hash costs every process that imports the
-    server (the CLI, each test worker) a noticeable fraction of a second.
+    Made once per process, not at import (an argon2 hash costs every process that imports the server, the CLI
+    and each test worker among them, a noticeable fraction of a second): the server makes it at start
+    (``server.serve``), so no sign-in pays for it.
     """
     return _hasher.hash(secrets.token_urlsafe(16))
 
@@ -185,6 +186,8 @@ def set_password(db: Database, username: str, password: str, actor: str | None =
                  password_made: bool = False) -> User:
     """Check and hash ``password``, then :func:`change_password` in a transaction of its own."""
     check_password_rules(password)
+    with db.read() as s:
+        get(s, username)  # an unknown user is refused before the hash's work
     password_hash = hash_password(password)
     with db.write() as s:
         user = get(s, username)
@@ -204,7 +207,7 @@ def authenticate(db: Database, username: str, password: str) -> User | None:
     with db.read() as s:
         user = s.scalar(select(User).where(User.username == username))
     if user is None:
-        check_password(_dummy_hash(), password)
+        check_password(unknown_user_hash(), password)
         return None
     if not check_password(user.password_hash, password) or not user.active:
         return None

@@ -177,15 +177,19 @@ def test_0008_puts_site_codes_in_lower_case_with_their_history_unless_another_si
     with engine.begin() as conn:
         for code in ("SHOP-003", "SHOP-001", "shop-001", "hs-01", "Abc", "ABC"):
             conn.execute(text("INSERT INTO sites (code, name) VALUES (:c, :c)"), {"c": code})
-        for target in ("site:SHOP-003", "site:SHOP-001", "device:SHOP-003"):
+        # SHOP-003's history: an earlier site of that code, deleted, then the site of today.
+        for action, target in (("site.create", "site:SHOP-003"), ("site.delete", "site:SHOP-003"),
+                               ("site.create", "site:SHOP-003"), ("site.create", "site:SHOP-001"),
+                               ("site.create", "device:SHOP-003")):
             conn.execute(text("INSERT INTO audit_log (created_at, actor, action, target, details) "
-                              "VALUES ('2026-11-30 10:00:00', 'admin', 'site.create', :t, '{}')"), {"t": target})
+                              "VALUES ('2026-11-30 10:00:00', 'admin', :a, :t, '{}')"), {"a": action, "t": target})
     upgrade(url, "0008")
     with engine.begin() as conn:
         assert conn.execute(text("SELECT code FROM sites ORDER BY id")).scalars().all() == [
             "shop-003", "SHOP-001", "shop-001", "hs-01", "abc", "ABC"]  # SHOP-001 and ABC: another site has it
+        # The deleted site's rows stay under the old code, as server.audit.move_target leaves them.
         assert conn.execute(text("SELECT target FROM audit_log ORDER BY id")).scalars().all() == [
-            "site:shop-003", "site:SHOP-001", "device:SHOP-003"]
+            "site:SHOP-003", "site:SHOP-003", "site:shop-003", "site:SHOP-001", "device:SHOP-003"]
     downgrade(url, "0007")
     assert current(url) == "0007"
 

@@ -31,8 +31,12 @@ def upgrade() -> None:
         if lower == code or lower in taken:
             continue
         conn.execute(sa.text("UPDATE sites SET code = :lower WHERE id = :id"), {"lower": lower, "id": site_id})
-        conn.execute(sa.text("UPDATE audit_log SET target = :new WHERE target = :old"),
-                     {"new": f"site:{lower}", "old": f"site:{code}"})
+        # As server.audit.move_target does: rows from before a delete of that code (another site that had it)
+        # stay where they are.
+        deleted = conn.execute(sa.text("SELECT max(id) FROM audit_log WHERE target = :old AND action LIKE '%.delete'"),
+                               {"old": f"site:{code}"}).scalar()
+        conn.execute(sa.text("UPDATE audit_log SET target = :new WHERE target = :old AND id > :after"),
+                     {"new": f"site:{lower}", "old": f"site:{code}", "after": deleted or 0})
         taken.discard(code)
         taken.add(lower)
 

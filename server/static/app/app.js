@@ -922,7 +922,7 @@
     if (heldLock === name) { run(); return; }
     const take = (lock) => {
       if (!lock) {
-        showOtherWindow(name);
+        showOtherWindow();
         return null;
       }
       heldLock = name;
@@ -941,7 +941,7 @@
       // Taken over by another copy ("Use it here" there): stand aside and wait for it to close.
       if (heldLock === name) heldLock = null;
       standAside();
-      showOtherWindow(name);
+      showOtherWindow();
       ask({}, null);
     });
     lockAsk = ask;
