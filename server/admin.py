@@ -26,8 +26,7 @@ from . import audit, categories, credentials, devices, rules, sites
 from .api import open_tickets_by_device
 from .models import (DEDUP_SCOPES, DEVICE_STATUSES, AuditLog, ButtonMapping, Category, Device, Press, Site, Ticket,
                      OPEN_STATUSES)
-from .web import (_bad_request, _forbidden, _no_store, _not_found, duration, ext, login_manager,
-                  telemetry_rows)
+from .web import _no_store, duration, ext, login_manager, telemetry_rows
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 admin.enable_openapi = False  # type: ignore[attr-defined]  # APIFlask: pages are not part of the API document
@@ -56,9 +55,6 @@ def _admins_only() -> Any:
 
 
 admin.after_request(_no_store)
-admin.register_error_handler(400, _bad_request)
-admin.register_error_handler(403, _forbidden)
-admin.register_error_handler(404, _not_found)
 
 
 @admin.context_processor

@@ -171,7 +171,8 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     @app.error_processor
     def error_response(error: HTTPError) -> Any:
         if is_page_request():
-            return page_error(error.status_code, error.message)
+            body, code = page_error(error.status_code, error.message)
+            return body, code, error.headers
         body: dict[str, Any] = {"code": error_code(error.status_code), "message": error.message}
         if error.detail:
             body["detail"] = error.detail
@@ -181,7 +182,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     def http_exception(exc: HTTPException) -> Any:
         code = exc.code or 500
         if is_page_request():
-            body, code = page_error(code, exc.description)
+            body, code = page_error(code, exc.description, exc)
             return body, code, _error_headers(exc)
         return {"error": {"code": error_code(code), "message": exc.description or exc.name}}, code
 

@@ -395,12 +395,9 @@ def _admins_only() -> Any:
 
 
 def _register_page_handlers() -> None:
-    from .web import _bad_request, _forbidden, _no_store, _not_found
+    from .web import _no_store
 
     admin_pages.after_request(_no_store)
-    admin_pages.register_error_handler(400, _bad_request)
-    admin_pages.register_error_handler(403, _forbidden)
-    admin_pages.register_error_handler(404, _not_found)
 
 
 _register_page_handlers()
