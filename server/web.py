@@ -28,7 +28,6 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import HTTPException
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session, joinedload
