@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit, categories, config_io, credentials, devices, rules, schemas, sites
-from .api import admin_abort, api, category_dict, device_dict, ext, require_admin
+from .api import admin_abort, api, caller_actor, category_dict, device_dict, ext
 from .auth import auth
 from .models import AuditLog, Category, Device, Site
 
@@ -37,7 +37,6 @@ def _site_or_404(s: Session, code: str) -> Site:
 @api.output(schemas.SitePage)
 @api.doc(summary="List sites by code; `q` searches code, name and address", tags=["Admin"])
 def list_sites(q: dict[str, Any]) -> dict[str, Any]:
-    require_admin()
     stmt = sites.search(q.get("q") or "")
     if "cursor" in q:
         stmt = stmt.where(Site.code > q["cursor"])
@@ -56,7 +55,7 @@ def list_sites(q: dict[str, Any]) -> dict[str, Any]:
 @api.doc(summary="Create a site", responses={409: "a site with that code exists", 422: "a field is wrong"},
          tags=["Admin"])
 def post_site(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    actor = require_admin()
+    actor = caller_actor()
     with ext().db.write() as s:
         try:
             site = sites.create(s, sites.clean(body), actor)
@@ -71,7 +70,6 @@ def post_site(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @api.output(schemas.SiteOut)
 @api.doc(summary="One site", tags=["Admin"])
 def get_site(code: str) -> dict[str, Any]:
-    require_admin()
     with ext().db.read() as s:
         site = _site_or_404(s, code)
         return sites.as_dict(site, sites.device_count(s, site))
@@ -84,7 +82,7 @@ def get_site(code: str) -> dict[str, Any]:
 @api.doc(summary="Change a site's fields (its code too, if the new one is free)",
          responses={409: "the new code is another site's", 422: "a field is wrong"}, tags=["Admin"])
 def patch_site(code: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     if not body:
         abort(400, f"nothing to change: give any of {', '.join(sites.CSV_COLUMNS)}")
     with ext().db.write() as s:
@@ -107,7 +105,7 @@ def patch_site(code: str, body: dict[str, Any]) -> dict[str, Any]:
                      "`detail.lines`: `[{\"line\": 7, \"message\": \"timezone: ...\"}, ...]`, and nothing changes.",
          responses={422: "some lines are wrong; nothing was imported"}, tags=["Admin"])
 def import_sites() -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     request.max_content_length = sites.IMPORT_MAX_BYTES
     body = request.get_data(cache=False)
     if request.mimetype not in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
@@ -138,7 +136,7 @@ def _category_or_404(s: Session, slug: str) -> Category:
 @api.doc(summary="Change a category: name, icon, labels, priority, SLA, dedup scope, reopen window, who is told",
          description="Takes effect on the next press.", tags=["Admin"])
 def patch_category(slug: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     if not body:
         abort(400, f"nothing to change: give any of {', '.join(categories.FIELDS)}")
     with ext().db.write() as s:
@@ -190,7 +188,7 @@ BROKER_DOC = ("With broker accounts on (`[broker] auth = \"dynsec\"`), `broker` 
          description=BROKER_DOC,
          responses={404: "no such device or site", 409: "the device is not pending or rejected"}, tags=["Admin"])
 def approve_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     _device_action(lambda s: devices.approve(s, device_id, body["site"], actor))
     return _device_answer(device_id, credentials.keep_or_issue(ext(), device_id, actor))
 
@@ -204,7 +202,7 @@ def approve_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
                      "its credentials. " + BROKER_DOC,
          responses={404: "no such site", 409: "the device exists"}, tags=["Admin"])
 def register_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    actor = require_admin()
+    actor = caller_actor()
     _device_action(lambda s: devices.register(s, body["device_id"], body["site"], actor, body["kind"]))
     return _device_answer(body["device_id"], credentials.keep_or_issue(ext(), body["device_id"], actor)), 201
 
@@ -223,7 +221,7 @@ def register_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
                      "?status=active&broker_account=false`) says who still needs one.",
          responses={404: "no such device", 409: "a device is not active"}, tags=["Admin"])
 def issue_many_credentials(body: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     wanted = list(dict.fromkeys(body["device_ids"]))
     with ext().db.read() as s:
         found: dict[str, str] = {}
@@ -252,7 +250,7 @@ def issue_many_credentials(body: dict[str, Any]) -> dict[str, Any]:
                      "(in `online` and on its retained `status` topic).",
          responses={409: "the device is not active", 503: "the broker did not answer"}, tags=["Admin"])
 def issue_credentials(device_id: str) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     with ext().db.read() as s:
         try:
             device = devices.get(s, device_id)
@@ -272,7 +270,7 @@ def issue_credentials(device_id: str) -> dict[str, Any]:
 @api.doc(summary="Delete a device's broker account: it is disconnected and cannot connect again",
          responses={503: "the broker did not answer"}, tags=["Admin"])
 def remove_credentials(device_id: str) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     with ext().db.read() as s:
         try:
             devices.get(s, device_id)
@@ -300,7 +298,7 @@ def remove_credentials(device_id: str) -> dict[str, Any]:
                                                 "already, or the new one is retired"},
          tags=["Admin"])
 def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     with ext().db.write() as s:
         try:
             done = devices.replace(s, device_id, body["by"], actor)
@@ -322,7 +320,7 @@ def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
 @api.output(schemas.DeviceOut)
 @api.doc(summary="Reject a pending device: its presses come back `rejected`", tags=["Admin"])
 def reject_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     _device_action(lambda s: devices.reject(s, device_id, actor, body["reason"]))
     return _device_answer(device_id)
 
@@ -336,7 +334,7 @@ def reject_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
                      "`removed`, or `failed` with the `error`: `DELETE .../credentials` tries again).",
          tags=["Admin"])
 def retire_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     _device_action(lambda s: devices.retire(s, device_id, actor, body["reason"]))
     return _device_answer(device_id, credentials.remove(ext(), device_id, actor))
 
@@ -348,7 +346,7 @@ def retire_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
 @api.doc(summary="Remove a button's mapping (`?press=` for one press type's); effective on the next press",
          tags=["Admin"])
 def delete_button(device_id: str, button: str, q: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
 
     _device_action(lambda s: devices.remove_mapping(s, devices.get(s, device_id), button, q.get("press") or "",
                                                     actor))
@@ -363,7 +361,7 @@ def delete_button(device_id: str, button: str, q: dict[str, Any]) -> dict[str, A
          description="All or nothing: an unknown (404) or retired (409) target refuses the whole copy.",
          tags=["Admin"])
 def copy_mapping(body: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     with ext().db.write() as s:
         try:
             copied, changed = devices.copy_mapping(s, body["from_"], body["to"], actor)
@@ -382,7 +380,6 @@ def copy_mapping(body: dict[str, Any]) -> dict[str, Any]:
 @api.doc(summary="The audit log of admin actions, newest first; filters `actor`, `target` (or its start)",
          tags=["Admin"])
 def list_audit(q: dict[str, Any]) -> dict[str, Any]:
-    require_admin()
     stmt = audit.query(audit.AuditFilter(actor=q.get("actor", ""), target=q.get("target", "")))
     if "cursor" in q:
         stmt = stmt.where(AuditLog.id < int(q["cursor"]))
@@ -403,7 +400,6 @@ def list_audit(q: dict[str, Any]) -> dict[str, Any]:
 @api.doc(summary="The whole configuration as a TOML file: categories, sites, devices and their button mappings",
          tags=["Admin"])
 def export_config() -> Response:
-    require_admin()
     return Response(config_io.export_text(ext().db), mimetype="application/toml",
                     headers={"Content-Disposition": 'attachment; filename="dashdesk-config.toml"'})
 
@@ -421,7 +417,7 @@ def export_config() -> Response:
                      "`counts` per kind: `added`, `changed`, `unchanged`, `removed`.",
          responses={422: "the file has problems; nothing was imported"}, tags=["Admin"])
 def import_config(q: dict[str, Any]) -> dict[str, Any]:
-    actor = require_admin()
+    actor = caller_actor()
     request.max_content_length = config_io.MAX_BYTES
     if request.mimetype not in ("application/toml", "text/plain", "text/x-toml", "application/octet-stream", ""):
         abort(415, "send the TOML file as the body, with Content-Type: application/toml")
