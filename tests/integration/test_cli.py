@@ -1,10 +1,12 @@
 """The maintenance commands, run as an admin runs them."""
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
 
+import pytest
 import requests
 
 from dashdesk.broker import free_port
@@ -133,10 +135,11 @@ def test_press_without_a_broker_says_so_and_exits_non_zero(tmp_path):
     assert out.returncode == 3 and "no final ack" in out.stderr
 
 
-def test_user_commands_create_list_reset_and_disable_a_desk_user(tmp_path, monkeypatch, capsys):
-    """In this process (the commands are the same code as the installed ``dashdesk``), for speed."""
-    import io
-
+@pytest.fixture
+def run(tmp_path, monkeypatch, capsys):
+    """``run(*args, input="")`` runs a command in this process (the same code as the installed ``dashdesk``),
+    for speed, on the data directory ``tmp_path / "data"``, with no DASHDESK_* settings but an absent
+    configuration file; it returns the exit code, stdout and stderr."""
     from dashdesk.cli import main
 
     for key in [k for k in os.environ if k.startswith("DASHDESK_")]:
@@ -150,6 +153,11 @@ def test_user_commands_create_list_reset_and_disable_a_desk_user(tmp_path, monke
         out, err = capsys.readouterr()
         return code, out, err
 
+    return run
+
+
+def test_user_commands_create_list_reset_and_disable_a_desk_user(tmp_path, run):
+    data = str(tmp_path / "data")
     assert run("user", "create", "ann", "--password-stdin", input="first-password\n") == (
         0, "user ann created (agent)\n", "")
     code, _, err = run("user", "create", "ann", "--role", "admin", "--password-stdin", input="other-password\n")
@@ -176,27 +184,15 @@ def test_user_commands_create_list_reset_and_disable_a_desk_user(tmp_path, monke
         database.close()
 
 
-def test_user_and_token_commands_are_audited_and_never_disable_the_last_active_admin(tmp_path, monkeypatch, capsys):
+def test_user_and_token_commands_are_audited_and_never_disable_the_last_active_admin(tmp_path, run):
     """The commands change users and tokens through the same code as the admin pages and the API."""
     import getpass
-    import io
 
     from sqlalchemy import select
 
-    from dashdesk.cli import main
     from server.models import AuditLog, User
 
-    for key in [k for k in os.environ if k.startswith("DASHDESK_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("DASHDESK_CONFIG", str(tmp_path / "none.toml"))
     data = str(tmp_path / "data")
-
-    def run(*args, input=""):
-        monkeypatch.setattr("sys.stdin", io.StringIO(input))
-        code = main([*args, "--data-dir", data])
-        out, err = capsys.readouterr()
-        return code, out, err
-
     assert run("user", "create", "root", "--role", "admin", "--password-stdin", input="root-password\n")[0] == 0
     code, _, err = run("user", "disable", "root")
     assert code == 2 and "root is the last active admin and cannot be disabled" in err
