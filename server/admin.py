@@ -356,12 +356,13 @@ NO_ACCOUNTS = "The broker runs without accounts: the device needs no credentials
 
 def _with_credentials(device_id: str, message: str, outcomes: list[credentials.Outcome]) -> Any:
     """After a committed change: say so, and show what the broker did (a new password, shown this once, or
-    a failure with a button to try again) on the device's page; without accounts, back where we came from."""
+    a failure with a button to try again) on the device's page, after a redirect (a reload sends nothing
+    again: no second password); without accounts, back where we came from."""
     if all(o.result == "not_needed" for o in outcomes):
         flash(f"{message} {NO_ACCOUNTS}" if any(o.device_id == device_id for o in outcomes) else message, "ok")
         return back(url_for("admin.device", device_id=device_id))
     flash(message, "ok")
-    return device(device_id, broker=outcomes)
+    return _show_once(device_id, outcomes)
 
 
 @admin.post("/devices/<device_id>/approve")

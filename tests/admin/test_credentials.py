@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from typing import Any
 
 import pytest
 
@@ -68,6 +69,14 @@ def fake(auth_app, monkeypatch):
     return accounts
 
 
+def submit(desk: Desk, path: str, page: str | None = None, **form: Any):
+    """Post a form whose answer is shown on the device's page after a redirect (POST-redirect-GET: a reload
+    sends nothing again), and open that page as the browser does."""
+    r = post(desk, path, page, **form)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/admin/devices/"), (r.status_code, r.text[:300])
+    return desk.c.get(r.headers["Location"])
+
+
 def credentials_on(html: str) -> dict[str, str]:
     return {k: re.search(rf'id="cred-{k}">([^<]+)<', html).group(1) for k in ("username", "password", "url")}
 
@@ -75,7 +84,7 @@ def credentials_on(html: str) -> dict[str, str]:
 def test_approving_shows_the_new_credentials_once_with_the_mqtt_url(auth_app, fake):
     ticket = press(auth_app, device_id="new-1")["ticket"]
     admin = Desk(auth_app, "admin")
-    r = post(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1", site="hs-01")
+    r = submit(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1", site="hs-01")
     assert r.status_code == 200 and "new-1 is approved into hs-01." in r.text and "shown this once" in r.text
     shown = credentials_on(r.text)
     password = fake.passwords["new-1"]
@@ -95,9 +104,12 @@ def test_new_credentials_replace_the_password_and_retiring_deletes_the_account(a
     api(auth_app, "POST", "/api/v1/devices/new-1/approve", json={"site": "hs-01"})
     first = fake.passwords["new-1"]
     admin = Desk(auth_app, "admin")
-    r = post(admin, "/admin/devices/new-1/credentials", "/admin/devices/new-1")
+    r = submit(admin, "/admin/devices/new-1/credentials", "/admin/devices/new-1")
     assert r.status_code == 200 and "the old password no longer works" in r.text
     assert credentials_on(r.text)["password"] == fake.passwords["new-1"] != first
+    second = fake.passwords["new-1"]
+    again = admin.c.get("/admin/devices/new-1").text  # the page reloaded: shown once, and no new password made
+    assert second not in again and fake.passwords["new-1"] == second
     r = post(admin, "/admin/devices/new-1/retire", "/admin/devices/new-1")
     assert r.status_code == 303
     assert "Its broker account is deleted: it is disconnected." in admin.c.get(r.headers["Location"]).text
@@ -136,7 +148,7 @@ def test_the_api_answers_the_credentials_with_the_approval(auth_app, fake):
 def test_a_broker_that_does_not_answer_leaves_the_approval_committed_and_offers_a_retry(auth_app):
     press(auth_app, device_id="new-1")
     admin = Desk(auth_app, "admin")
-    r = post(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1", site="hs-01")
+    r = submit(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1", site="hs-01")
     assert r.status_code == 200  # not a 5xx
     assert "new-1 is approved into hs-01." in r.text
     assert "The broker credentials of new-1 could not be made" in r.text and "could not reach the broker" in r.text
@@ -144,7 +156,7 @@ def test_a_broker_that_does_not_answer_leaves_the_approval_committed_and_offers_
     assert "not-used" not in r.text  # the admin URL's password is never shown
     assert api(auth_app, "GET", "/api/v1/devices/new-1").get_json()["status"] == "active"  # committed
     # the retry button fails the same way while the broker is away, still without a 5xx
-    r = post(admin, "/admin/devices/new-1/credentials", "/admin/devices/new-1")
+    r = submit(admin, "/admin/devices/new-1/credentials", "/admin/devices/new-1")
     assert r.status_code == 200 and "could not be made" in r.text
     # through the API: the approval stands, the answer says why there are no credentials
     press(auth_app, device_id="new-2")
@@ -167,11 +179,11 @@ def test_a_broker_that_does_not_answer_leaves_the_approval_committed_and_offers_
 def test_the_broker_comes_back_and_the_retry_makes_the_credentials(auth_app, monkeypatch):
     press(auth_app, device_id="new-1")
     admin = Desk(auth_app, "admin")
-    assert "could not be made" in post(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1",
+    assert "could not be made" in submit(admin, "/admin/devices/new-1/approve", "/admin/devices/new-1",
                                        site="hs-01").text
     accounts = FakeAccounts()
     monkeypatch.setattr(auth_app.extensions["dashdesk"].broker, "_manager", lambda: accounts)
-    r = post(admin, "/admin/devices/new-1/credentials", "/admin/devices/new-1")
+    r = submit(admin, "/admin/devices/new-1/credentials", "/admin/devices/new-1")
     assert r.status_code == 200 and credentials_on(r.text)["password"] == accounts.passwords["new-1"]
 
 
@@ -219,7 +231,7 @@ def test_the_credentials_api_needs_an_admin_token(auth_app, fake, method, path):
 
 def test_adding_a_device_on_the_page_makes_it_active_with_credentials(auth_app, fake):
     admin = Desk(auth_app, "admin")
-    r = post(admin, "/admin/devices", "/admin/devices", device_id="shop-7-front", site="hs-01", kind="physical")
+    r = submit(admin, "/admin/devices", "/admin/devices", device_id="shop-7-front", site="hs-01", kind="physical")
     assert r.status_code == 200 and "shop-7-front is added to hs-01, active." in r.text
     assert credentials_on(r.text)["password"] == fake.passwords["shop-7-front"]
     device = api(auth_app, "GET", "/api/v1/devices/shop-7-front").get_json()
@@ -290,7 +302,7 @@ def test_a_device_added_on_the_page_that_has_an_account_keeps_it_and_its_passwor
     """Approving one that has an account, on the page and through the API: tests/integration/test_admin_broker.py."""
     password = fake.add_device("new-3")  # `dashdesk broker device-credentials new-3`, installed on the device
     admin = Desk(auth_app, "admin")
-    r = post(admin, "/admin/devices", "/admin/devices", device_id="new-3", site="hs-01", kind="physical")
+    r = submit(admin, "/admin/devices", "/admin/devices", device_id="new-3", site="hs-01", kind="physical")
     assert r.status_code == 200 and "new-3 keeps its broker account" in r.text
     assert 'id="cred-password"' not in r.text and fake.passwords["new-3"] == password
     assert [(a.target, a.details) for a in audit_rows(auth_app, "broker.issue")] == [
