@@ -808,3 +808,15 @@ def dump_json(obj: Any) -> str:
         return str(o)
     return json.dumps(clean(obj))
 
+
+def ticket_count(path: Path) -> int:
+    """Tickets in the dashdesk database at ``path``: 0 if there is none yet or it is not migrated."""
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM tickets").fetchone()[0]
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+    finally:
+        db.close()

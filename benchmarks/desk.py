@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = None
     try:
         path = seed_tickets.database_path(data_dir)
-        have = _ticket_count(path)
+        have = c.ticket_count(path)
         if have:
             print(f"reusing {path}: {have} tickets", file=sys.stderr)
         else:
@@ -303,16 +303,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ticket_count(path: Path) -> int:
-    if not path.exists():
-        return 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT count(*) FROM tickets").fetchone()[0]
-    except sqlite3.OperationalError:  # not migrated yet
-        return 0
-    finally:
-        db.close()
 
 
 def _data_summary(path: Path) -> dict[str, Any]:

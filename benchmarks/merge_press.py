@@ -87,14 +87,6 @@ def load_revision(rev: str) -> ModuleType:
     return module
 
 
-def count_tickets(path: Path) -> int:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
-    except sqlite3.OperationalError:  # not migrated yet
-        return 0
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -187,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = args.data_dir or tmp / "seed"
         path = seed_tickets.database_path(source)
-        if not path.exists() or not count_tickets(path):
+        if not c.ticket_count(path):
             print(f"seeding {args.tickets} tickets in {source} ...", file=sys.stderr)
             print(seed_tickets.describe(seed_tickets.seed(source, args.tickets, seed=args.seed)), file=sys.stderr)
         work = tmp / "dashdesk.sqlite3"
         shutil.copyfile(path, work)
-        tickets = count_tickets(work)
+        tickets = c.ticket_count(work)
         targets = merge_targets(work)
         codes = [Code("current", incidents)]
         if args.against:

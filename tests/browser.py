@@ -25,11 +25,16 @@ def sign_in(browser: Browser, base: str, username: str, password: str, width: in
     """A new browser context signed in to the desk at ``base`` as ``username``, on the queue page."""
     page = browser.new_context(viewport=viewport or {"width": width, "height": height}, **context).new_page()
     page.goto(base + "/login")
+    fill_sign_in(page, username, password)
+    expect(page).to_have_url(base + "/")
+    return page
+
+
+def fill_sign_in(page: Page, username: str, password: str) -> None:
+    """Fill in and send the sign-in form ``page`` shows."""
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(base + "/")
-    return page
 
 
 def keep_screenshot(page: Page, tmp_path: Path, name: str, *, min_bytes: int = 10_000, publish: bool = True,

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from server.db import Database
 from server.users import create_user
-from tests.browser import keep_screenshot, sign_in
+from tests.browser import fill_sign_in, keep_screenshot, sign_in
 from tests.stack import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.integration
@@ -106,9 +106,7 @@ def test_an_agent_is_refused_the_admin_pages(desk, browser):
     page = browser.new_page()
     page.goto(desk.base + "/admin/devices?status=pending")
     expect(page).to_have_url(re.compile(r"/login\?next="))
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    fill_sign_in(page, "admin", ADMIN_PASSWORD)
     expect(page).to_have_url(desk.base + "/admin/devices?status=pending")
     page.context.close()
 

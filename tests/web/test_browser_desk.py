@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from server.db import Database
 from server.users import create_user
-from tests.browser import keep_screenshot, sign_in
+from tests.browser import fill_sign_in, keep_screenshot, sign_in
 from tests.stack import ADMIN_PASSWORD, wait_until
 
 pytestmark = pytest.mark.integration
@@ -52,9 +52,7 @@ def test_signed_out_the_desk_sends_you_to_sign_in_and_back(desk, browser):
     page.goto(desk.base + "/tickets/1?x=1")
     expect(page).to_have_url(re.compile(r"/login\?next="))
     assert parse_qs(urlsplit(page.url).query)["next"] == ["/tickets/1?x=1"]
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill("not the password")
-    page.get_by_role("button", name="Sign in").click()
+    fill_sign_in(page, "admin", "not the password")
     expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()

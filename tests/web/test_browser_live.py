@@ -19,7 +19,7 @@ from server.db import Database
 from server.models import Ticket
 
 from tests.stack import ADMIN_PASSWORD, wait_until
-from tests.browser import sign_in
+from tests.browser import fill_sign_in, sign_in
 from tests.web.test_browser_desk import AGENT, AGENT_PASSWORD, desk, live, own_device, row  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
@@ -99,9 +99,7 @@ def test_a_new_priority_1_ticket_notifies_and_beeps_until_the_agent_turns_alerts
     context.add_init_script(RECORD_ALERTS)
     page = context.new_page()
     page.goto(desk.base + "/login")
-    page.get_by_label("Username").fill(AGENT)
-    page.get_by_label("Password").fill(AGENT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    fill_sign_in(page, AGENT, AGENT_PASSWORD)
     live(page)
     alerts = page.get_by_role("button", name="P1 alerts")
     sound = page.get_by_role("button", name="Sound")
@@ -299,9 +297,7 @@ def test_any_number_of_desk_tabs_load_and_stay_live(desk, browser, presser, lock
     context.grant_permissions(["notifications"], origin=desk.base)
     first = context.new_page()
     first.goto(desk.base + "/login")
-    first.get_by_label("Username").fill(AGENT)
-    first.get_by_label("Password").fill(AGENT_PASSWORD)
-    first.get_by_role("button", name="Sign in").click()
+    fill_sign_in(first, AGENT, AGENT_PASSWORD)
     live(first)
     device = f"web-tabs-{int(locks)}"  # its own tickets, whatever the other tests left open
     r = desk.api("POST", "/api/v1/devices", json={"device_id": device, "site": device, "site_name": "Tabs"})
@@ -378,9 +374,7 @@ def test_signed_out_while_typing_the_page_and_its_text_stay_and_are_sent_after_s
     with page.context.expect_page() as opened:
         banner.get_by_role("link", name="sign in in another tab").click()
     login = opened.value
-    login.get_by_label("Username").fill(AGENT)
-    login.get_by_label("Password").fill(AGENT_PASSWORD)
-    login.get_by_role("button", name="Sign in").click()
+    fill_sign_in(login, AGENT, AGENT_PASSWORD)
     expect(login).to_have_url(desk.base + "/")
     # back in the first tab, the same button sends the note (with the new session's form token)
     page.bring_to_front()
