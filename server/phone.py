@@ -345,15 +345,12 @@ def ticket(ticket_id: int) -> Any:
 
 @phone.errorhandler(429)
 def _too_many(exc: Any) -> Any:
-    retry = getattr(exc, "retry_after", None)
-    headers = {"Retry-After": str(retry)} if retry else {}
+    # Retry-After is the rate limiter's own header (RATELIMIT_HEADERS_ENABLED), added to this answer too.
     message = "Too many tries from here. Wait a minute, then try again."
     if request.method == "GET" and request.endpoint == "phone.enroll_page":
-        body, status = _shell({"code": None, "state": "too_many", "site": None,
-                               "error": {"code": "too_many_requests", "message": message}}, 429)
-        return body, status, headers
-    response, status = error(429, "too_many_requests", message)
-    return response, status, headers
+        return _shell({"code": None, "state": "too_many", "site": None,
+                       "error": {"code": "too_many_requests", "message": message}}, 429)
+    return error(429, "too_many_requests", message)
 
 
 def init_phone(app: Any, csrf: Any) -> None:
