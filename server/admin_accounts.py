@@ -18,7 +18,7 @@ from . import audit, users
 from .admin import admin, me, refused
 from .auth import TOKEN_ROLES, TokenError, add_token, revoke
 from .models import USER_ROLES, ApiToken, User
-from .web import ext
+from .web import ext, renew_session
 
 ROLE_LABELS = {"agent": "Agent", "admin": "Admin"}
 TOKEN_ROLE_HINTS = {"admin": "everything, the admin API included", "bridge": "hand over presses, read the feed "
@@ -80,6 +80,8 @@ def _user_change(username: str, run: Any) -> Any:
             message = run(s, _user_or_404(s, username))
     except users.UserError as exc:
         return user(username, error=refused(exc), status=409)
+    if username == me():
+        renew_session()  # a change of their own role ended their sessions: this one goes on, as they are now
     flash(message, "ok")
     return redirect(url_for("admin.user", username=username), 303)
 
@@ -104,7 +106,7 @@ def user_active(username: str) -> Any:
         if not users.change_active(s, u, active, me()):
             return "Nothing changed."
         return (f"{username} is enabled: they can sign in again." if active else
-                f"{username} is disabled: signed out at their next request, and cannot sign in.")
+                f"{username} is disabled: signed out at once, and cannot sign in.")
 
     return _user_change(username, run)
 
@@ -121,6 +123,8 @@ def user_password(username: str) -> Any:
         abort(404, f"There is no user {username[:100]}.")
     except users.UserError as exc:
         return user(username, error=refused(exc), status=422)
+    if username == me():
+        renew_session()  # their own new password ended every session of theirs but this one, made anew
     flash(f"{username}'s password is changed.", "ok")
     if made:
         return user(username, shown=password)
