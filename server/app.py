@@ -95,12 +95,12 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     app.config["AUTH_ERROR_STATUS_CODE"] = 401
     app.json.sort_keys = False  # type: ignore[attr-defined]
     server_cfg = cfg.get("server", {})
-    # The web desk's sessions: a signed cookie that expires, never readable by scripts.
+    # The web desk's sessions: a signed cookie that expires, never readable by scripts, Secure over https
+    # (server.security); the session itself is a row of web_sessions (server.web_sessions).
     app.config["SECRET_KEY"] = users.secret_key(server_cfg.get("secret_key") or None, data_dir(cfg))
     lifetime = timedelta(hours=float(server_cfg.get("session_lifetime_h", 12)))
     app.config.update(PERMANENT_SESSION_LIFETIME=lifetime, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_NAME="dashdesk_session",
-                      SESSION_COOKIE_SECURE=bool(server_cfg.get("secure_cookies", False)),
                       # The lifetime counts from the sign-in, not from the last page seen.
                       SESSION_REFRESH_EACH_REQUEST=False,
                       # A form's token lasts as long as the session it belongs to.
@@ -133,8 +133,10 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     app.config["DASHDESK_CONFIG"] = cfg
 
     from .api import api
+    from .security import init_security
     from .web import init_web
 
+    init_security(app, server_cfg)
     app.register_blueprint(api)
     init_web(app, exempt=[api])
 
