@@ -87,8 +87,8 @@ def data_dir(cfg: dict[str, Any]) -> Path:
 def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> APIFlask:
     """Build the server for configuration ``cfg`` (``dashdesk.config.load()`` if None)."""
     cfg = cfg if cfg is not None else dd_config.load()
-    app = APIFlask("server", title="dashdesk", version="1", spec_path="/api/v1/openapi.json",
-                   docs_path="/api/v1/docs")
+    # /api/v1/docs is a page of dashdesk's own (server.api_docs): APIFlask's loads Swagger UI from a CDN.
+    app = APIFlask("server", title="dashdesk", version="1", spec_path="/api/v1/openapi.json", docs_path=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["SYNC_LOCAL_SPEC"] = False
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
@@ -133,11 +133,13 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     app.config["DASHDESK_CONFIG"] = cfg
 
     from .api import api
+    from .api_docs import api_docs
     from .security import init_security
     from .web import init_web
 
     init_security(app, server_cfg)
     app.register_blueprint(api)
+    app.register_blueprint(api_docs)
     init_web(app, exempt=[api])
 
     @app.before_request
