@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, users
+from dashdesk import wire
+
+from . import audit, users, web_sessions
 from .admin import admin, me, refused
 from .auth import TOKEN_ROLES, TokenError, add_token, revoke
 from .models import USER_ROLES, ApiToken, User
@@ -68,10 +71,12 @@ def user(username: str, error: str | None = None, shown: str | None = None, stat
         row = _user_or_404(s, username)
         admins = users.active_admins(s)
         history = s.scalars(audit.query(audit.AuditFilter(target=f"user:{row.username}")).limit(20)).all()
+        sessions = web_sessions.of_user(s, row.id, wire.utcnow())
     last_admin = row.role == "admin" and row.active and admins <= 1
     return render_template("admin/user.html", u=row, error=error, shown=shown, roles=USER_ROLES,
                            role_labels=ROLE_LABELS, last_admin=last_admin, history=history,
-                           me=me()), status
+                           me=me(), sessions=sessions, this_session=current_user.session_id,
+                           lifetime_h=f"{current_app.permanent_session_lifetime.total_seconds() / 3600:g}"), status
 
 
 def _user_change(username: str, run: Any) -> Any:
@@ -107,6 +112,19 @@ def user_active(username: str) -> Any:
             return "Nothing changed."
         return (f"{username} is enabled: they can sign in again." if active else
                 f"{username} is disabled: signed out at once, and cannot sign in.")
+
+    return _user_change(username, run)
+
+
+@admin.post("/users/<username>/sign-out")
+def user_sign_out(username: str) -> Any:
+    """End every session of the user (on their own page: every other one, this one goes on anew)."""
+
+    def run(s: Session, u: User) -> str:
+        ended = users.sign_out(s, u, me())
+        if username == me():
+            return f"Your other sessions are ended ({ended - 1})." if ended > 1 else "You had no other session."
+        return f"{username} is signed out everywhere ({ended} session{'s' if ended != 1 else ''})."
 
     return _user_change(username, run)
 

@@ -4,7 +4,7 @@ Every change to a user happens here, with its audit row in the same transaction,
 admin pages (``server.admin_accounts``), the API (``server.api_accounts``) and the command
 line (``dashdesk user ...``) alike: the same checks (the last active admin is neither
 disabled nor demoted), the same audit actions (``user.create``, ``user.role``,
-``user.disable``, ``user.enable``, ``user.password``), never a password in them. ``actor``
+``user.disable``, ``user.enable``, ``user.password``, ``user.sign_out``), never a password in them. ``actor``
 is who asked, as the audit log names them; only dashdesk's own set-up at first start
 (:func:`bootstrap_admin`), which nobody asked for, passes none and is not audited. The web
 pages sign users in with Flask-Login (see ``server.web``), each sign-in a row of ``web_sessions``
@@ -173,6 +173,13 @@ def change_password(s: Session, user: User, password_hash: str, actor: str | Non
     user.password_hash = password_hash
     web_sessions.end_user(s, user.id)
     _audit(s, actor, "user.password", user, password_made=password_made)
+
+
+def sign_out(s: Session, user: User, actor: str | None = None) -> int:
+    """End every web session of ``user`` (audited ``user.sign_out`` with how many); how many there were."""
+    ended = web_sessions.end_user(s, user.id)
+    _audit(s, actor, "user.sign_out", user, sessions=ended)
+    return ended
 
 
 def set_role(db: Database, username: str, role: str, actor: str | None = None) -> bool:

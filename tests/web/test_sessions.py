@@ -221,3 +221,33 @@ def test_an_open_stream_stops_within_a_second_or_two_of_the_session_ending(long_
     assert took < 15 and web.SESSION_CHECK_S == 1.0
     stream.close()
     assert ann.c.get("/events/stream").status_code == 401
+
+
+def test_an_admin_sees_where_a_user_is_signed_in_and_signs_them_out_everywhere(app, admin):
+    ann_here, ann_there = Desk(app, "ann"), Desk(app, "ann")
+    page = admin.c.get("/admin/users/ann").text
+    assert page.count("<tr data-session=") == 2 and "Werkzeug/" in page and "for 12 h from its sign-in" in page
+    r = admin.c.post("/admin/users/ann/sign-out", data={"csrf_token": admin.token("/admin/users/ann")})
+    assert r.status_code == 303
+    page = admin.c.get("/admin/users/ann").text
+    assert "ann is signed out everywhere (2 sessions)." in page and 'id="no-sessions"' in page
+    assert signed_out(ann_here) and signed_out(ann_there)
+    from tests.admin.conftest import audit_rows
+
+    (row,) = audit_rows(app, "user.sign_out")
+    assert (row.actor, row.target, row.details) == ("admin", "user:ann", {"sessions": 2})
+    # an agent may not; nor without the form's token
+    bob = Desk(app, "bob")
+    assert bob.c.post("/admin/users/ann/sign-out", data={"csrf_token": bob.token()}).status_code == 403
+    assert admin.c.post("/admin/users/ann/sign-out").status_code == 400
+
+
+def test_an_admin_signs_out_their_other_sessions_and_goes_on_here(app, admin):
+    elsewhere = Desk(app, "admin")
+    page = admin.c.get("/admin/users/admin").text
+    assert '<tr data-session="this">' in page and "(this browser)" in page
+    r = admin.c.post("/admin/users/admin/sign-out", data={"csrf_token": admin.token("/admin/users/admin")})
+    assert r.status_code == 303
+    page = admin.c.get("/admin/users/admin").text
+    assert "Your other sessions are ended (1)." in page and page.count("<tr data-session=") == 1
+    assert signed_out(elsewhere)
