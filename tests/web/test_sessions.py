@@ -51,9 +51,6 @@ def test_a_cookie_copied_before_signing_out_opens_nothing_after(app, ann):
     assert signed_out(copy)
     assert signed_out(ann)
     assert rows(app) == []
-    # the copy's form token is refused too: it cannot sign out, nor post anything
-    r = copy.c.post("/logout", data={"csrf_token": "x"})
-    assert r.status_code in (302, 400)
 
 
 def test_the_database_keeps_only_a_hash_of_the_session_key_and_who_signed_in_with_what(app, ann):
