@@ -122,8 +122,11 @@ def start_session(user_id: int, username: str, role: str) -> None:
 
 def renew_session() -> None:
     """After a change to the signed-in user that ended their sessions (their own new password, their own role),
-    a fresh one for this browser, as they are now; none if they disabled themselves."""
+    a fresh one for this browser, as they are now; none if they disabled themselves. Nothing if this session
+    still holds (the change changed nothing)."""
     with ext().db.read() as s:
+        if web_sessions.alive(s, current_user.session_id, wire.utcnow()):
+            return
         row = s.get(User, current_user.id)
     if row is not None and row.active:
         start_session(row.id, row.username, row.role)

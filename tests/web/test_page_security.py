@@ -190,3 +190,26 @@ def test_an_agent_signs_in_over_https_too(app):
                                                 "password": AGENT_PASSWORD})
     assert r.status_code == 302 and is_secure(session_cookie(r))
     assert d.c.get("/", base_url=base).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_sign_in_limits_count_each_client_not_the_proxy(tmp_path, monkeypatch):
+    def failures(app, client_address: str) -> list[int]:
+        d = Desk(app)
+        headers = {"X-Forwarded-For": client_address}
+        page = d.c.get("/login", headers=headers)
+        return [d.c.post("/login", headers=headers, data={"csrf_token": csrf_of(page.text), "username": "admin",
+                                                           "password": "wrong-password"}).status_code
+                for _ in range(3)]
+
+    app = make_app(tmp_path / "a", monkeypatch, proxy_fix=1, login_limit_per_address="2 per minute")
+    try:
+        assert failures(app, "203.0.113.7") == [401, 401, 429]
+        assert failures(app, "203.0.113.8") == [401, 401, 429]  # another client behind the same proxy
+    finally:
+        app.extensions["dashdesk"].db.close()
+    app = make_app(tmp_path / "b", monkeypatch, login_limit_per_address="2 per minute")
+    try:
+        assert failures(app, "203.0.113.7") == [401, 401, 429]
+        assert failures(app, "203.0.113.8") == [429, 429, 429]  # not trusted: all from the proxy's address
+    finally:
+        app.extensions["dashdesk"].db.close()

@@ -248,3 +248,10 @@ def test_an_admin_signs_out_their_other_sessions_and_goes_on_here(app, admin):
     page = admin.c.get("/admin/users/admin").text
     assert "Your other sessions are ended (1)." in page and page.count("<tr data-session=") == 1
     assert signed_out(elsewhere)
+
+
+def test_a_change_to_oneself_that_changes_nothing_keeps_the_session(app, admin):
+    before = copy_of(admin)
+    r = admin.c.post("/admin/users/admin/role", data={"csrf_token": admin.token("/admin/users/admin"), "role": "admin"})
+    assert r.status_code == 303 and "Nothing changed." in admin.c.get("/admin/users/admin").text
+    assert before.c.get("/admin").status_code == 200  # the same session as before
