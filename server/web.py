@@ -219,6 +219,36 @@ def logout() -> Any:
     return redirect(url_for("web.login"))
 
 
+def _own_password_wrong(response: Response) -> bool:
+    return response.status_code == 403
+
+
+@web.route("/password", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["DASHDESK_LOGIN_LIMIT_PER_USER"], key_func=lambda: f"pw|{current_user.id}",
+               methods=["POST"], deduct_when=_own_password_wrong, scope="own-password")
+def own_password() -> Any:
+    """Change one's own password (the current one, then the new one twice). Every other session of the user ends;
+    this browser goes on in a new one."""
+    if request.method == "GET":
+        return render_template("password.html", error=None)
+    current = request.form.get("current", "")
+    new, again = request.form.get("password", ""), request.form.get("again", "")
+    with ext().db.read() as s:
+        row = s.get(User, current_user.id)
+    if row is None or not users.check_password(row.password_hash, current[:users.MAX_PASSWORD]):
+        return render_template("password.html", error="Your current password is not that."), 403
+    if new != again:
+        return render_template("password.html", error="The new password and its repetition differ."), 422
+    try:
+        users.set_password(ext().db, current_user.username, new, current_user.username)
+    except users.UserError as exc:
+        message = str(exc)
+        return render_template("password.html", error=message[0].upper() + message[1:] + "."), 422
+    renew_session()
+    flash("Your password is changed; you are signed out everywhere else.", "ok")
+    return redirect(url_for("web.queue"), 303)
+
+
 @web.get("/session")
 def session_state() -> Any:
     """204 while signed in, 401 once signed out: an open desk page asks before it sends a form, so that

@@ -66,7 +66,7 @@ def test_each_kind_of_page_loads_with_no_csp_violation_and_no_console_error(stac
 
     page = sign_in(browser, stack.base, "admin", ADMIN_PASSWORD)
     problems += watch(page)
-    for path in ("/", f"/tickets/{ticket_id}", "/admin", "/admin/devices", "/admin/devices/csp-dev",
+    for path in ("/", f"/tickets/{ticket_id}", "/password", "/admin", "/admin/devices", "/admin/devices/csp-dev",
                  "/admin/sites", "/admin/sites/import", "/admin/categories", "/admin/categories/printer",
                  "/admin/users", "/admin/users/admin", "/admin/tokens", "/admin/config/import", "/admin/audit",
                  "/admin/devices/copy-mapping", "/admin/enrolments"):

@@ -255,3 +255,35 @@ def test_a_change_to_oneself_that_changes_nothing_keeps_the_session(app, admin):
     r = admin.c.post("/admin/users/admin/role", data={"csrf_token": admin.token("/admin/users/admin"), "role": "admin"})
     assert r.status_code == 303 and "Nothing changed." in admin.c.get("/admin/users/admin").text
     assert before.c.get("/admin").status_code == 200  # the same session as before
+
+
+def test_a_user_changes_their_own_password_keeps_a_fresh_session_and_their_others_end(app, ann):
+    elsewhere, before = Desk(app, "ann"), copy_of(ann)
+    page = ann.c.get("/password")
+    assert page.status_code == 200 and 'href="/password"' in page.text
+    form = {"csrf_token": csrf_of(page.text), "current": AGENT_PASSWORD, "password": "ann-new-password",
+            "again": "ann-new-password"}
+    for wrong, status, says in (({"current": "not-it-at-all"}, 403, "Your current password is not that."),
+                                ({"again": "something-else"}, 422, "differ"),
+                                ({"password": "short", "again": "short"}, 422, "8 to 1024 characters")):
+        r = ann.c.post("/password", data={**form, **wrong})
+        assert r.status_code == status and says in r.text
+    assert elsewhere.c.get("/").status_code == 200  # nothing changed yet
+    assert ann.c.post("/password", data={**form, "csrf_token": "forged"}).status_code == 400
+    r = ann.c.post("/password", data=form)
+    assert r.status_code == 303 and r.headers["Location"] == "/"
+    assert "Your password is changed; you are signed out everywhere else." in ann.c.get("/").text
+    assert signed_out(elsewhere) and signed_out(before)
+    assert Desk(app).sign_in("ann", AGENT_PASSWORD).status_code == 401
+    assert Desk(app).sign_in("ann", "ann-new-password").status_code == 302
+    from tests.admin.conftest import audit_rows
+
+    (row,) = audit_rows(app, "user.password")
+    assert (row.actor, row.target) == ("ann", "user:ann")
+
+
+def test_guessing_the_current_password_is_limited(app, ann):
+    form = {"csrf_token": ann.token("/password"), "current": "wrong-guess", "password": "ann-new-password",
+            "again": "ann-new-password"}
+    assert [ann.c.post("/password", data=form).status_code for _ in range(6)] == [403] * 5 + [429]
+    assert ann.c.get("/").status_code == 200  # still signed in, password unchanged
