@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, users
+from dashdesk import wire
+
+from . import audit, users, web_sessions
 from .admin import admin, me, refused
 from .auth import TOKEN_ROLES, TokenError, add_token, revoke
 from .models import USER_ROLES, ApiToken, User
-from .web import ext
+from .web import ext, renew_session
 
 ROLE_LABELS = {"agent": "Agent", "admin": "Admin"}
 TOKEN_ROLE_HINTS = {"admin": "everything, the admin API included", "bridge": "hand over presses, read the feed "
@@ -68,10 +71,12 @@ def user(username: str, error: str | None = None, shown: str | None = None, stat
         row = _user_or_404(s, username)
         admins = users.active_admins(s)
         history = s.scalars(audit.query(audit.AuditFilter(target=f"user:{row.username}")).limit(20)).all()
+        sessions = web_sessions.of_user(s, row.id, wire.utcnow())
     last_admin = row.role == "admin" and row.active and admins <= 1
     return render_template("admin/user.html", u=row, error=error, shown=shown, roles=USER_ROLES,
                            role_labels=ROLE_LABELS, last_admin=last_admin, history=history,
-                           me=me()), status
+                           me=me(), sessions=sessions, this_session=current_user.session_id,
+                           lifetime_h=f"{current_app.permanent_session_lifetime.total_seconds() / 3600:g}"), status
 
 
 def _user_change(username: str, run: Any) -> Any:
@@ -80,6 +85,8 @@ def _user_change(username: str, run: Any) -> Any:
             message = run(s, _user_or_404(s, username))
     except users.UserError as exc:
         return user(username, error=refused(exc), status=409)
+    if username == me():
+        renew_session()  # a change of their own role ended their sessions: this one goes on, as they are now
     flash(message, "ok")
     return redirect(url_for("admin.user", username=username), 303)
 
@@ -104,7 +111,20 @@ def user_active(username: str) -> Any:
         if not users.change_active(s, u, active, me()):
             return "Nothing changed."
         return (f"{username} is enabled: they can sign in again." if active else
-                f"{username} is disabled: signed out at their next request, and cannot sign in.")
+                f"{username} is disabled: signed out at once, and cannot sign in.")
+
+    return _user_change(username, run)
+
+
+@admin.post("/users/<username>/sign-out")
+def user_sign_out(username: str) -> Any:
+    """End every session of the user (on their own page: every other one, this one goes on anew)."""
+
+    def run(s: Session, u: User) -> str:
+        ended = users.sign_out(s, u, me())
+        if username == me():
+            return f"Your other sessions are ended ({ended - 1})." if ended > 1 else "You had no other session."
+        return f"{username} is signed out everywhere ({ended} session{'s' if ended != 1 else ''})."
 
     return _user_change(username, run)
 
@@ -121,6 +141,8 @@ def user_password(username: str) -> Any:
         abort(404, f"There is no user {username[:100]}.")
     except users.UserError as exc:
         return user(username, error=refused(exc), status=422)
+    if username == me():
+        renew_session()  # their own new password ended every session of theirs but this one, made anew
     flash(f"{username}'s password is changed.", "ok")
     if made:
         return user(username, shown=password)

@@ -87,20 +87,20 @@ def data_dir(cfg: dict[str, Any]) -> Path:
 def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> APIFlask:
     """Build the server for configuration ``cfg`` (``dashdesk.config.load()`` if None)."""
     cfg = cfg if cfg is not None else dd_config.load()
-    app = APIFlask("server", title="dashdesk", version="1", spec_path="/api/v1/openapi.json",
-                   docs_path="/api/v1/docs")
+    # /api/v1/docs is a page of dashdesk's own (server.api_docs): APIFlask's loads Swagger UI from a CDN.
+    app = APIFlask("server", title="dashdesk", version="1", spec_path="/api/v1/openapi.json", docs_path=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["SYNC_LOCAL_SPEC"] = False
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
     app.config["AUTH_ERROR_STATUS_CODE"] = 401
     app.json.sort_keys = False  # type: ignore[attr-defined]
     server_cfg = cfg.get("server", {})
-    # The web desk's sessions: a signed cookie that expires, never readable by scripts.
+    # The web desk's sessions: a signed cookie that expires, never readable by scripts, Secure over https
+    # (server.security); the session itself is a row of web_sessions (server.web_sessions).
     app.config["SECRET_KEY"] = users.secret_key(server_cfg.get("secret_key") or None, data_dir(cfg))
     lifetime = timedelta(hours=float(server_cfg.get("session_lifetime_h", 12)))
     app.config.update(PERMANENT_SESSION_LIFETIME=lifetime, SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_NAME="dashdesk_session",
-                      SESSION_COOKIE_SECURE=bool(server_cfg.get("secure_cookies", False)),
                       # The lifetime counts from the sign-in, not from the last page seen.
                       SESSION_REFRESH_EACH_REQUEST=False,
                       # A form's token lasts as long as the session it belongs to.
@@ -133,9 +133,13 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     app.config["DASHDESK_CONFIG"] = cfg
 
     from .api import api
+    from .api_docs import api_docs
+    from .security import init_security
     from .web import init_web
 
+    init_security(app, server_cfg)
     app.register_blueprint(api)
+    app.register_blueprint(api_docs)
     init_web(app, exempt=[api])
 
     @app.before_request

@@ -263,6 +263,24 @@ class User(Base):
     last_login_at: Mapped[datetime | None]
 
 
+class WebSession(Base):
+    """One sign-in to the web pages (``server.web_sessions``): the session cookie carries a random key whose
+    SHA-256 is ``key_hash``. Signing out deletes the row; so do a new password, disabling the user and a change
+    of their role, for every session of theirs. Expired rows are deleted at the next sign-in."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    # created_at + [server] session_lifetime_h: the session ends then, whatever happens meanwhile.
+    expires_at: Mapped[datetime]
+    # Updated at most every few minutes (server.web_sessions.SEEN_EVERY), not at each request.
+    last_seen_at: Mapped[datetime | None]
+    # The browser's User-Agent at sign-in (cut to 300 characters), for admins to tell sessions apart.
+    user_agent: Mapped[str] = mapped_column(String(300), default="", server_default="")
+
+
 class AuditLog(Base):
     """One admin action (web page or API), written in the transaction of the change it records."""
 

@@ -45,7 +45,7 @@ LONG_PRESS_MS = 800
 DEFAULT_ENROL_LIMIT = "10 per minute"
 # What the app's pages may load: only this server's files, and WebSockets to the broker
 # (on another port, so not 'self').
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "connect-src 'self' ws: wss:; manifest-src 'self'; worker-src 'self' blob:; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
 # The shell and what it needs to open with no network; the service worker keeps them.

@@ -4,10 +4,12 @@ Every change to a user happens here, with its audit row in the same transaction,
 admin pages (``server.admin_accounts``), the API (``server.api_accounts``) and the command
 line (``dashdesk user ...``) alike: the same checks (the last active admin is neither
 disabled nor demoted), the same audit actions (``user.create``, ``user.role``,
-``user.disable``, ``user.enable``, ``user.password``), never a password in them. ``actor``
+``user.disable``, ``user.enable``, ``user.password``, ``user.sign_out``), never a password in them. ``actor``
 is who asked, as the audit log names them; only dashdesk's own set-up at first start
 (:func:`bootstrap_admin`), which nobody asked for, passes none and is not audited. The web
-pages sign users in with Flask-Login (see ``server.web``).
+pages sign users in with Flask-Login (see ``server.web``), each sign-in a row of ``web_sessions``
+(``server.web_sessions``): a new password, disabling a user and a change of their role end every
+session of theirs at once, in the transaction of the change.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import audit
+from . import audit, web_sessions
 from .db import Database
 from .models import USER_ROLES, User
 
@@ -137,8 +139,8 @@ def _keep_an_admin(s: Session, user: User, doing: str) -> None:
 
 
 def change_role(s: Session, user: User, role: str, actor: str | None = None) -> bool:
-    """Make ``user`` an agent or an admin (audited ``user.role``); False if it already was. Never demotes
-    the last active admin."""
+    """Make ``user`` an agent or an admin (audited ``user.role``), ending their sessions; False if it already
+    was. Never demotes the last active admin."""
     if role not in USER_ROLES:
         raise UserError(f"role must be one of {', '.join(USER_ROLES)}")
     if user.role == role:
@@ -146,17 +148,19 @@ def change_role(s: Session, user: User, role: str, actor: str | None = None) -> 
     if role != "admin":
         _keep_an_admin(s, user, "demoted")
     was, user.role = user.role, role
+    web_sessions.end_user(s, user.id)
     _audit(s, actor, "user.role", user, was=was, now=role)
     return True
 
 
 def change_active(s: Session, user: User, active: bool, actor: str | None = None) -> bool:
-    """Enable or disable ``user`` (disabled: signed out at the next request), audited ``user.enable`` or
+    """Enable or disable ``user`` (disabled: every session of theirs ends at once), audited ``user.enable`` or
     ``user.disable``; False if nothing changed. Never disables the last active admin."""
     if bool(user.active) == active:
         return False
     if not active:
         _keep_an_admin(s, user, "disabled")
+        web_sessions.end_user(s, user.id)
     user.active = active
     _audit(s, actor, "user.enable" if active else "user.disable", user)
     return True
@@ -164,9 +168,18 @@ def change_active(s: Session, user: User, active: bool, actor: str | None = None
 
 def change_password(s: Session, user: User, password_hash: str, actor: str | None = None, *,
                     password_made: bool = False) -> None:
-    """Give ``user`` a new password (hashed before), audited ``user.password`` (without it)."""
+    """Give ``user`` a new password (hashed before), audited ``user.password`` (without it); every session of
+    theirs ends at once."""
     user.password_hash = password_hash
+    web_sessions.end_user(s, user.id)
     _audit(s, actor, "user.password", user, password_made=password_made)
+
+
+def sign_out(s: Session, user: User, actor: str | None = None) -> int:
+    """End every web session of ``user`` (audited ``user.sign_out`` with how many); how many there were."""
+    ended = web_sessions.end_user(s, user.id)
+    _audit(s, actor, "user.sign_out", user, sessions=ended)
+    return ended
 
 
 def set_role(db: Database, username: str, role: str, actor: str | None = None) -> bool:
@@ -176,7 +189,7 @@ def set_role(db: Database, username: str, role: str, actor: str | None = None) -
 
 
 def set_active(db: Database, username: str, active: bool, actor: str | None = None) -> bool:
-    """Disable (signed out at their next request, cannot sign in) or enable a user: :func:`change_active`
+    """Disable (signed out at once, cannot sign in) or enable a user: :func:`change_active`
     in a transaction of its own. Never disables the last active admin."""
     with db.write() as s:
         return change_active(s, get(s, username), active, actor)
@@ -215,8 +228,7 @@ def authenticate(db: Database, username: str, password: str) -> User | None:
         row = s.get(User, user.id)
         row.last_login_at = wire.utcnow()
         if _hasher.check_needs_rehash(row.password_hash):
-            row.password_hash = hash_password(password)
-        user.password_hash = row.password_hash  # what the session's stamp is made from
+            row.password_hash = hash_password(password)  # the same password: sessions hold
     return user
 
 

@@ -2,16 +2,15 @@
 
 Server-rendered (Jinja); the only script is ``static/desk.js`` (keyboard,
 live updates). Signed-in users are ``agent`` or ``admin`` (``server.users``);
-sessions are Flask-Login's on Flask's signed cookie, every form carries a
-CSRF token (Flask-WTF), and the bearer-token API (``/api/v1``) is exempt.
+each sign-in is a row of ``web_sessions`` (``server.web_sessions``) whose key
+Flask's signed cookie carries (Flask-Login), every form carries a CSRF token
+(Flask-WTF), and the bearer-token API (``/api/v1``) is exempt.
 
 Paths (a public contract): ``/login``, ``/`` (the queue), ``/tickets/<id>``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import time
@@ -36,7 +35,7 @@ from wtforms.validators import DataRequired, Length
 
 from dashdesk import wire
 
-from . import rules, tickets, users
+from . import rules, tickets, users, web_sessions
 from . import sites as sites_mod
 from .models import OPEN_STATUSES, QUEUE_WHERE, QUEUE_WHERE_PG, Category, Device, Event, Press, Site, Ticket, User
 
@@ -51,6 +50,9 @@ PAGE_SIZE = 100
 # How often a live-update stream looks for new events, and sends a keep-alive comment.
 POLL_S = 0.2
 HEARTBEAT_S = 15.0
+# How often an open stream checks that its session still holds: it ends within this once the user signs out,
+# gets a new password, is disabled or changes role (the browser's reconnection then gets 401).
+SESSION_CHECK_S = 1.0
 # Set when the gunicorn worker is asked to stop: open streams end at once (see server.serve).
 STOPPING = threading.Event()
 # The partial index ix_tickets_open_due serves only queries with this very text (see models.Ticket).
@@ -70,20 +72,18 @@ def ext() -> Any:
 # ------------------------------------------------------------------ users and sessions
 
 
-def password_stamp(password_hash: str) -> str:
-    """A short fingerprint of the user's password hash, kept in the session: a new password ends old sessions."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 @dataclass
 class WebUser(UserMixin):
+    """The signed-in user of a request, and the session (``web_sessions`` row) they are signed in with."""
+
     id: int
     username: str
     role: str
-    stamp: str = ""
+    session_key: str = ""  # what the cookie carries (Flask-Login's user id); the database keeps its hash
+    session_id: int = 0
 
     def get_id(self) -> str:
-        return f"{self.id}.{self.stamp}"
+        return self.session_key
 
     @property
     def is_admin(self) -> bool:
@@ -91,15 +91,45 @@ class WebUser(UserMixin):
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> WebUser | None:
-    uid, _, stamp = (user_id or "").partition(".")
-    if not uid.isdigit() or len(uid) > 18:
+def _load_user(key: str) -> WebUser | None:
+    """The session's user: one look-up of the cookie's key joined with its user, on every page request. None
+    (signed out) once the session has ended: signed out, a new password, disabled, another role, expired."""
+    now = wire.utcnow()
+    db = ext().db
+    with db.read() as s:
+        found = web_sessions.find(s, key, now)
+    if found is None:
         return None
+    if web_sessions.needs_seen(found, now):
+        with db.write() as s:
+            web_sessions.seen(s, found.session_id, now)
+    return WebUser(found.user_id, found.username, found.role, key, found.session_id)
+
+
+def start_session(user_id: int, username: str, role: str) -> None:
+    """Sign ``username`` in on this browser: a new session (a new cookie key, a new CSRF token). Ends the one the
+    browser had, if any."""
+    db = ext().db
+    with db.write() as s:
+        if current_user.is_authenticated:
+            web_sessions.end(s, current_user.session_key)
+        key, session_id = web_sessions.start(s, user_id, current_app.permanent_session_lifetime, wire.utcnow(),
+                                             request.user_agent.string)
+    session.clear()  # a fresh session (and CSRF token) for whoever signs in
+    session.permanent = True
+    login_user(WebUser(user_id, username, role, key, session_id))
+
+
+def renew_session() -> None:
+    """After a change to the signed-in user that ended their sessions (their own new password, their own role),
+    a fresh one for this browser, as they are now; none if they disabled themselves. Nothing if this session
+    still holds (the change changed nothing)."""
     with ext().db.read() as s:
-        row = s.get(User, int(uid))
-        if row is None or not row.active or not hmac.compare_digest(stamp, password_stamp(row.password_hash)):
-            return None  # disabled, or the password changed since this session signed in
-        return WebUser(row.id, row.username, row.role, stamp)
+        if web_sessions.alive(s, current_user.session_id, wire.utcnow()):
+            return
+        row = s.get(User, current_user.id)
+    if row is not None and row.active:
+        start_session(row.id, row.username, row.role)
 
 
 @login_manager.unauthorized_handler
@@ -172,9 +202,7 @@ def login() -> Any:
     if form.validate_on_submit():
         user = users.authenticate(ext().db, form.username.data.strip(), form.password.data)
         if user is not None:
-            session.clear()  # a fresh session (and CSRF token) for whoever signs in
-            session.permanent = True
-            login_user(WebUser(user.id, user.username, user.role, password_stamp(user.password_hash)))
+            start_session(user.id, user.username, user.role)
             return redirect(next_url)
         form.password.errors.append("Wrong username or password.")
         return render_template("login.html", form=form, next_url=next_url), 401
@@ -183,10 +211,42 @@ def login() -> Any:
 
 @web.post("/logout")
 def logout() -> Any:
+    with ext().db.write() as s:
+        web_sessions.end(s, current_user.session_key)  # the cookie, kept or copied, opens nothing any more
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("web.login"))
+
+
+def _own_password_wrong(response: Response) -> bool:
+    return response.status_code == 403
+
+
+@web.route("/password", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["DASHDESK_LOGIN_LIMIT_PER_USER"], key_func=lambda: f"pw|{current_user.id}",
+               methods=["POST"], deduct_when=_own_password_wrong, scope="own-password")
+def own_password() -> Any:
+    """Change one's own password (the current one, then the new one twice). Every other session of the user ends;
+    this browser goes on in a new one."""
+    if request.method == "GET":
+        return render_template("password.html", error=None)
+    current = request.form.get("current", "")
+    new, again = request.form.get("password", ""), request.form.get("again", "")
+    with ext().db.read() as s:
+        row = s.get(User, current_user.id)
+    if row is None or not users.check_password(row.password_hash, current[:users.MAX_PASSWORD]):
+        return render_template("password.html", error="Your current password is not that."), 403
+    if new != again:
+        return render_template("password.html", error="The new password and its repetition differ."), 422
+    try:
+        users.set_password(ext().db, current_user.username, new, current_user.username)
+    except users.UserError as exc:
+        message = str(exc)
+        return render_template("password.html", error=message[0].upper() + message[1:] + "."), 422
+    renew_session()
+    flash("Your password is changed; you are signed out everywhere else.", "ok")
+    return redirect(url_for("web.queue"), 303)
 
 
 @web.get("/session")
@@ -653,9 +713,12 @@ def event_stream() -> Response:
     ``"test": true``: the desk neither lists nor announces test tickets.
     Lasts ``sse_lifetime_s`` (60 s), then ends; the browser's EventSource reconnects with the
     last id it saw, so nothing is missed. A comment every 15 s keeps proxies from closing it.
+    Ends within ``SESSION_CHECK_S`` (1 s) of the session's end (signed out, a new password, disabled,
+    another role, expired): its reconnection is refused (401).
     """
     db = ext().db
     lifetime = current_app.config["DASHDESK_SSE_LIFETIME_S"]
+    session_id = current_user.session_id
     limit = current_app.config["DASHDESK_SSE_MAX_STREAMS"]
     asked = request.headers.get("Last-Event-ID") or request.args.get("after") or ""
     with db.read() as s:
@@ -684,8 +747,13 @@ def event_stream() -> Response:
             yield _sse(event_id=last, retry_ms=1000, comment="dashdesk events")
             end = time.monotonic() + lifetime
             beat = time.monotonic() + HEARTBEAT_S
+            check = time.monotonic() + SESSION_CHECK_S
             while time.monotonic() < end and not STOPPING.is_set():
                 with db.read() as s:
+                    if time.monotonic() >= check:
+                        if not web_sessions.alive(s, session_id, wire.utcnow()):
+                            return  # signed out meanwhile: serve this user nothing more
+                        check = time.monotonic() + SESSION_CHECK_S
                     rows = s.execute(select(Event.id, Event.kind, Event.ticket_id, Event.data, Ticket.priority,
                                             Ticket.title, Ticket.is_test)
                                      .outerjoin(Ticket, Ticket.id == Event.ticket_id).where(Event.id > last)

@@ -184,6 +184,29 @@ def test_user_commands_create_list_reset_and_disable_a_desk_user(tmp_path, run):
         database.close()
 
 
+def test_user_commands_end_the_users_web_sessions_at_once(tmp_path, run):
+    """A new password, disabling and a change of role from the command line sign the user out of a running
+    server's pages at their next request: the session is gone from the database."""
+    from server.app import create_app
+    from tests.web.conftest import Desk
+
+    app = create_app({"data_dir": str(tmp_path / "data")})
+    try:
+        assert run("user", "create", "ann", "--password-stdin", input="first-password\n")[0] == 0
+        assert run("user", "create", "root", "--role", "admin", "--password-stdin", input="root-password\n")[0] == 0
+        for command, password in ((("user", "password", "ann", "--password-stdin"), "first-password"),
+                                  (("user", "role", "ann", "admin"), "second-password"),
+                                  (("user", "disable", "ann"), "second-password")):
+            desk = Desk(app, "ann", password)
+            assert desk.c.get("/").status_code == 200
+            code, _, err = run(*command, input="second-password\n")
+            assert code == 0, err
+            r = desk.c.get("/")
+            assert r.status_code == 302 and r.headers["Location"].startswith("/login"), command
+    finally:
+        app.extensions["dashdesk"].db.close()
+
+
 def test_user_and_token_commands_are_audited_and_never_disable_the_last_active_admin(tmp_path, run):
     """The commands change users and tokens through the same code as the admin pages and the API."""
     import getpass

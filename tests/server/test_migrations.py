@@ -216,3 +216,28 @@ def test_0009_broker_account_adds_only_its_column_keeps_the_devices_and_goes_bac
         assert conn.execute(text("SELECT device_id FROM devices")).all() == [("hs-01-a",)]
     upgrade(url, "0009")
     assert "broker_account" in columns(engine, "devices")
+
+
+def test_0012_web_sessions_adds_only_its_table_and_goes_back(url, engine):
+    upgrade(url, "0009")
+    with engine.begin() as conn:
+        indexes = conn.execute(text(TICKET_INDEXES)).all()
+        conn.execute(text("INSERT INTO users (username, password_hash, role, active, created_at) "
+                          "VALUES ('ann', 'x', 'agent', 1, '2026-12-01 10:00:00')"))
+    before = schema(engine)
+    upgrade(url, "0012")
+    after = schema(engine)
+    assert set(after) - set(before) == {"web_sessions"}
+    assert {t: c for t, c in after.items() if t != "web_sessions"} == before
+    assert {i["name"] for i in inspect(engine).get_indexes("web_sessions")} == {"ix_web_sessions_user_id"}
+    with engine.begin() as conn:
+        assert conn.execute(text(TICKET_INDEXES)).all() == indexes
+        conn.execute(text("INSERT INTO web_sessions (key_hash, user_id, created_at, expires_at) "
+                          "VALUES ('h', 1, '2026-12-01 10:00:00', '2026-12-01 22:00:00')"))
+        assert conn.execute(text("SELECT user_agent, last_seen_at FROM web_sessions")).all() == [("", None)]
+    downgrade(url, "0009")
+    assert schema(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT username FROM users")).all() == [("ann",)]
+    upgrade(url, "0012")
+    assert "web_sessions" in inspect(engine).get_table_names()

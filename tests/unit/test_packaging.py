@@ -34,5 +34,8 @@ def test_wheel_holds_every_tracked_file_of_the_packages(tmp_path):
     # The pages an admin and a phone need, named so that a wrong glob cannot pass unnoticed.
     for name in ("server/templates/admin/device.html", "server/templates/phone/sw.js",
                  "server/static/app/vendor/mqtt-5.16.0.min.js", "server/static/app/icons/icon-192.png",
-                 "dashdesk/defaults/dashdesk.toml", "dashdesk/press.schema.json"):
+                 "dashdesk/defaults/dashdesk.toml", "dashdesk/press.schema.json",
+                 "server/static/swagger_ui/swagger-ui-bundle.js", "server/static/swagger_ui/swagger-ui.css",
+                 "server/static/swagger_ui/LICENSE", "server/static/api-docs.js", "server/templates/api_docs.html",
+                 "server/migrations/versions/0012_web_sessions.py"):
         assert name in names

@@ -114,7 +114,7 @@ def test_a_new_priority_1_ticket_notifies_and_beeps_until_the_agent_turns_alerts
     p1 = presser.final_ack(presser.press("web-dev-0", "b3", press="long"))
     assert p1["result"] == "created", p1
     number = p1["ticket"]["number"]
-    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    page.wait_for_function("() => window.__notes.length > 0", timeout=10_000)
     assert notes(page) == [{"title": f"P1 ticket {number}", "body": "Sales app at High Street"}]
     assert page.evaluate("window.__beeps") >= 1
     expect(page.locator("#live")).to_contain_text(f"New priority-1 ticket {number}")
@@ -127,7 +127,7 @@ def test_a_new_priority_1_ticket_notifies_and_beeps_until_the_agent_turns_alerts
     # ... until someone raises it to P1
     r = desk.api("PATCH", f"/api/v1/tickets/{p3['ticket']['id']}", json={"priority": 1})
     assert r.status_code == 200, r.text
-    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    page.wait_for_function("() => window.__notes.length > 0", timeout=10_000)
     assert [n["title"] for n in notes(page)] == [f"P1 ticket {p3['ticket']['number']}"]
     assert page.evaluate("window.__beeps") >= 1
 
@@ -141,7 +141,7 @@ def test_a_new_priority_1_ticket_notifies_and_beeps_until_the_agent_turns_alerts
     r = desk.api("PATCH", f"/api/v1/tickets/{test['ticket']['id']}", json={"priority": 1})
     assert r.status_code == 200, r.text
     raised = page.wait_for_function(
-        f"window.__events.find(e => e.ticket_id === {test['ticket']['id']} && e.priority_was === 3)",
+        f"() => window.__events.find(e => e.ticket_id === {test['ticket']['id']} && e.priority_was === 3)",
         timeout=10_000)
     assert notes(page) == [] and page.evaluate("window.__beeps") == 0
     assert raised.json_value()["kind"] == "test.updated" and raised.json_value()["test"] is True
@@ -156,7 +156,7 @@ def test_a_new_priority_1_ticket_notifies_and_beeps_until_the_agent_turns_alerts
     assert notes(page) == []
     raised = presser.final_ack(presser.press("web-dev-2", "b2", press="long"))
     assert raised["result"] == "merged", raised
-    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    page.wait_for_function("() => window.__notes.length > 0", timeout=10_000)
     assert [n["title"] for n in notes(page)] == [f"P1 ticket {p2['ticket']['number']}"]
     expect(row(page, p2["ticket"]["id"])).to_contain_text("P1")
 
@@ -165,7 +165,7 @@ def test_a_new_priority_1_ticket_notifies_and_beeps_until_the_agent_turns_alerts
     expect(sound).to_have_attribute("aria-pressed", "false")
     page.evaluate("window.__notes = []; window.__beeps = 0")
     quiet = presser.final_ack(presser.press("web-dev-2", "b3", press="long"))
-    page.wait_for_function("window.__notes.length > 0", timeout=10_000)
+    page.wait_for_function("() => window.__notes.length > 0", timeout=10_000)
     assert [n["title"] for n in notes(page)] == [f"P1 ticket {quiet['ticket']['number']}"]
     assert page.evaluate("window.__beeps") == 0
     sound.click()
