@@ -37,7 +37,9 @@ def _t(value: datetime | None) -> str | None:
 @api.input(schemas.IncidentIn, arg_name="body")
 @api.output(schemas.Answer, status_code=201, description="a ticket was created")
 @api.doc(summary="Hand over one press", responses={200: "merged, reopened, cancelled, rejected or a replay"},
-         description="Idempotent on the `Idempotency-Key` header, which must equal `event_id`.")
+         description="Idempotent per device: a press is its `device_id` with its `event_id`; a replay returns the "
+                     "first answer, the same `event_id` from another device is another press. The "
+                     "`Idempotency-Key` header, if given, must equal `event_id`.")
 def post_incident(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     key = request.headers.get("Idempotency-Key")
     if key is not None and key != body["event_id"]:
@@ -51,8 +53,8 @@ def post_incident(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @api.input(schemas.IncidentBatchIn, arg_name="body")
 @api.output(schemas.AnswerList)
 @api.doc(summary="Hand over up to 500 presses in one transaction",
-         description="Each press is idempotent on its `event_id`, as with `POST /api/v1/incidents`; the answers "
-                     "come in the order of the presses. The bridge uses it when presses queue up.")
+         description="Each press is idempotent on its `device_id` and `event_id`, as with `POST /api/v1/incidents`; "
+                     "the answers come in the order of the presses. The bridge uses it when presses queue up.")
 def post_incident_batch(body: dict[str, Any]) -> dict[str, Any]:
     answers = incidents.handle_presses(ext().db, [_incoming(item) for item in body["items"]], ext().settings)
     return {"items": [answer for answer, _ in answers]}

@@ -2,9 +2,9 @@
 
 ``handle_presses`` is what ``POST /api/v1/incidents`` (one press) and
 ``POST /api/v1/incidents/batch`` call. Everything a press changes (device,
-ticket, press row, event feed row) commits together, and the unique
-``event_id`` of the press row makes a replay return the first answer instead
-of counting twice.
+ticket, press row, event feed row) commits together, and the press row's
+unique ``(device_id, event_id)`` makes a replay return the first answer instead
+of counting twice (the same ``event_id`` from another device is another press).
 
 This is the hot path of every press: a handful of plain SQL statements per
 press (``Q``), run on SQLite's own cursor (see ``prepared``); no unit of work
@@ -77,19 +77,20 @@ def handle_presses(db: Database, presses: list[IncomingPress],
             x = statements_for(s, fast=db.fast_sql)
             return [_once(s, x, p, settings) for p in presses]
     except (IntegrityError, sqlite3.IntegrityError):
-        # A unique event_id lost a race on a database without IMMEDIATE (PostgreSQL):
+        # A unique (device_id, event_id) lost a race on a database without IMMEDIATE (PostgreSQL):
         # one by one, each either stored already or applied now.
         if len(presses) > 1:
             return [handle_presses(db, [p], settings)[0] for p in presses]
         with db.read() as s:
-            stored = s.scalar(select(P.c.response).where(P.c.event_id == presses[0].event_id))
+            stored = s.scalar(select(P.c.response).where(P.c.device_id == presses[0].device_id,
+                                                         P.c.event_id == presses[0].event_id))
         if stored is None:
             raise
         return [(stored, False)]
 
 
 def _once(s: Session, x: Statements | Runner, p: IncomingPress, settings: Settings) -> tuple[dict[str, Any], bool]:
-    stored = x.first(Q.stored_answer, {"event_id": p.event_id})
+    stored = x.first(Q.stored_answer, {"device_id": p.device_id, "event_id": p.event_id})
     if stored is not None:
         return stored["response"], False
     return _apply(s, x, p, settings), True
@@ -263,8 +264,9 @@ _CATEGORY = "id slug name priority sla dedup_scope reopen_window_min label press
 class Q:
     """The hot path's statements: plain SQL over the models' tables, typed by their columns."""
 
-    stored_answer = select_sql("SELECT response FROM presses WHERE event_id = :event_id", "response",
-                               columns={"response": P.c.response})
+    # One look-up in the unique index uq_presses_device_event: a press is its device's event_id.
+    stored_answer = select_sql("SELECT response FROM presses WHERE device_id = :device_id AND event_id = :event_id",
+                               "response", columns={"response": P.c.response})
     device = select_sql("SELECT d.id, d.status, d.site_id, s.name AS site_name, d.test_mode FROM devices d "
                         "LEFT JOIN sites s ON s.id = d.site_id WHERE d.device_id = :device_id",
                         "id status site_id site_name test_mode", columns={"test_mode": D.c.test_mode})

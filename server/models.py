@@ -203,9 +203,11 @@ class Press(Base):
     """Every press event the server was handed, with the answer it gave (the idempotency record)."""
 
     __tablename__ = "presses"
+    # A press is its device's ``event_id`` (migration 0010): the same event_id from another device is another
+    # press. The unique constraint, not a look-up, is what makes a replay harmless.
+    __table_args__ = (UniqueConstraint("device_id", "event_id", name="uq_presses_device_event"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    # The unique constraint, not a look-up, is what makes a replay harmless.
-    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str] = mapped_column(String(64))
     device_id: Mapped[str] = mapped_column(String(63), index=True)
     button: Mapped[str] = mapped_column(String(63))
     press: Mapped[str] = mapped_column(String(8))

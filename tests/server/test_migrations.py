@@ -216,3 +216,41 @@ def test_0009_broker_account_adds_only_its_column_keeps_the_devices_and_goes_bac
         assert conn.execute(text("SELECT device_id FROM devices")).all() == [("hs-01-a",)]
     upgrade(url, "0009")
     assert "broker_account" in columns(engine, "devices")
+
+
+PRESS_ROW = ("INSERT INTO presses (event_id, device_id, button, press, pressed_at, received_at, late, result, "
+             "cancelled, response) VALUES (:e, :d, 'b1', 'single', '2026-12-01 10:00:00', '2026-12-01 10:00:00', 0, "
+             "'created', 0, '{}')")
+PRESS_INDEXES = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'presses' ORDER BY name"
+
+
+def test_0010_makes_a_press_unique_per_device_keeps_the_presses_and_goes_back(url, engine):
+    import sqlalchemy.exc
+
+    upgrade(url, "0009")
+    with engine.begin() as conn:
+        conn.execute(text(PRESS_ROW), {"e": "e-1", "d": "till-1"})
+        conn.execute(text(PRESS_ROW), {"e": "e-2", "d": "till-1"})
+        indexes = conn.execute(text(TICKET_INDEXES)).all()
+        press_indexes = [i for i in conn.execute(text(PRESS_INDEXES)).all() if i[1]]
+    upgrade(url, "0010")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT id, event_id, device_id FROM presses ORDER BY id")).all() == [
+            (1, "e-1", "till-1"), (2, "e-2", "till-1")]
+        conn.execute(text(PRESS_ROW), {"e": "e-1", "d": "till-2"})  # another device's press with that event_id
+        assert conn.execute(text(TICKET_INDEXES)).all() == indexes  # tickets was not copied
+        assert [i for i in conn.execute(text(PRESS_INDEXES)).all() if i[1]] == press_indexes
+    with pytest.raises(sqlalchemy.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(text(PRESS_ROW), {"e": "e-1", "d": "till-1"})
+    assert [u["column_names"] for u in inspect(engine).get_unique_constraints("presses")] == [["device_id", "event_id"]]
+    # down again only while every event_id is one device's
+    with pytest.raises(RuntimeError, match="more than one device pressed with event_id e-1"):
+        downgrade(url, "0009")
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM presses WHERE device_id = 'till-2'"))
+    downgrade(url, "0009")
+    assert [u["column_names"] for u in inspect(engine).get_unique_constraints("presses")] == [["event_id"]]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM presses")).scalar() == 2
+    upgrade(url, "0010")
+    assert current(url) == "0010"
