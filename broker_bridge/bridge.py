@@ -3,7 +3,7 @@
 A press is acknowledged to the broker only once it is safe: the server has
 committed it, or it sits in the bridge's durable outbox. Until then the
 broker keeps it in the bridge's persistent session and hands it over again
-after a crash; the server's unique ``event_id`` makes that replay harmless.
+after a crash; the server's unique ``(device_id, event_id)`` makes that replay harmless.
 A server that refuses the bridge's API token (401, 403) is treated as one that
 is down: the press waits in the outbox (``queued``), never ``rejected`` for it.
 """
@@ -26,7 +26,7 @@ from dashdesk import mqtt as dd_mqtt
 
 from .acks import InOrderAcker
 from .enrich import enrich
-from .outbox import DEAD_LETTER, PRESS, Outbox
+from .outbox import DEAD_LETTER, PRESS, Outbox, press_key
 from .server_client import Refused, ServerClient, ServerDown, TokenRefused
 
 log = logging.getLogger("dashdesk.bridge")
@@ -296,7 +296,7 @@ class Bridge:
             log.warning("the server takes the bridge's API token again")
 
     def _queue(self, body: dict[str, Any]) -> None:
-        self.outbox.put(PRESS, body["event_id"], body, body["device_id"])
+        self.outbox.put(PRESS, press_key(body["device_id"], body["event_id"]), body, body["device_id"])
         self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
 
     def _answer(self, body: dict[str, Any], answer: dict[str, Any] | Refused) -> None:

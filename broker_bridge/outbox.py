@@ -20,6 +20,12 @@ PRESS = "press"
 DEAD_LETTER = "dead_letter"
 
 
+def press_key(device_id: str, event_id: str) -> str:
+    """A press's key in the outbox: its device's ``event_id`` (the same event_id from another device is
+    another press, kept beside it). A device id has no ``/``."""
+    return f"{device_id}/{event_id}"
+
+
 @dataclass(frozen=True)
 class Item:
     id: int

@@ -37,7 +37,9 @@ def _t(value: datetime | None) -> str | None:
 @api.input(schemas.IncidentIn, arg_name="body")
 @api.output(schemas.Answer, status_code=201, description="a ticket was created")
 @api.doc(summary="Hand over one press", responses={200: "merged, reopened, cancelled, rejected or a replay"},
-         description="Idempotent on the `Idempotency-Key` header, which must equal `event_id`.")
+         description="Idempotent per device: a press is its `device_id` with its `event_id`; a replay returns the "
+                     "first answer, the same `event_id` from another device is another press. The "
+                     "`Idempotency-Key` header, if given, must equal `event_id`.")
 def post_incident(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     key = request.headers.get("Idempotency-Key")
     if key is not None and key != body["event_id"]:
@@ -51,8 +53,8 @@ def post_incident(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @api.input(schemas.IncidentBatchIn, arg_name="body")
 @api.output(schemas.AnswerList)
 @api.doc(summary="Hand over up to 500 presses in one transaction",
-         description="Each press is idempotent on its `event_id`, as with `POST /api/v1/incidents`; the answers "
-                     "come in the order of the presses. The bridge uses it when presses queue up.")
+         description="Each press is idempotent on its `device_id` and `event_id`, as with `POST /api/v1/incidents`; "
+                     "the answers come in the order of the presses. The bridge uses it when presses queue up.")
 def post_incident_batch(body: dict[str, Any]) -> dict[str, Any]:
     answers = incidents.handle_presses(ext().db, [_incoming(item) for item in body["items"]], ext().settings)
     return {"items": [answer for answer, _ in answers]}
@@ -183,16 +185,26 @@ def get_ticket(ticket_id: int) -> dict[str, Any]:
 @api.auth_required(auth)
 @api.input(schemas.TicketPatch, arg_name="body")
 @api.output(schemas.TicketOut)
-@api.doc(summary="Change status, assignee or priority; add a note",
-         responses={409: "the change is not allowed from the ticket's status (e.g. resolving a closed ticket)"})
+@api.doc(summary="Change status, assignee or priority; add a note; or merge it into another ticket",
+         responses={409: "the change is not allowed from the ticket's status (e.g. resolving a closed ticket)",
+                    422: "`merged_into` names no ticket"})
 def patch_ticket(ticket_id: int, body: dict[str, Any]) -> dict[str, Any]:
     if not body:
-        abort(400, "nothing to change: give status, assignee, priority or note")
+        abort(400, "nothing to change: give status, assignee, priority, note or merged_into")
+    if "merged_into" in body and len(body) > 1:
+        abort(400, "merged_into goes alone: a merged ticket is closed")
     fields = {k: body[k] for k in ("status", "assignee", "priority", "note") if k in body}
     with ext().db.write() as s:
         ticket = _ticket_or_404(s, ticket_id)
         try:
-            tickets.change(s, ticket, auth.current_user.name, **fields)
+            if "merged_into" in body:
+                number = rules.parse_ticket_number(body["merged_into"])
+                target = s.get(Ticket, number) if number and number < 2**63 else None
+                if target is None:
+                    abort(422, f"there is no ticket {body['merged_into'][:30]} to merge into")
+                tickets.merge(s, ticket, target, auth.current_user.name)
+            else:
+                tickets.change(s, ticket, auth.current_user.name, **fields)
         except tickets.TicketError as exc:
             abort(409, str(exc))
         return ticket_dict(ticket)

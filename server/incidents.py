@@ -2,9 +2,9 @@
 
 ``handle_presses`` is what ``POST /api/v1/incidents`` (one press) and
 ``POST /api/v1/incidents/batch`` call. Everything a press changes (device,
-ticket, press row, event feed row) commits together, and the unique
-``event_id`` of the press row makes a replay return the first answer instead
-of counting twice.
+ticket, press row, event feed row) commits together, and the press row's
+unique ``(device_id, event_id)`` makes a replay return the first answer instead
+of counting twice (the same ``event_id`` from another device is another press).
 
 This is the hot path of every press: a handful of plain SQL statements per
 press (``Q``), run on SQLite's own cursor (see ``prepared``); no unit of work
@@ -77,19 +77,20 @@ def handle_presses(db: Database, presses: list[IncomingPress],
             x = statements_for(s, fast=db.fast_sql)
             return [_once(s, x, p, settings) for p in presses]
     except (IntegrityError, sqlite3.IntegrityError):
-        # A unique event_id lost a race on a database without IMMEDIATE (PostgreSQL):
+        # A unique (device_id, event_id) lost a race on a database without IMMEDIATE (PostgreSQL):
         # one by one, each either stored already or applied now.
         if len(presses) > 1:
             return [handle_presses(db, [p], settings)[0] for p in presses]
         with db.read() as s:
-            stored = s.scalar(select(P.c.response).where(P.c.event_id == presses[0].event_id))
+            stored = s.scalar(select(P.c.response).where(P.c.device_id == presses[0].device_id,
+                                                         P.c.event_id == presses[0].event_id))
         if stored is None:
             raise
         return [(stored, False)]
 
 
 def _once(s: Session, x: Statements | Runner, p: IncomingPress, settings: Settings) -> tuple[dict[str, Any], bool]:
-    stored = x.first(Q.stored_answer, {"event_id": p.event_id})
+    stored = x.first(Q.stored_answer, {"device_id": p.device_id, "event_id": p.event_id})
     if stored is not None:
         return stored["response"], False
     return _apply(s, x, p, settings), True
@@ -116,9 +117,11 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
 
     category = _mapped_category(x, p.device_id, p.button, p.press)
     if category is not None and category["action"] == "cancel":
-        return _cancel_last(s, x, row, settings, now)
+        # A cancel button withdraws the device's last report; a double press mapped to "cancel", as a double
+        # press does unless mapped to a category, the last report of its own button.
+        return _cancel_last(s, x, row, settings, now, by_button=category["press"] == "double")
     if p.press == "double" and (category is None or category["press"] != "double"):
-        return _cancel_last(s, x, row, settings, now)
+        return _cancel_last(s, x, row, settings, now, by_button=True)
     if category is None:
         category = x.first(Q.fallback_category, {"slug": FALLBACK_CATEGORY})
         if category is None:
@@ -128,12 +131,20 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
     scope = rules.dedup_scope(device["site_id"], p.device_id, category["dedup_scope"], test=row.test)
 
     ticket = x.first(Q.open_ticket, {"scope": scope, "category_id": category["id"]})
+    # The ticket's own category: the press's, unless the press follows a merge into another category's ticket.
+    own = category
     if ticket is not None:
         result, status = "merged", ticket["status"]
     else:
         ticket = x.first(Q.resolved_ticket, {"scope": scope, "category_id": category["id"]})
-        window_s = rules.reopen_window_s(category["reopen_window_min"], settings.reopen_window_s)
-        if ticket is not None and rules.within(ticket["resolved_at"], now, window_s):
+        followed = _merged_target(x, scope, category["id"], ticket, row.test)
+        if followed is not None:
+            ticket = own = followed
+        window_s = rules.reopen_window_s(own["reopen_window_min"], settings.reopen_window_s)
+        if ticket is not None and ticket["status"] in OPEN_STATUSES:
+            result, status = "merged", ticket["status"]
+        elif ticket is not None and ticket["status"] == "resolved" and rules.within(ticket["resolved_at"], now,
+                                                                                   window_s):
             result, status = "reopened", "new"
         else:
             ticket, result, status = None, "created", "new"
@@ -161,13 +172,42 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
             x.run(Q.reopen_ticket, {"id": ticket_id, "no": False})
         if priority < ticket["priority"]:
             start = rules.sla_start(ticket["created_at"], ticket["held_s"], ticket["on_hold_since"], now)
-            deadlines = rules.sla_deadlines(start, priority, category["sla"])
+            deadlines = rules.sla_deadlines(start, priority, own["sla"])
             x.run(Q.raise_ticket, {"id": ticket_id, "priority": priority, "respond_by": deadlines.respond_by,
                                    "resolve_by": deadlines.resolve_by})
             changes = {"priority": [ticket["priority"], priority]}
-    summary = {"id": ticket_id, "number": rules.ticket_number(ticket_id), "status": status,
-               "category": category["slug"]}
+    summary = {"id": ticket_id, "number": rules.ticket_number(ticket_id), "status": status, "category": own["slug"]}
     return _finish(x, row, summary, result, None, devices, changes)
+
+
+# Merges of merges followed at most this far (a merge goes into an open ticket and closes its source, so a
+# chain never loops; this only bounds the work).
+MAX_MERGE_HOPS = 16
+
+
+def _merged_target(x: Statements | Runner, scope: str, category_id: int, resolved: dict[str, Any] | None,
+                   test: bool) -> dict[str, Any] | None:
+    """Where presses of ``scope`` and category go once an agent merged its ticket into another one.
+
+    Asked only when the scope has no open ticket of the category. Its latest merged ticket (none in almost
+    every scope: one look-up in the small partial index ix_tickets_merged) leads to the ticket it was merged
+    into, following merges of that one too: that ticket takes the press while it is open or resolved (the
+    press merges or reopens as it would have with the merged ticket), unless the scope has a resolved
+    ticket of its own newer than the merged one (``resolved``). The ticket's row with its category's
+    ``slug``, ``sla`` and ``reopen_window_min``, or None.
+    """
+    merged = x.first(Q.merged_ticket, {"scope": scope, "category_id": category_id})
+    if merged is None or resolved is not None and resolved["id"] > merged["id"]:
+        return None
+    target_id = merged["merged_into_id"]
+    for _ in range(MAX_MERGE_HOPS):
+        target = x.first(Q.merge_target, {"id": target_id})
+        if target is None or bool(target["is_test"]) != test:
+            return None
+        if target["merged_into_id"] is None:
+            return target if target["status"] in (*OPEN_STATUSES, "resolved") else None
+        target_id = target["merged_into_id"]
+    return None
 
 
 def _merge(x: Statements | Runner, ticket: dict[str, Any], p: IncomingPress, now: datetime,
@@ -184,13 +224,19 @@ def _merge(x: Statements | Runner, ticket: dict[str, Any], p: IncomingPress, now
     x.run(merge_statement(tuple(values)), values)
 
 
-def _cancel_last(s: Session, x: Statements | Runner, row: _Row, settings: Settings,
-                 now: datetime) -> dict[str, Any]:
+def _cancel_last(s: Session, x: Statements | Runner, row: _Row, settings: Settings, now: datetime,
+                 by_button: bool) -> dict[str, Any]:
+    """Withdraw the last report of the press's button (``by_button``: a double press), or of the device (a
+    cancel button), if it was made within the cancel window and no agent has touched its ticket."""
     p = row.p
-    last = x.first(Q.last_report, {"device_id": p.device_id, "no": False})
+    if by_button:
+        last = x.first(Q.last_report_of_button, {"device_id": p.device_id, "button": p.button, "no": False})
+    else:
+        last = x.first(Q.last_report, {"device_id": p.device_id, "no": False})
     if last is None or not rules.within(last["pressed_at"], p.pressed_at, settings.cancel_window_s):
-        return _finish(x, row, None, "rejected",
-                       f"nothing to cancel: no report from this device in the last {settings.cancel_window_s:g} s")
+        return _finish(x, row, None, "rejected", f"nothing to cancel: no report from this "
+                                                 f"{'button' if by_button else 'device'} in the last "
+                                                 f"{settings.cancel_window_s:g} s")
     ticket = s.execute(select(T.c.id, T.c.status, T.c.occurrences, T.c.touched, T.c.reopen_count, T.c.devices,
                               T.c.is_test, C.c.slug)
                        .join(C, C.c.id == T.c.category_id).where(T.c.id == last["ticket_id"])).first()
@@ -263,8 +309,9 @@ _CATEGORY = "id slug name priority sla dedup_scope reopen_window_min label press
 class Q:
     """The hot path's statements: plain SQL over the models' tables, typed by their columns."""
 
-    stored_answer = select_sql("SELECT response FROM presses WHERE event_id = :event_id", "response",
-                               columns={"response": P.c.response})
+    # One look-up in the unique index uq_presses_device_event: a press is its device's event_id.
+    stored_answer = select_sql("SELECT response FROM presses WHERE device_id = :device_id AND event_id = :event_id",
+                               "response", columns={"response": P.c.response})
     device = select_sql("SELECT d.id, d.status, d.site_id, s.name AS site_name, d.test_mode FROM devices d "
                         "LEFT JOIN sites s ON s.id = d.site_id WHERE d.device_id = :device_id",
                         "id status site_id site_name test_mode", columns={"test_mode": D.c.test_mode})
@@ -288,6 +335,16 @@ class Q:
                              columns=_TICKET_TYPES)
     resolved_ticket = select_sql(f"{_ticket} AND status = 'resolved' ORDER BY resolved_at DESC LIMIT 1", _TICKET,
                                  columns=_TICKET_TYPES)
+    # The scope's latest ticket an agent merged into another one (the partial index ix_tickets_merged).
+    merged_ticket = select_sql("SELECT id, merged_into_id FROM tickets WHERE scope = :scope AND category_id = "
+                               ":category_id AND merged_into_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+                               "id merged_into_id")
+    # A ticket merged into: its row, where it was merged on to, and its category's rules.
+    merge_target = select_sql(f"SELECT {', '.join('t.' + k for k in _TICKET.split())}, t.merged_into_id, t.is_test, "
+                              "c.slug, c.sla, c.reopen_window_min FROM tickets t JOIN categories c "
+                              "ON c.id = t.category_id WHERE t.id = :id",
+                              f"{_TICKET} merged_into_id is_test slug sla reopen_window_min",
+                              columns={**_TICKET_TYPES, "sla": C.c.sla})
     insert_ticket = insert_sql(T, "status priority category_id site_id scope device_id button title occurrences "
                                   "reopen_count first_reported_at last_reported_at created_at updated_at "
                                   "respond_by resolve_by touched is_test telemetry devices held_s")
@@ -299,11 +356,19 @@ class Q:
     raise_ticket = Statement("UPDATE tickets SET priority = :priority, respond_by = :respond_by, "
                              "resolve_by = :resolve_by WHERE id = :id",
                              {k: T.c[k] for k in ("priority", "respond_by", "resolve_by")})
+    # What a cancel button withdraws: the device's last report.
     last_report = select_sql("SELECT id, ticket_id, result, pressed_at FROM presses "
                              "WHERE device_id = :device_id AND cancelled = :no "
                              "AND result IN ('created', 'merged', 'reopened') ORDER BY id DESC LIMIT 1",
                              "id ticket_id result pressed_at",
                              binds={"no": P.c.cancelled}, columns={"pressed_at": P.c.pressed_at})
+    # What a double press withdraws: the last report of its button (ix_presses_device_button: a button that
+    # reported nothing for long costs no walk through every other press of the device).
+    last_report_of_button = select_sql("SELECT id, ticket_id, result, pressed_at FROM presses "
+                                       "WHERE device_id = :device_id AND button = :button AND cancelled = :no "
+                                       "AND result IN ('created', 'merged', 'reopened') ORDER BY id DESC LIMIT 1",
+                                       "id ticket_id result pressed_at",
+                                       binds={"no": P.c.cancelled}, columns={"pressed_at": P.c.pressed_at})
     insert_press = insert_sql(P, "event_id device_id button press seq pressed_at bridge_received_at received_at "
                                  "late ticket_id result reason cancelled telemetry response")
     insert_event = insert_sql(E, "kind ticket_id devices actor created_at data")

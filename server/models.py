@@ -153,6 +153,10 @@ class Ticket(Base):
         # Migration 0006: the few test tickets (devices in test mode), so that the API's listing leaves them
         # out with one small look-up while it walks the indexes above as before.
         Index("ix_tickets_test", "id", sqlite_where=text("is_test = 1"), postgresql_where=text("is_test")),
+        # Migration 0013: the few tickets merged into another, by dedup scope: a press whose scope has no open
+        # ticket looks here for where an agent merged the scope's ticket (``incidents._merged_target``).
+        Index("ix_tickets_merged", "scope", "category_id", "id", sqlite_where=text("merged_into_id IS NOT NULL"),
+              postgresql_where=text("merged_into_id IS NOT NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="new")
@@ -181,7 +185,9 @@ class Ticket(Base):
     # and resolve_by from that later start.
     on_hold_since: Mapped[datetime | None]
     held_s: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Set when an agent merged this ticket into another one (it is then closed as a duplicate).
+    # Set when an agent merged this ticket into another one: it is then closed as a duplicate, without a
+    # ``resolved_at`` of its own (the other ticket's resolution is its), and later presses that would have
+    # merged into it go to that ticket.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     # Set once an agent changes the ticket: a double press may no longer cancel it.
     touched: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -203,9 +209,13 @@ class Press(Base):
     """Every press event the server was handed, with the answer it gave (the idempotency record)."""
 
     __tablename__ = "presses"
+    # A press is its device's ``event_id`` (migration 0010): the same event_id from another device is another
+    # press. The unique constraint, not a look-up, is what makes a replay harmless.
+    __table_args__ = (UniqueConstraint("device_id", "event_id", name="uq_presses_device_event"),
+                      # Migration 0013: a double press's look-up of its button's last report.
+                      Index("ix_presses_device_button", "device_id", "button"))
     id: Mapped[int] = mapped_column(primary_key=True)
-    # The unique constraint, not a look-up, is what makes a replay harmless.
-    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str] = mapped_column(String(64))
     device_id: Mapped[str] = mapped_column(String(63), index=True)
     button: Mapped[str] = mapped_column(String(63))
     press: Mapped[str] = mapped_column(String(8))

@@ -153,8 +153,9 @@ def phone_config(s: Any, device: Device) -> dict[str, Any]:
                         "long_reports": long_.category.slug if long_ is not None and long_.category else
                         (None if long_ is not None else category.slug)})
     buttons.sort(key=lambda b: (b["priority"], b["labels"]["en"].lower(), b["button"]))
-    if cancel is None:
-        cancel = next(({"button": b["button"], "press": "double"} for b in buttons if b["double_cancels"]), None)
+    # ``cancel`` is a cancel button (it withdraws the device's last report), if the phone has one: the app
+    # withdraws a report with it where the report's own button has no double press that cancels (a double
+    # press withdraws its own button's last report, so another button's would not do).
     mqtt_cfg = _cfg().get("mqtt", {}) or {}
     broker = getattr(_ext(), "broker", None)
     settings = _ext().settings
@@ -323,24 +324,39 @@ def config() -> Any:
         return jsonify(phone_config(s, device))
 
 
+def _ticket_state(row: Ticket) -> dict[str, Any]:
+    from . import rules
+
+    return {"id": row.id, "number": rules.ticket_number(row.id), "status": row.status,
+            "category": row.category.slug, "priority": row.priority,
+            "resolved_at": wire.format_time(row.resolved_at) if row.resolved_at else None}
+
+
 @phone.get("/api/tickets/<int:ticket_id>")
 def ticket(ticket_id: int) -> Any:
-    """A ticket this phone reported into (its status once the ``tickets`` topic no longer lists it)."""
+    """A ticket this phone reported into (its status once the ``tickets`` topic no longer lists it).
+
+    An agent may have merged it into another ticket, which holds the phone's presses since: then
+    ``merged_into`` is that ticket (at the end of merges of merges), which the app follows from then on.
+    """
     with _ext().db.read() as s:
         device = _authenticated(s)
         if not isinstance(device, Device):
             return device
-        row = None
-        if 0 < ticket_id < 2**63 and s.scalar(select(Press.id).where(Press.device_id == device.device_id,
-                                                                      Press.ticket_id == ticket_id).limit(1)):
-            row = s.get(Ticket, ticket_id)
+        row = s.get(Ticket, ticket_id) if 0 < ticket_id < 2**63 else None
+        if row is not None and device.device_id not in (row.devices or []) and not s.scalar(
+                select(Press.id).where(Press.device_id == device.device_id, Press.ticket_id == ticket_id).limit(1)):
+            row = None
         if row is None:
             return error(404, "not_found", f"this phone reported nothing into ticket {ticket_id}")
-        from . import rules
-
-        return jsonify({"id": row.id, "number": rules.ticket_number(row.id), "status": row.status,
-                        "category": row.category.slug, "priority": row.priority,
-                        "resolved_at": wire.format_time(row.resolved_at) if row.resolved_at else None})
+        target = row
+        for _ in range(16):  # a merge goes into an open ticket, so merges never loop; this bounds the walk
+            if target.merged_into_id is None:
+                break
+            target = s.get(Ticket, target.merged_into_id)
+        body = _ticket_state(row)
+        body["merged_into"] = _ticket_state(target) if target is not row else None
+        return jsonify(body)
 
 
 @phone.errorhandler(429)

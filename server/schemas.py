@@ -149,6 +149,10 @@ class TicketPatch(Strict):
     assignee = String(allow_none=True, validate=Length(max=100))
     priority = Integer(validate=Range(1, 4))
     note = String(validate=Length(min=1, max=10000))
+    merged_into = String(validate=Length(min=1, max=30), metadata={
+        "description": "merge this ticket into another open one (its number, e.g. `INC-000042`, or id): given "
+                       "alone; the ticket is closed as a duplicate and later presses that would have merged into "
+                       "it join that one"})
 
 
 class SlaTarget(Schema):

@@ -219,7 +219,9 @@ def add_note(s: Session, ticket: Ticket, actor: str, note: str | None) -> Event 
 
 
 def merge(s: Session, ticket: Ticket, target: Ticket, actor: str) -> Event:
-    """Merge ``ticket`` into ``target``: its presses and occurrences move there, it is closed as a duplicate."""
+    """Merge ``ticket`` into ``target``: its presses and occurrences move there, it is closed as a duplicate
+    (``merged_into``; no ``resolved_at`` of its own: it is not resolved until ``target`` is), and the presses
+    that would have merged into it join ``target`` from now on (``incidents._merged_target``)."""
     if target.id == ticket.id:
         raise TicketError("a ticket cannot be merged into itself")
     if ticket.status in ("closed", "cancelled"):
@@ -248,8 +250,8 @@ def merge(s: Session, ticket: Ticket, target: Ticket, actor: str) -> Event:
     source_changes = {"status": [ticket.status, "closed"], "merged_into": [None, target.id]}
     if ticket.status == "on_hold":
         end_hold(ticket, now)
+    # A resolved_at it had (it was resolved before the merge) stays: that happened.
     ticket.status, ticket.merged_into_id = "closed", target.id
-    ticket.resolved_at = ticket.resolved_at or now
     ticket.touched, ticket.updated_at = True, now
     ticket.responded_at = ticket.responded_at or now
     event = Event(kind="ticket.updated", ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,

@@ -328,9 +328,14 @@ class Presser:
         self.publish(self.topics.press(device_id), wire.dumps(body))
         return body["event_id"]
 
-    def final_ack(self, event_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    def final_ack(self, event_id: str, timeout: float = 10.0, device_id: str | None = None) -> dict[str, Any]:
+        """The first final ack of ``event_id`` (on ``device_id``'s ack topic only, if given: an event_id is
+        unique per device only)."""
         def final() -> dict[str, Any] | None:
             with self._lock:
+                if device_id is not None:
+                    return next((a for d, a in self.raw_acks if d == device_id and a.get("event_id") == event_id
+                                 and a["result"] != "queued"), None)
                 return next((a for a in self.acks.get(event_id, []) if a["result"] != "queued"), None)
 
         return wait_until(final, timeout=timeout, what=f"a final ack for {event_id}", error=NoFinalAck)

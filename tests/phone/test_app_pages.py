@@ -171,10 +171,37 @@ def test_a_phone_reads_only_the_tickets_it_reported_into(app):
     r = phone_get(app, f"/app/api/tickets/{mine['id']}", body["token"])
     assert r.status_code == 200
     assert r.get_json() == {"id": mine["id"], "number": mine["number"], "status": "new", "category": "printer",
-                            "priority": 3, "resolved_at": None}
+                            "priority": 3, "resolved_at": None, "merged_into": None}
     assert phone_get(app, f"/app/api/tickets/{other['id']}", body["token"]).status_code == 404
     assert phone_get(app, "/app/api/tickets/99999999999999999999", body["token"]).status_code == 404
     assert app.test_client().get(f"/app/api/tickets/{mine['id']}").status_code == 401
+
+
+def test_a_phone_follows_its_ticket_through_merges_to_the_ticket_that_holds_its_report(app):
+    body = redeem(app, enrolment(app)["code"]).get_json()
+    token = body["token"]
+
+    def report(device: str, button: str) -> dict:
+        return api(app, "POST", "/api/v1/incidents", json={
+            "event_id": f"e-{device}", "device_id": device, "button": button, "press": "single",
+            "pressed_at": wire.format_time(wire.utcnow())}).get_json()["ticket"]
+
+    mine, middle, last = report(body["device_id"], "printer"), report("shop-8", "b1"), report("shop-9", "b1")
+    for source, target in ((mine, middle), (middle, last)):
+        r = api(app, "PATCH", f"/api/v1/tickets/{source['id']}", json={"merged_into": target["number"]})
+        assert r.status_code == 200, r.get_json()
+    # its press moved to the last ticket: the merged one still answers, and says where the report is now
+    r = phone_get(app, f"/app/api/tickets/{mine['id']}", token)
+    assert r.status_code == 200, r.get_json()
+    assert (r.get_json()["status"], r.get_json()["resolved_at"]) == ("closed", None)
+    assert r.get_json()["merged_into"] == {"id": last["id"], "number": last["number"], "status": "new",
+                                           "category": "other", "priority": 3, "resolved_at": None}
+    # which the phone may read from then on (it holds the phone's press), and see resolved
+    assert api(app, "PATCH", f"/api/v1/tickets/{last['id']}", json={"status": "resolved"}).status_code == 200
+    r = phone_get(app, f"/app/api/tickets/{last['id']}", token)
+    assert r.status_code == 200 and r.get_json()["status"] == "resolved" and r.get_json()["merged_into"] is None
+    # the ticket in between held the report for a while: it leads there too
+    assert phone_get(app, f"/app/api/tickets/{middle['id']}", token).get_json()["merged_into"]["id"] == last["id"]
 
 
 def test_the_api_document_lists_the_enrolment_endpoints_and_not_the_app(app):

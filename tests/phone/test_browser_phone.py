@@ -234,6 +234,64 @@ def test_a_mistaken_report_into_a_ticket_others_reported_leaves_that_ticket_open
         (shelf, False), (device_id, True)]
 
 
+def test_a_report_merged_into_another_shops_ticket_is_followed_there_and_asked_about_when_it_is_resolved(
+        stack, phone):
+    site(stack, "ph-13", "Harbour")
+    site(stack, "ph-14", "Old Town")
+    shelf = "shelf-ph14"
+    stack.place(shelf, "ph-14")
+    stack.map_button(shelf, "b1", "printer")
+    r = stack.api("POST", "/api/v1/incidents", json={
+        "event_id": str(uuid.uuid4()), "device_id": shelf, "button": "b1", "press": "single",
+        "pressed_at": wire.format_time(wire.utcnow())})
+    assert r.status_code == 201, r.text
+    target = r.json()["ticket"]
+    ctx = phone()
+    page, device_id = enrol(ctx, stack, "ph-13")
+    report_button(page, "Printer").tap()
+    expect(status_text(page)).to_have_text(REPORTED, timeout=10000)
+    mine = ticket_of(page, stack)
+    assert mine["id"] != target["id"] and mine["site"] == "ph-13"
+
+    # an agent finds it is the same fault as Old Town's: merged there; the phone follows its report
+    r = stack.api("PATCH", f"/api/v1/tickets/{mine['id']}", json={"merged_into": target["number"]})
+    assert r.status_code == 200, r.text
+    expect(status_text(page)).to_have_text(f"Reported — ticket {target['number']}", timeout=10000)
+    expect(page.locator("#status-detail")).to_have_text(
+        f"Your report {mine['number']} is now part of ticket {target['number']}, about the same problem. "
+        "Waiting for a technician.")
+    expect(page.get_by_role("button", name=re.compile("I pressed by mistake"))).to_have_count(0)
+
+    # the shop presses again (a while later: a second tap within 1.2 s is taken as the same report) and the
+    # press joins the ticket its first report was merged into
+    page.wait_for_timeout(1500)
+    report_button(page, "Printer").tap()
+    expect(page.locator("#status-detail")).to_contain_text("It was already reported", timeout=10000)
+    expect(status_text(page)).to_have_text(f"Reported — ticket {target['number']}")
+    joined = stack.api("GET", f"/api/v1/tickets/{target['id']}").json()
+    assert [(p["device_id"], p["result"]) for p in joined["presses"]] == [
+        (shelf, "created"), (device_id, "created"), (device_id, "merged")]
+    assert joined["occurrences"] == 3
+
+    # resolved, while the server's first answer about it is an error: the phone asks again, and then asks
+    # the shop whether it works
+    failed = []
+
+    def once_unavailable(route):
+        if not failed:
+            failed.append(route.request.url)
+            route.fulfill(status=503, json={"error": {"code": "unavailable", "message": "try again"}})
+        else:
+            route.continue_()
+
+    page.route(f"**/app/api/tickets/{target['id']}", once_unavailable)
+    assert stack.api("PATCH", f"/api/v1/tickets/{target['id']}", json={"status": "resolved"}).status_code == 200
+    expect(status_text(page)).to_have_text(f"Resolved — ticket {target['number']}", timeout=20000)
+    expect(page.locator("#status-detail")).to_have_text("Is it working again?")
+    expect(page.get_by_role("button", name="Yes, it works")).to_be_visible()
+    assert failed, "the app never asked the server about the resolved ticket"
+
+
 def test_a_tap_while_offline_is_kept_and_sent_exactly_once_when_back(stack, phone):
     site(stack, "ph-02", "Market Mall")
     ctx = phone()

@@ -181,10 +181,11 @@ def test_redeeming_makes_an_active_phone_with_one_button_per_category(app):
     assert body["mqtt"] == {"url": "ws://localhost:9001/mqtt", "topic_root": "dashdesk/v1", "protocol": 5,
                             "auth": "none"}
     assert body["cancel_window_s"] == 120 and body["long_press_ms"] == 800
-    # one button per category, the most urgent first; a double press of each cancels
+    # one button per category, the most urgent first; a double press of each withdraws its own last report,
+    # and there is no cancel button (which would withdraw the phone's last report, whichever button made it)
     assert [b["button"] for b in body["buttons"]] == ["network", "sales-app", "till", "printer", "other"]
     assert all(b["button"] == b["category"] and b["double_cancels"] for b in body["buttons"])
-    assert body["cancel"] == {"button": "network", "press": "double"}
+    assert body["cancel"] is None
     with db(app).read() as s:
         device = s.scalar(select(Device).where(Device.device_id == device_id))
         assert (device.status, device.kind, device.site.code) == ("active", "phone", "hs-01")

@@ -218,8 +218,92 @@ def test_0009_broker_account_adds_only_its_column_keeps_the_devices_and_goes_bac
     assert "broker_account" in columns(engine, "devices")
 
 
-def test_0012_web_sessions_adds_only_its_table_and_goes_back(url, engine):
+PRESS_ROW = ("INSERT INTO presses (event_id, device_id, button, press, pressed_at, received_at, late, result, "
+             "cancelled, response) VALUES (:e, :d, 'b1', 'single', '2026-12-01 10:00:00', '2026-12-01 10:00:00', 0, "
+             "'created', 0, '{}')")
+PRESS_INDEXES = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'presses' ORDER BY name"
+
+
+def test_0010_makes_a_press_unique_per_device_keeps_the_presses_and_goes_back(url, engine):
+    import sqlalchemy.exc
+
     upgrade(url, "0009")
+    with engine.begin() as conn:
+        conn.execute(text(PRESS_ROW), {"e": "e-1", "d": "till-1"})
+        conn.execute(text(PRESS_ROW), {"e": "e-2", "d": "till-1"})
+        indexes = conn.execute(text(TICKET_INDEXES)).all()
+        press_indexes = [i for i in conn.execute(text(PRESS_INDEXES)).all() if i[1]]
+    upgrade(url, "0010")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT id, event_id, device_id FROM presses ORDER BY id")).all() == [
+            (1, "e-1", "till-1"), (2, "e-2", "till-1")]
+        conn.execute(text(PRESS_ROW), {"e": "e-1", "d": "till-2"})  # another device's press with that event_id
+        assert conn.execute(text(TICKET_INDEXES)).all() == indexes  # tickets was not copied
+        assert [i for i in conn.execute(text(PRESS_INDEXES)).all() if i[1]] == press_indexes
+    with pytest.raises(sqlalchemy.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(text(PRESS_ROW), {"e": "e-1", "d": "till-1"})
+    assert [u["column_names"] for u in inspect(engine).get_unique_constraints("presses")] == [["device_id", "event_id"]]
+    # down again only while every event_id is one device's
+    with pytest.raises(RuntimeError, match="more than one device pressed with event_id e-1"):
+        downgrade(url, "0009")
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM presses WHERE device_id = 'till-2'"))
+    downgrade(url, "0009")
+    assert [u["column_names"] for u in inspect(engine).get_unique_constraints("presses")] == [["event_id"]]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM presses")).scalar() == 2
+    upgrade(url, "0010")
+    assert current(url) == "0010"
+
+
+def test_0013_takes_back_the_resolved_at_a_merge_set_and_nothing_else(url, engine):
+    """A merge stamped the merged ticket resolved at the moment of the merge; its own event, written with the
+    same time, tells those apart from a ticket resolved before it was merged, and from resolved tickets."""
+    upgrade(url, "0010")
+    ticket = ("INSERT INTO tickets (id, status, priority, category_id, scope, device_id, button, title, "
+              "occurrences, reopen_count, first_reported_at, last_reported_at, created_at, updated_at, resolved_at, "
+              "touched, devices, is_test, held_s, merged_into_id) VALUES (:id, :status, 3, 1, 'site:1', 'd1', 'b1', "
+              "'Printer', 1, 0, '2026-12-01 09:00:00', '2026-12-01 09:00:00', '2026-12-01 09:00:00', "
+              "'2026-12-01 09:00:00', :resolved, 1, '[]', 0, 0, :into)")
+    event = ("INSERT INTO events (kind, ticket_id, devices, actor, data, created_at) "
+             "VALUES ('ticket.updated', :id, '[]', 'ann', :data, :at)")
+    merged_at, earlier = "2026-12-01 10:00:00.123000", "2026-12-01 09:30:00.000000"
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO categories (slug, name, icon, priority, sla) VALUES ('printer', 'P', '', 3, '{}')"))
+        conn.execute(text(ticket), {"id": 1, "status": "new", "resolved": None, "into": None})
+        # merged while open: resolved_at is the merge's time
+        conn.execute(text(ticket), {"id": 2, "status": "closed", "resolved": merged_at, "into": 1})
+        conn.execute(text(event), {"id": 2, "at": merged_at, "data": '{"changes": {"status": ["in_progress", '
+                                   '"closed"], "merged_into": [null, 1]}, "merged_into": 1, "resolution": "duplicate"}'})
+        # resolved first, merged later: its own resolved_at stays
+        conn.execute(text(ticket), {"id": 3, "status": "closed", "resolved": earlier, "into": 1})
+        conn.execute(text(event), {"id": 3, "at": merged_at, "data": '{"changes": {"status": ["resolved", '
+                                   '"closed"], "merged_into": [null, 1]}, "merged_into": 1}'})
+        # resolved and closed by an agent, never merged
+        conn.execute(text(ticket), {"id": 4, "status": "closed", "resolved": merged_at, "into": None})
+        conn.execute(text(event), {"id": 4, "at": merged_at, "data": '{"changes": {"status": ["new", "closed"]}}'})
+        indexes = conn.execute(text(TICKET_INDEXES)).all()
+    upgrade(url, "0013")
+    resolved = "SELECT id, resolved_at FROM tickets ORDER BY id"
+    with engine.connect() as conn:
+        assert conn.execute(text(resolved)).all() == [(1, None), (2, None), (3, earlier), (4, merged_at)]
+        after = conn.execute(text(TICKET_INDEXES)).all()
+        assert [i for i in after if i[0] != "ix_tickets_merged"] == indexes  # tickets was not copied
+        assert " ".join(dict(after)["ix_tickets_merged"].split()) == (
+            "CREATE INDEX ix_tickets_merged ON tickets (scope, category_id, id) WHERE merged_into_id IS NOT NULL")
+        assert conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'ix_presses_device_button'")
+                            ).scalar() == "CREATE INDEX ix_presses_device_button ON presses (device_id, button)"
+    downgrade(url, "0010")
+    with engine.connect() as conn:
+        assert conn.execute(text(resolved)).all() == [(1, None), (2, merged_at), (3, earlier), (4, merged_at)]
+        assert conn.execute(text(TICKET_INDEXES)).all() == indexes
+        assert "ix_presses_device_button" not in [i[0] for i in conn.execute(text(PRESS_INDEXES))]
+    upgrade(url, "0013")
+    assert current(url) == "0013"
+
+
+def test_0012_web_sessions_adds_only_its_table_and_goes_back(url, engine):
+    upgrade(url, "0010")
     with engine.begin() as conn:
         indexes = conn.execute(text(TICKET_INDEXES)).all()
         conn.execute(text("INSERT INTO users (username, password_hash, role, active, created_at) "
@@ -235,7 +319,7 @@ def test_0012_web_sessions_adds_only_its_table_and_goes_back(url, engine):
         conn.execute(text("INSERT INTO web_sessions (key_hash, user_id, created_at, expires_at) "
                           "VALUES ('h', 1, '2026-12-01 10:00:00', '2026-12-01 22:00:00')"))
         assert conn.execute(text("SELECT user_agent, last_seen_at FROM web_sessions")).all() == [("", None)]
-    downgrade(url, "0009")
+    downgrade(url, "0010")
     assert schema(engine) == before
     with engine.connect() as conn:
         assert conn.execute(text("SELECT username FROM users")).all() == [("ann",)]

@@ -109,7 +109,7 @@ def play(app: Any, clock: Clock) -> list[str]:
     step(250)                                                       # merged
     till = step(300, button="b2")                                   # created, P2
     step(302, device="shop-2", button="b2")                         # merged
-    step(304, device="shop-2", kind="double")                       # cancels that merge
+    step(304, device="shop-2", button="b2", kind="double")          # cancels that merge (b2's last report)
     clock.at(310)
     patch(c, till, status="resolved")
     step(320, button="b2", kind="long")                             # reopened and raised to P1
@@ -145,7 +145,9 @@ def test_presses_store_the_same_rows_as_before(tmp_path, monkeypatch, clock, fas
     resolve_by 18:03, a minute late); the hold now counts once (``rules.sla_start``). And a reopen clears
     ``touched`` (no agent has handled the reopened ticket yet, so its presser may withdraw it): the printer
     ticket, reopened at 240 s and only pressed since, is untouched (the till ticket is touched again by the
-    agent's priority change at 330 s)."""
+    agent's priority change at 330 s). And a double press withdraws the last report of its own button: the
+    cancel at 304 s is shop-2's b2 (the button that made the report it withdraws), where it was b1 when a double
+    press withdrew the device's last report, whichever button made it; the rows are the same but that one."""
     app = make_app(tmp_path, monkeypatch, fast)
     results = play(app, clock)
     assert results == ["created", "merged", "merged", "merged", "merged", "merged", "reopened", "merged",

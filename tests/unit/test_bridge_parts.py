@@ -2,7 +2,7 @@
 
 from broker_bridge.acks import InOrderAcker
 from broker_bridge.enrich import enrich
-from broker_bridge.outbox import PRESS, Outbox
+from broker_bridge.outbox import PRESS, Outbox, press_key
 
 
 def test_press_snapshot_wins_over_retained_telemetry_and_probes_merge():
@@ -48,4 +48,12 @@ def test_outbox_keeps_items_across_reopen_and_ignores_duplicates(tmp_path):
     assert box.get_state("cursor") == "12"
     box.remove(items[0].id)
     assert box.count() == 0
+    box.close()
+
+
+def test_outbox_keeps_one_event_id_of_two_devices_as_two_presses(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite3")
+    for device in ("d1", "d2", "d1"):
+        box.put(PRESS, press_key(device, "e1"), {"event_id": "e1", "device_id": device}, device)
+    assert [(i.key, i.device_id) for i in box.oldest()] == [("d1/e1", "d1"), ("d2/e1", "d2")]
     box.close()

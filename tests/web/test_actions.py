@@ -179,14 +179,18 @@ def test_merge_moves_presses_and_occurrences_and_closes_the_duplicate(app, ann):
     page = ann.c.get(f"/tickets/{source}").text
     assert f'Closed as a duplicate of <a href="/tickets/{target}">INC-{target:06d}</a>' in page
     assert f"<li>INC-{source:06d} merged into this ticket (1 press)</li>" in ann.c.get(f"/tickets/{target}").text
+    # closed as a duplicate, not resolved; the merge holds: shop-2's next press joins the target
+    assert s_.resolved_at is None
+    assert press(app, device_id="shop-2")["ticket"]["id"] == target
     # two presses merged: "presses"
-    other = new_ticket(app, device="shop-2")
-    press(app, device_id="shop-2")
+    other = new_ticket(app, device="shop-3")
+    press(app, device_id="shop-3")
     ann.act(other, "merge", target=f"INC-{target:06d}")
     assert f"<li>INC-{other:06d} merged into this ticket (2 presses)</li>" in ann.c.get(f"/tickets/{target}").text
-    # the device of the merged ticket now sees the target among its open tickets
-    open_ = api(app, "GET", "/api/v1/devices/shop-2/tickets").get_json()["tickets"]
-    assert [x["id"] for x in open_] == [target]
+    # the devices of the merged tickets now see the target among their open tickets
+    for device in ("shop-2", "shop-3"):
+        open_ = api(app, "GET", f"/api/v1/devices/{device}/tickets").get_json()["tickets"]
+        assert [x["id"] for x in open_] == [target]
 
 
 @pytest.mark.parametrize("target, message", [("INC-999999", "there is no ticket INC-999999"),

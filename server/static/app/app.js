@@ -24,7 +24,11 @@
   // (no PUBACK) this long after it was sent goes again, with the same event_id.
   const PUMP_MS = 2000;
   const RESEND_MS = 10000;
-  const FINAL_STATUSES = ["resolved", "closed", "cancelled"];
+  // "unknown": the server no longer shows this phone the ticket (it stops asking about it).
+  const FINAL_STATUSES = ["resolved", "closed", "cancelled", "unknown"];
+  // A ticket look-up that failed (no network, the server busy or down) is tried again after this, twice as
+  // long each time up to the last.
+  const RECHECK_MS = [5000, 10000, 20000, 40000, 60000];
   // "Thank you!" stays this long, then the phone is back to its buttons alone.
   const THANKS_MS = 8000;
   const FADE_MS = 600;
@@ -41,6 +45,9 @@
       reported: "Reported — ticket {n}",
       reported_detail: "Help is on its way.",
       merged_detail: "It was already reported: your report was added to it.",
+      followed_detail: "Your report {old} is now part of ticket {n}, about the same problem.",
+      lost: "Ticket {n}",
+      lost_detail: "This phone can no longer follow this report: ask the service desk.",
       reopened: "Reopened — ticket {n}",
       reopened_detail: "The service desk knows it is not fixed.",
       cancelled: "Cancelled — ticket {n} withdrawn",
@@ -100,6 +107,7 @@
       reason_rejected: "device rejected by an admin",
       reason_not_mapped: "button {button} is not mapped and there is no 'other' category",
       reason_nothing_to_cancel: "nothing to cancel: no report from this device in the last {s} s",
+      reason_nothing_to_cancel_button: "nothing to cancel: no report from this button in the last {s} s",
       reason_handled: "the ticket is already being handled; it cannot be cancelled",
     },
     pl: {
@@ -111,6 +119,9 @@
       reported: "Przyjęto zgłoszenie {n}",
       reported_detail: "Pomoc jest w drodze.",
       merged_detail: "To już było zgłoszone: dołączyliśmy Twoje zgłoszenie.",
+      followed_detail: "Twoje zgłoszenie {old} jest teraz częścią zgłoszenia {n}, dotyczącego tego samego problemu.",
+      lost: "Zgłoszenie {n}",
+      lost_detail: "Ten telefon nie może już śledzić tego zgłoszenia: zapytaj serwis.",
       reopened: "Otwarto ponownie — zgłoszenie {n}",
       reopened_detail: "Serwis wie, że problem nie został usunięty.",
       cancelled: "Wycofano zgłoszenie {n}",
@@ -169,6 +180,7 @@
       reason_rejected: "urządzenie odrzucone przez administratora",
       reason_not_mapped: "przycisk {button} nie ma przypisanej kategorii, a kategorii „other” nie ma",
       reason_nothing_to_cancel: "nie ma czego anulować: to urządzenie nic nie zgłosiło w ciągu ostatnich {s} s",
+      reason_nothing_to_cancel_button: "nie ma czego anulować: tym przyciskiem nic nie zgłoszono w ciągu ostatnich {s} s",
       reason_handled: "ktoś już zajmuje się tą sprawą; nie można jej anulować",
     },
   };
@@ -179,6 +191,7 @@
     [/^device rejected by an admin$/, "reason_rejected", []],
     [/^button (.+) is not mapped and there is no 'other' category$/, "reason_not_mapped", ["button"]],
     [/^nothing to cancel: no report from this device in the last (\d+(?:\.\d+)?) s$/, "reason_nothing_to_cancel", ["s"]],
+    [/^nothing to cancel: no report from this button in the last (\d+(?:\.\d+)?) s$/, "reason_nothing_to_cancel_button", ["s"]],
     [/^the ticket is already being handled; it cannot be cancelled$/, "reason_handled", []],
   ];
 
@@ -351,8 +364,17 @@
     document.body.dataset.pending = String(waiting);
   }
 
+  // How this phone withdraws its last report: a double press of the report's button (which withdraws that
+  // button's last report), or else the phone's cancel button (the device's last report); null: it cannot.
+  function cancelHow() {
+    const own = ((config && config.buttons) || []).find((b) => b.button === last.button);
+    return own && own.double_cancels ? { button: own.button, press: "double" } : (config && config.cancel) || null;
+  }
+
   function cancelButton() {
     if (!last || !last.ticket || !["created", "merged", "reopened"].includes(last.result) || !config) return null;
+    // Merged by an agent into another ticket: handled, so no longer the phone's to withdraw.
+    if (last.followed || !cancelHow()) return null;
     const windowMs = (config.cancel_window_s || 120) * 1000;
     const left = Math.round((last.at + windowMs - Date.now()) / 1000);
     if (left <= 0 || last.status && last.status !== "new" || last.cancelRefused) return null;
@@ -417,9 +439,12 @@
         showStatus(t("closed", { n }), "", [], "info");
       } else if (status === "cancelled") {
         showStatus(t("withdrawn", { n }), "", [], "info");
+      } else if (status === "unknown") {
+        showStatus(t("lost", { n }), t("lost_detail"), [], "info");
       } else {
         const headline = last.result === "reopened" ? t("reopened", { n }) : t("reported", { n });
-        const why = last.result === "merged" && status === "new" ? t("merged_detail")
+        const why = last.followed ? t("followed_detail", { old: last.followed, n })
+          : last.result === "merged" && status === "new" ? t("merged_detail")
           : last.result === "reopened" && status === "new" ? t("reopened_detail")
             : status === "new" ? t("reported_detail") : "";
         const detail = [why, progressText(status)].filter(Boolean).join(" ");
@@ -569,8 +594,7 @@
 
   async function cancelLast() {
     if (!last || !last.ticket) return;
-    const own = (config.buttons || []).find((b) => b.button === last.button);
-    const how = own && own.double_cancels ? { button: own.button, press: "double" } : config.cancel;
+    const how = cancelHow();
     if (!how) return;
     clearInterval(cancelTimer);
     const entry = await press(how.button, how.press, "cancel", { cancels: last.event_id });
@@ -709,17 +733,46 @@
     }
   }
 
+  let recheckTimer = null;
+  let recheckStep = 0;
+
+  // What became of the report's ticket, from the server. An agent may have merged it into another ticket
+  // (``merged_into``): the report follows it there, as its presses did, and the app asks about that one
+  // from then on. An answer that is no answer (offline, the server busy or down) is asked again later;
+  // a ticket the server no longer shows this phone ends the wait.
   async function checkTicket() {
+    clearTimeout(recheckTimer);
     if (!last || !last.ticket || !phone) return;
     const id = last.ticket.id;
+    const same = () => last && last.state === "acked" && last.ticket && last.ticket.id === id;
+    let r = null;
+    let ticket = null;
     try {
-      const r = await fetch(`/app/api/tickets/${id}`, { headers: { Authorization: `Bearer ${phone.token}` }, cache: "no-store" });
-      if (!r.ok) return;
-      const ticket = await r.json();
-      if (last && last.ticket && last.ticket.id === id && ticket.status !== last.status) {
-        setLast(Object.assign({}, last, { status: ticket.status }));
+      r = await fetch(`/app/api/tickets/${id}`, { headers: { Authorization: `Bearer ${phone.token}` }, cache: "no-store" });
+      ticket = r.ok ? await r.json() : null;
+    } catch (e) { r = null; }
+    if (!same()) return;
+    if (r && (r.status === 401 || r.status === 410)) { refreshConfig(); return; }
+    if (r && r.status === 404) {
+      recheckStep = 0;
+      setLast(Object.assign({}, last, { status: "unknown" }));
+      return;
+    }
+    if (!ticket || typeof ticket.status !== "string") {
+      if (!FINAL_STATUSES.includes(last.status)) {
+        recheckTimer = setTimeout(checkTicket, RECHECK_MS[Math.min(recheckStep, RECHECK_MS.length - 1)]);
+        recheckStep += 1;
       }
-    } catch (e) { /* offline: the tickets topic tells us later */ }
+      return;
+    }
+    recheckStep = 0;
+    const now = ticket.merged_into && typeof ticket.merged_into.status === "string" ? ticket.merged_into : null;
+    if (now) {
+      setLast(Object.assign({}, last, { ticket: { id: now.id, number: now.number, status: now.status, category: now.category },
+                                         status: now.status, followed: last.followed || ticket.number }));
+    } else if (ticket.status !== last.status) {
+      setLast(Object.assign({}, last, { status: ticket.status }));
+    }
   }
 
   function onMessage(topicName, payload) {
