@@ -412,11 +412,12 @@ class Bridge:
                 self.outbox.set_state(FEED_CURSOR, str(cursor))
 
 
-def run_bridge(cfg: dict[str, Any], ready_file: Path | None = None) -> int:
-    """Run the bridge until SIGINT or SIGTERM; touch ``ready_file`` once subscribed."""
+def run_bridge(cfg: dict[str, Any], ready_file: Path | None = None, settings: BridgeSettings | None = None) -> int:
+    """Run the bridge until SIGINT or SIGTERM; touch ``ready_file`` once subscribed. ``settings``: those
+    ``cfg`` gives, when the caller has them already."""
     import signal
 
-    bridge = Bridge(BridgeSettings.from_config(cfg))
+    bridge = Bridge(settings or BridgeSettings.from_config(cfg))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
