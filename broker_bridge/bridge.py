@@ -7,13 +7,15 @@ after a crash; the server's unique ``event_id`` makes that replay harmless.
 A server that refuses the bridge's API token (401, 403) is treated as one that
 is down: the press waits in the outbox (``queued``), never ``rejected`` for it.
 
-A server that has not answered a press QUEUED_AFTER_S after it arrived (a
-database held by another writer, say) gets the same treatment without the
-wait: the press goes to the outbox, the device gets ``queued`` and the broker
-its ack, while the request goes on. Whichever answers first then, that
+A press the server has not answered QUEUED_AFTER_S after it arrived (a
+database held by another writer, say, or a backlog) is not kept waiting for
+its ack either: it goes to the outbox, the device gets ``queued`` and the
+broker its ack, while the request goes on. Whichever answers first then, that
 request or the outbox's drain trying again, sends the final ack, once: the
 outbox rows of a press still out with its first request are that request's
-(``_Flight``), and the drain waits for them.
+(``_Flight``), and the drain waits for them. A request itself out that long
+means the server is not answering: later presses go to the outbox straight
+away, as when it is down, and another worker takes the stuck one's place.
 """
 
 from __future__ import annotations
@@ -61,19 +63,22 @@ WATCH_EVERY_S = 0.1
 class _Flight:
     """A batch of presses out with the server, each item (body, done, arrived).
 
-    ``rows`` is None while the request alone answers it; once the server is late it holds the outbox row
-    of each press (None for a press the outbox had already), which this request then owns: it sends the
-    final ack of each and removes it, or leaves them to the drain if it fails. ``lock`` makes the
-    hand-over and the request's end exclusive.
+    ``rows`` is None while the request alone answers it; once a press of it is due an ack (``due``) it
+    holds the outbox row of each press (None for a press the outbox had already), which this request then
+    owns: it sends the final ack of each and removes it, or leaves them to the drain if it fails.
+    ``replaced``: the request has been out so long (``started``) that another worker took this one's place.
+    ``lock`` keeps the hand-over and the request's end apart.
     """
 
-    __slots__ = ("batch", "deadline", "lock", "settled", "rows")
+    __slots__ = ("batch", "due", "started", "lock", "settled", "rows", "replaced")
 
     def __init__(self, batch: list[tuple[dict[str, Any], Any, float]]):
         self.batch = batch
-        self.deadline = min(arrived for _, _, arrived in batch) + QUEUED_AFTER_S
+        self.due = min(arrived for _, _, arrived in batch) + QUEUED_AFTER_S
+        self.started = time.monotonic()
         self.lock = threading.Lock()
         self.settled = False
+        self.replaced = False
         self.rows: list[int | None] | None = None
 
 
@@ -303,13 +308,12 @@ class Bridge:
                 return
 
     def _deliver(self, batch: list[tuple[dict[str, Any], Any, float]]) -> bool:
-        """Make ``batch`` safe; False if the server was so late with it that another worker took this one's
+        """Make ``batch`` safe; False if the server was so slow with it that another worker took this one's
         place meanwhile (then this one ends)."""
         bodies = [body for body, _, _ in batch]
         try:
             if self._server_down.is_set():
-                for body in bodies:
-                    self._queue(body)
+                self._queue(bodies)
             else:
                 flight = _Flight(batch)
                 with self._flights_lock:
@@ -326,7 +330,7 @@ class Bridge:
                     self._flights.discard(flight)
                 if flight.rows is not None:  # answered `queued` and acked already: only the final acks are left
                     self._settle(flight, answers, failure)
-                    return False
+                    return not flight.replaced
                 if isinstance(failure, ServerDown):
                     self._server_unreachable(failure, bodies)
                 elif failure is not None:
@@ -349,45 +353,57 @@ class Bridge:
             log.warning("server unreachable (%s): %d presses go to the outbox", exc, len(bodies))
         self._server_down.set()
         self._wake_outbox.set()
-        for body in bodies:
-            self._queue(body)
+        self._queue(bodies)
 
     # ------------------------------------------------------------ presses the server is late with
 
     def _watch_flights(self) -> None:
-        """Hand every batch the server has not answered by its deadline over to the outbox."""
+        """Hand over to the outbox every batch with a press due its ack; take the place of a worker whose
+        request the server has not answered in QUEUED_AFTER_S."""
         while not self._watch_stop.wait(WATCH_EVERY_S):
             now = time.monotonic()
             with self._flights_lock:
-                late = [f for f in self._flights if f.deadline <= now]
-            for flight in late:
+                flights = list(self._flights)
+            for flight in flights:
                 try:
-                    if self._hand_over(flight) and not self._stop.is_set():
-                        self._add_worker()  # the late one's worker waits for the server; this one takes presses
+                    if flight.rows is None and flight.due <= now:
+                        self._hand_over(flight)
+                    if not flight.replaced and flight.started + QUEUED_AFTER_S <= now:
+                        self._server_slow(flight)
                 except Exception:
-                    flight.deadline = float("inf")  # its request answers them, however late
+                    flight.due = flight.started = float("inf")  # its request answers them, however late
                     log.exception("could not hand %d presses the server is late with to the outbox",
                                   len(flight.batch))
 
-    def _hand_over(self, flight: _Flight) -> bool:
-        """Store the late ``flight``'s presses in the outbox, answer them `queued` and ack them to the broker;
-        its request, still out, sends their final acks (``_settle``). False if it was answered meanwhile."""
+    def _hand_over(self, flight: _Flight) -> None:
+        """Store the presses of ``flight`` in the outbox, answer them `queued` and ack them to the broker; its
+        request, still out, sends their final acks (``_settle``)."""
         with flight.lock:
             if flight.settled or flight.rows is not None:
-                return False
+                return
             bodies = [body for body, _, _ in flight.batch]
             with self._owned_lock:  # the drain sees these rows only as this request's
                 rows = self.outbox.put_many(PRESS, [(self._press_key(b), b, b["device_id"]) for b in bodies])
                 self._owned.update(r for r in rows if r is not None)
-                self._server_down.set()  # later presses queue behind these, in order
             flight.rows = rows
-            log.warning("the server has not answered %d presses within %g s: answered `queued`, kept in the "
-                        "outbox, their request goes on", len(bodies), QUEUED_AFTER_S)
             for body in bodies:
                 self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
             for _, done, _ in flight.batch:
                 done()
-        return True
+
+    def _server_slow(self, flight: _Flight) -> None:
+        """The server has not answered the request of ``flight`` in QUEUED_AFTER_S: later presses go to the
+        outbox straight away (behind this one's), and a new worker takes them while this one waits."""
+        with flight.lock:
+            if flight.settled or flight.replaced:
+                return
+            flight.replaced = True
+            with self._owned_lock:  # not cleared by a drain that found the outbox empty just now
+                self._server_down.set()
+        log.warning("the server has not answered a request for %g s: presses are answered `queued` and kept in "
+                    "the outbox until it does", QUEUED_AFTER_S)
+        if not self._stop.is_set():
+            self._add_worker()
 
     def _settle(self, flight: _Flight, answers: list[Any] | None, failure: Exception | None) -> None:
         """The request of a handed-over ``flight`` ended: send the final ack of each press it owns and let go
@@ -435,9 +451,11 @@ class Bridge:
         if was_refused:
             log.warning("the server takes the bridge's API token again")
 
-    def _queue(self, body: dict[str, Any]) -> None:
-        self.outbox.put(PRESS, self._press_key(body), body, body["device_id"])
-        self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
+    def _queue(self, bodies: list[dict[str, Any]]) -> None:
+        """Keep presses in the outbox (one disk write for them all) and answer them `queued`."""
+        self.outbox.put_many(PRESS, [(self._press_key(b), b, b["device_id"]) for b in bodies])
+        for body in bodies:
+            self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
 
     def _answer(self, body: dict[str, Any], answer: dict[str, Any] | Refused) -> None:
         if isinstance(answer, Refused):
