@@ -21,6 +21,7 @@ away, as when it is down, and another worker takes the stuck one's place.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -178,11 +179,13 @@ class Bridge:
             t.start()
             self._threads.append(t)
         self._workers: list[threading.Thread] = []
+        self._worker_numbers = itertools.count()
         for _ in range(self.settings.workers):
             self._add_worker()
 
     def _add_worker(self) -> None:
-        t = threading.Thread(target=self._work, name=f"bridge-press-{len(self._workers)}", daemon=True)
+        self._workers = [t for t in self._workers if t.is_alive()]
+        t = threading.Thread(target=self._work, name=f"bridge-press-{next(self._worker_numbers)}", daemon=True)
         self._workers.append(t)
         t.start()
 
@@ -311,6 +314,7 @@ class Bridge:
         """Make ``batch`` safe; False if the server was so slow with it that another worker took this one's
         place meanwhile (then this one ends)."""
         bodies = [body for body, _, _ in batch]
+        replaced = False
         try:
             if self._server_down.is_set():
                 self._queue(bodies)
@@ -328,9 +332,10 @@ class Bridge:
                     flight.settled = True
                 with self._flights_lock:
                     self._flights.discard(flight)
+                replaced = flight.replaced
                 if flight.rows is not None:  # answered `queued` and acked already: only the final acks are left
                     self._settle(flight, answers, failure)
-                    return not flight.replaced
+                    return not replaced
                 if isinstance(failure, ServerDown):
                     self._server_unreachable(failure, bodies)
                 elif failure is not None:
@@ -344,7 +349,7 @@ class Bridge:
         except Exception:
             # Not acked: the broker redelivers them after a reconnect; nothing is lost.
             log.exception("could not make %d presses safe", len(batch))
-        return True
+        return not replaced
 
     def _server_unreachable(self, exc: ServerDown, bodies: list[dict[str, Any]]) -> None:
         if isinstance(exc, TokenRefused):
@@ -415,6 +420,8 @@ class Bridge:
                     self._token_refused(failure)
                 elif not isinstance(failure, ServerDown):
                     log.error("handing over %d presses failed (%r); the outbox tries again", len(rows), failure)
+                with self._owned_lock:  # later presses queue behind these, in order
+                    self._server_down.set()
             else:
                 self._token_taken()
                 for (body, _, _), answer, row in zip(flight.batch, answers or (), flight.rows or ()):
