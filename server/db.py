@@ -97,8 +97,8 @@ class Database:
         """A session whose transaction takes the write lock at once and commits on exit; ``DatabaseBusy`` if
         the lock stays taken (by another process) past WRITE_QUEUE_WAIT_S and SQLITE_BUSY_TIMEOUT_MS."""
         if not self._write_lock.acquire(timeout=WRITE_QUEUE_WAIT_S):
-            raise DatabaseBusy(f"the database is busy: the other writers of this process held it for "
-                               f"{WRITE_QUEUE_WAIT_S:g} s (another process holds its write lock)")
+            raise DatabaseBusy(f"the database is busy: this write waited {WRITE_QUEUE_WAIT_S:g} s behind the "
+                               f"server's other writes")
         try:
             with self._sessions() as session:
                 try:
