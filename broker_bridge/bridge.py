@@ -6,11 +6,22 @@ broker keeps it in the bridge's persistent session and hands it over again
 after a crash; the server's unique ``(device_id, event_id)`` makes that replay harmless.
 A server that refuses the bridge's API token (401, 403) is treated as one that
 is down: the press waits in the outbox (``queued``), never ``rejected`` for it.
+
+A press the server has not answered QUEUED_AFTER_S after it arrived (a
+database held by another writer, say, or a backlog) is not kept waiting for
+its ack either: it goes to the outbox, the device gets ``queued`` and the
+broker its ack, while the request goes on. Whichever answers first then, that
+request or the outbox's drain trying again, sends the final ack, once: the
+outbox rows of a press still out with its first request are that request's
+(``_Flight``), and the drain waits for them. A request itself out that long
+means the server is not answering: later presses go to the outbox straight
+away, as when it is down, and another worker takes the stuck one's place.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -42,6 +53,34 @@ DEAD_LETTER_PREFIX = 512
 FEED_CURSOR = "feed_cursor"
 # While the server refuses the bridge's token, the error is logged again this often (with the presses waiting).
 TOKEN_REFUSED_LOG_EVERY_S = 60.0
+# A press the server has not answered this long after it arrived is answered `queued` from the outbox while
+# its request goes on: devices get an ack within 2 s (docs/protocol.md), with room for the outbox's write,
+# the ack's way back and a busy machine. The server answers in milliseconds otherwise.
+QUEUED_AFTER_S = 1.0
+# How often the bridge looks for presses the server is slow with.
+WATCH_EVERY_S = 0.1
+
+
+class _Flight:
+    """A batch of presses out with the server, each item (body, done, arrived).
+
+    ``rows`` is None while the request alone answers it; once a press of it is due an ack (``due``) it
+    holds the outbox row of each press (None for a press the outbox had already), which this request then
+    owns: it sends the final ack of each and removes it, or leaves them to the drain if it fails.
+    ``replaced``: the request has been out so long (``started``) that another worker took this one's place.
+    ``lock`` keeps the hand-over and the request's end apart.
+    """
+
+    __slots__ = ("batch", "due", "started", "lock", "settled", "rows", "replaced")
+
+    def __init__(self, batch: list[tuple[dict[str, Any], Any, float]]):
+        self.batch = batch
+        self.due = min(arrived for _, _, arrived in batch) + QUEUED_AFTER_S
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.settled = False
+        self.replaced = False
+        self.rows: list[int | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,8 +142,15 @@ class Bridge:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.acker = InOrderAcker(lambda mid: self.client.ack(mid, 1))
-        # Presses waiting for a worker, with the callback that acks each to the broker.
-        self._presses: queue.Queue[tuple[dict[str, Any], Any] | None] = queue.Queue()
+        # Presses waiting for a worker, with the callback that acks each to the broker and when each arrived.
+        self._presses: queue.Queue[tuple[dict[str, Any], Any, float] | None] = queue.Queue()
+        # Batches out with the server; the outbox rows of those the server was late with (the drain leaves
+        # them to their request), and the lock that makes storing and claiming such rows one step.
+        self._flights: set[_Flight] = set()
+        self._flights_lock = threading.Lock()
+        self._owned: set[int] = set()
+        self._owned_lock = threading.Lock()
+        self._watch_stop = threading.Event()
         self.latest_telemetry: dict[str, dict[str, Any]] = {}
         self._presence: dict[str, tuple[str, Any]] = {}
         self._presence_lock = threading.Lock()
@@ -128,14 +174,20 @@ class Bridge:
                         receive_maximum=RECEIVE_MAXIMUM)
         self.client.loop_start()
         for target, name in ((self._drain_outbox, "bridge-outbox"), (self._tail_feed, "bridge-feed"),
-                             (self._forward_presence, "bridge-presence")):
+                             (self._forward_presence, "bridge-presence"), (self._watch_flights, "bridge-late")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        self._workers = [threading.Thread(target=self._work, name=f"bridge-press-{i}", daemon=True)
-                         for i in range(self.settings.workers)]
-        for t in self._workers:
-            t.start()
+        self._workers: list[threading.Thread] = []
+        self._worker_numbers = itertools.count()
+        for _ in range(self.settings.workers):
+            self._add_worker()
+
+    def _add_worker(self) -> None:
+        self._workers = [t for t in self._workers if t.is_alive()]
+        t = threading.Thread(target=self._work, name=f"bridge-press-{next(self._worker_numbers)}", daemon=True)
+        self._workers.append(t)
+        t.start()
 
     def stop(self) -> None:
         """Stop taking presses, finish the ones in hand, then disconnect.
@@ -145,9 +197,15 @@ class Bridge:
         """
         self._stop.set()
         self._wake_outbox.set()
-        for _ in self._workers:
+        workers = list(self._workers)
+        for _ in workers:
             self._presses.put(None)
-        for t in self._workers + self._threads:
+        # Meanwhile presses the server is slow with still go to the outbox (and are acked) on time.
+        deadline = time.monotonic() + 5
+        for t in workers:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._watch_stop.set()
+        for t in self._threads:
             t.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
@@ -230,10 +288,11 @@ class Bridge:
         body = press.to_dict()
         body["telemetry"] = enrich(press.telemetry, self.latest_telemetry.get(device_id))
         body["received_at"] = wire.format_time(received_at)
-        self._presses.put((body, done))
+        self._presses.put((body, done, time.monotonic()))
 
     def _work(self) -> None:
-        """Take the presses waiting (up to BATCH_MAX) and make them safe, until told to stop."""
+        """Take the presses waiting (up to BATCH_MAX) and make them safe, until told to stop, or until the
+        server was late with a batch of this worker's (another worker took its place then)."""
         while True:
             first = self._presses.get()
             if first is None:
@@ -248,35 +307,140 @@ class Bridge:
                     self._presses.put(None)  # for this worker's next turn
                     break
                 batch.append(item)
-            self._deliver(batch)
+            if not self._deliver(batch):
+                return
 
-    def _deliver(self, batch: list[tuple[dict[str, Any], Any]]) -> None:
-        bodies = [body for body, _ in batch]
+    def _deliver(self, batch: list[tuple[dict[str, Any], Any, float]]) -> bool:
+        """Make ``batch`` safe; False if the server was so slow with it that another worker took this one's
+        place meanwhile (then this one ends)."""
+        bodies = [body for body, _, _ in batch]
+        replaced = False
         try:
             if self._server_down.is_set():
-                for body in bodies:
-                    self._queue(body)
+                self._queue(bodies)
             else:
+                flight = _Flight(batch)
+                with self._flights_lock:
+                    self._flights.add(flight)
                 try:
                     answers = self.server.post_incidents(bodies)
-                except ServerDown as exc:
-                    if isinstance(exc, TokenRefused):
-                        self._token_refused(exc)
-                    else:
-                        log.warning("server unreachable (%s): %d presses go to the outbox", exc, len(bodies))
-                    self._server_down.set()
-                    self._wake_outbox.set()
-                    for body in bodies:
-                        self._queue(body)
+                except Exception as exc:
+                    answers, failure = None, exc
+                else:
+                    failure = None
+                with flight.lock:  # waits for a hand-over in progress
+                    flight.settled = True
+                with self._flights_lock:
+                    self._flights.discard(flight)
+                replaced = flight.replaced
+                if flight.rows is not None:  # answered `queued` and acked already: only the final acks are left
+                    self._settle(flight, answers, failure)
+                    return not replaced
+                if isinstance(failure, ServerDown):
+                    self._server_unreachable(failure, bodies)
+                elif failure is not None:
+                    raise failure
                 else:
                     self._token_taken()
                     for body, answer in zip(bodies, answers):
                         self._answer(body, answer)
-            for _, done in batch:
+            for _, done, _ in batch:
                 done()
         except Exception:
             # Not acked: the broker redelivers them after a reconnect; nothing is lost.
             log.exception("could not make %d presses safe", len(batch))
+        return not replaced
+
+    def _server_unreachable(self, exc: ServerDown, bodies: list[dict[str, Any]]) -> None:
+        if isinstance(exc, TokenRefused):
+            self._token_refused(exc)
+        else:
+            log.warning("server unreachable (%s): %d presses go to the outbox", exc, len(bodies))
+        self._server_down.set()
+        self._wake_outbox.set()
+        self._queue(bodies)
+
+    # ------------------------------------------------------------ presses the server is late with
+
+    def _watch_flights(self) -> None:
+        """Hand over to the outbox every batch with a press due its ack; take the place of a worker whose
+        request the server has not answered in QUEUED_AFTER_S."""
+        while not self._watch_stop.wait(WATCH_EVERY_S):
+            now = time.monotonic()
+            with self._flights_lock:
+                flights = list(self._flights)
+            for flight in flights:
+                try:
+                    if flight.rows is None and flight.due <= now:
+                        self._hand_over(flight)
+                    if not flight.replaced and flight.started + QUEUED_AFTER_S <= now:
+                        self._server_slow(flight)
+                except Exception:
+                    flight.due = flight.started = float("inf")  # its request answers them, however late
+                    log.exception("could not hand %d presses the server is late with to the outbox",
+                                  len(flight.batch))
+
+    def _hand_over(self, flight: _Flight) -> None:
+        """Store the presses of ``flight`` in the outbox, answer them `queued` and ack them to the broker; its
+        request, still out, sends their final acks (``_settle``)."""
+        with flight.lock:
+            if flight.settled or flight.rows is not None:
+                return
+            bodies = [body for body, _, _ in flight.batch]
+            with self._owned_lock:  # the drain sees these rows only as this request's
+                rows = self.outbox.put_many(PRESS, [(self._press_key(b), b, b["device_id"]) for b in bodies])
+                self._owned.update(r for r in rows if r is not None)
+            flight.rows = rows
+            for body in bodies:
+                self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
+            for _, done, _ in flight.batch:
+                done()
+
+    def _server_slow(self, flight: _Flight) -> None:
+        """The server has not answered the request of ``flight`` in QUEUED_AFTER_S: later presses go to the
+        outbox straight away (behind this one's), and a new worker takes them while this one waits."""
+        with flight.lock:
+            if flight.settled or flight.replaced:
+                return
+            flight.replaced = True
+            with self._owned_lock:  # not cleared by a drain that found the outbox empty just now
+                self._server_down.set()
+        log.warning("the server has not answered a request for %g s: presses are answered `queued` and kept in "
+                    "the outbox until it does", QUEUED_AFTER_S)
+        if not self._stop.is_set():
+            self._add_worker()
+
+    def _settle(self, flight: _Flight, answers: list[Any] | None, failure: Exception | None) -> None:
+        """The request of a handed-over ``flight`` ended: send the final ack of each press it owns and let go
+        of its outbox row; on a failure leave them all to the drain."""
+        rows = [r for r in flight.rows or () if r is not None]
+        try:
+            if failure is not None:
+                if isinstance(failure, TokenRefused):
+                    self._token_refused(failure)
+                elif not isinstance(failure, ServerDown):
+                    log.error("handing over %d presses failed (%r); the outbox tries again", len(rows), failure)
+                with self._owned_lock:  # later presses queue behind these, in order
+                    self._server_down.set()
+            else:
+                self._token_taken()
+                for (body, _, _), answer, row in zip(flight.batch, answers or (), flight.rows or ()):
+                    if row is not None:
+                        self._answer(body, answer)
+                self.outbox.remove_many(rows)
+                log.info("the server answered %d presses late; their final acks are sent", len(rows))
+        except Exception:
+            log.exception("could not finish %d presses; the outbox tries again", len(rows))
+        finally:
+            with self._owned_lock:
+                self._owned.difference_update(rows)
+            self._wake_outbox.set()
+
+    @staticmethod
+    def _press_key(body: dict[str, Any]) -> str:
+        """A press's key in the outbox: a press there once, however often it arrives (a press is its device's
+        ``event_id``)."""
+        return press_key(body["device_id"], body["event_id"])
 
     def _token_refused(self, exc: TokenRefused) -> None:
         """Say (now, then once a minute while it lasts) that the server refuses the bridge's token."""
@@ -295,9 +459,11 @@ class Bridge:
         if was_refused:
             log.warning("the server takes the bridge's API token again")
 
-    def _queue(self, body: dict[str, Any]) -> None:
-        self.outbox.put(PRESS, press_key(body["device_id"], body["event_id"]), body, body["device_id"])
-        self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
+    def _queue(self, bodies: list[dict[str, Any]]) -> None:
+        """Keep presses in the outbox (one disk write for them all) and answer them `queued`."""
+        self.outbox.put_many(PRESS, [(self._press_key(b), b, b["device_id"]) for b in bodies])
+        for body in bodies:
+            self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
 
     def _answer(self, body: dict[str, Any], answer: dict[str, Any] | Refused) -> None:
         if isinstance(answer, Refused):
@@ -326,21 +492,37 @@ class Bridge:
             self._wake_outbox.clear()
             try:
                 while not self._stop.is_set():
-                    items = self.outbox.oldest(100)
-                    if not items:
-                        self._server_down.clear()
-                        break
-                    for item in items:
-                        if item.kind == PRESS:
-                            self._answer(item.body, self.server.post_incident(item.body))
+                    with self._owned_lock:
+                        items = self.outbox.oldest(100)
+                        if not items:
+                            self._server_down.clear()
+                            break
+                        # Rows of presses still out with their first request are that request's to finish;
+                        # the drain goes on behind them once it has (or has failed).
+                        held = next((i for i, item in enumerate(items) if item.id in self._owned), None)
+                    todo = items[:held]
+                    while todo:
+                        # Presses in batches, as the workers hand them over: a backlog drains as fast.
+                        n = next((i for i, item in enumerate(todo[:BATCH_MAX]) if item.kind != PRESS),
+                                 min(len(todo), BATCH_MAX))
+                        presses, todo = todo[:n], todo[n:]
+                        if presses:
+                            answers = self.server.post_incidents([item.body for item in presses])
+                            for item, answer in zip(presses, answers):
+                                self._answer(item.body, answer)
+                            self.outbox.remove_many([item.id for item in presses])
                         else:
+                            item, todo = todo[0], todo[1:]
                             self.server.request("POST", "/api/v1/dead-letters", json=item.body)
-                        self.outbox.remove(item.id)
+                            self.outbox.remove(item.id)
                         self._token_taken()
-                    # Let presses that arrived meanwhile queue behind the drained ones.
-                    if self.outbox.count() == 0:
-                        self._server_down.clear()
+                    if held is not None:
                         break
+                    # Let presses that arrived meanwhile queue behind the drained ones.
+                    with self._owned_lock:
+                        if self.outbox.count() == 0:
+                            self._server_down.clear()
+                            break
             except ServerDown as exc:
                 if isinstance(exc, TokenRefused):
                     self._token_refused(exc)
@@ -412,11 +594,12 @@ class Bridge:
                 self.outbox.set_state(FEED_CURSOR, str(cursor))
 
 
-def run_bridge(cfg: dict[str, Any], ready_file: Path | None = None) -> int:
-    """Run the bridge until SIGINT or SIGTERM; touch ``ready_file`` once subscribed."""
+def run_bridge(cfg: dict[str, Any], ready_file: Path | None = None, settings: BridgeSettings | None = None) -> int:
+    """Run the bridge until SIGINT or SIGTERM; touch ``ready_file`` once subscribed. ``settings``: those
+    ``cfg`` gives, when the caller has them already."""
     import signal
 
-    bridge = Bridge(BridgeSettings.from_config(cfg))
+    bridge = Bridge(settings or BridgeSettings.from_config(cfg))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

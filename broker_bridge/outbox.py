@@ -62,6 +62,25 @@ class Outbox:
                 (kind, key, device_id, json.dumps(body), time.time()))
             return cur.rowcount == 1
 
+    def put_many(self, kind: str, items: list[tuple[str, dict[str, Any], str | None]]) -> list[int | None]:
+        """Store ``(key, body, device_id)`` items durably in one transaction (one disk write for them all);
+        each one's row id, None for one whose kind and key are already there."""
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids: list[int | None] = []
+                now = time.time()
+                for key, body, device_id in items:
+                    cur = db.execute("INSERT OR IGNORE INTO outbox (kind, key, device_id, body, created) "
+                                     "VALUES (?, ?, ?, ?, ?)", (kind, key, device_id, json.dumps(body), now))
+                    ids.append(cur.lastrowid if cur.rowcount == 1 else None)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return ids
+
     def oldest(self, limit: int = 100) -> list[Item]:
         with self._lock:
             rows = self._conn().execute("SELECT id, kind, key, body, device_id FROM outbox ORDER BY id LIMIT ?",
@@ -71,6 +90,13 @@ class Outbox:
     def remove(self, item_id: int) -> None:
         with self._lock:
             self._conn().execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+
+    def remove_many(self, item_ids: list[int]) -> None:
+        """Remove these items in one transaction."""
+        if not item_ids:
+            return
+        with self._lock:
+            self._conn().execute(f"DELETE FROM outbox WHERE id IN ({','.join('?' * len(item_ids))})", item_ids)
 
     def count(self, kind: str | None = None) -> int:
         with self._lock:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 # Mosquitto's defaults lose data or add latency; each line says why it is set.
 SETTINGS = """\
@@ -168,11 +169,12 @@ def wait_until_listening(proc: subprocess.Popen, host: str, *ports: int | None,
 
 
 def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None, host: str = "127.0.0.1",
-                    dynsec_config: Path | None = None, dynsec_plugin: str | None = None) -> subprocess.Popen:
+                    dynsec_config: Path | None = None, dynsec_plugin: str | None = None,
+                    popen: dict[str, Any] | None = None) -> subprocess.Popen:
     """Start Mosquitto on ``port`` with dashdesk's settings; return once it accepts connections.
 
     ``dynsec_config``: the dynamic security plugin's file (``broker_auth.prepare`` makes it);
-    with it, anonymous clients are refused.
+    with it, anonymous clients are refused. ``popen``: more arguments for ``subprocess.Popen``.
     """
     exe = find_mosquitto()
     if exe is None:
@@ -180,7 +182,8 @@ def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None, ho
     conf = write_config(data_dir, port, ws_port=ws_port, host=host, dynsec_config=dynsec_config,
                         dynsec_plugin=dynsec_plugin)
     # Its own session: a Ctrl+C at `dashdesk up` must not stop the broker before the bridge.
-    proc = subprocess.Popen([exe, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True,
+                            **(popen or {}))
     return wait_until_listening(proc, local_address(host), port, ws_port)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from . import config as dd_config
-from . import wire
+from . import datalock, wire
 
 
 class Exit(IntEnum):
@@ -93,12 +93,24 @@ def up(cfg: dict[str, Any], http_port: int | None, mqtt_port: int | None, mqtt_u
 @click.pass_obj
 def server(cfg: dict[str, Any], http_port: int | None, host: str, workers: int | None, threads: int,
            data_dir: str | None) -> None:
-    """Run the ticket server (HTTP API and web pages)."""
+    """Run the ticket server (HTTP API and web pages).
+
+    On SQLite, one server per database: another one running on it makes this one exit at once (1), naming
+    its pid.
+    """
+    from server.app import database_url
     from server.serve import serve
 
     _override(cfg, None, "data_dir", data_dir)
     _override(cfg, "server", "http_port", http_port)
-    sys.exit(serve(cfg, host=host, port=int(cfg["server"]["http_port"]), workers=workers, threads=threads))
+    database = datalock.sqlite_file(database_url(cfg))
+    # Several servers may share a database server (PostgreSQL); an SQLite file has one.
+    lock = _claim("server", database, f"the database {database}") if database else None
+    try:
+        sys.exit(serve(cfg, host=host, port=int(cfg["server"]["http_port"]), workers=workers, threads=threads))
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 @cli.command()
@@ -107,11 +119,27 @@ def server(cfg: dict[str, Any], http_port: int | None, host: str, workers: int |
               help="Create this file once subscribed (for supervisors).")
 @click.pass_obj
 def bridge(cfg: dict[str, Any], data_dir: str | None, ready_file: str | None) -> None:
-    """Run the MQTT bridge between devices and the ticket server."""
-    from broker_bridge.bridge import run_bridge
+    """Run the MQTT bridge between devices and the ticket server.
+
+    One bridge per outbox: another one running on it (two would throw each other off the broker, having one
+    client id) makes this one exit at once (1), naming its pid.
+    """
+    from broker_bridge.bridge import BridgeSettings, run_bridge
 
     _override(cfg, None, "data_dir", data_dir)
-    sys.exit(run_bridge(cfg, ready_file=Path(ready_file) if ready_file else None))
+    settings = BridgeSettings.from_config(cfg)
+    with _claim("bridge", settings.state_path, f"the bridge's outbox {settings.state_path}"):
+        sys.exit(run_bridge(cfg, ready_file=Path(ready_file) if ready_file else None, settings=settings))
+
+
+def _claim(command: str, resource: Path, what: str) -> datalock.Lock:
+    """Lock ``resource`` for this ``dashdesk COMMAND``; exit at once (1), naming the pid, if another one has."""
+    try:
+        return datalock.acquire(datalock.lock_path(resource, command), what)
+    except datalock.Busy as busy:
+        click.echo(f"dashdesk {command}: {busy}: another `dashdesk {command}` runs on it; stop that one first",
+                   err=True)
+        sys.exit(Exit.FAILED)
 
 
 @cli.command()

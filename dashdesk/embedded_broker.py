@@ -108,18 +108,19 @@ async def serve(port: int, ws_port: int | None) -> None:
     await broker.shutdown()
 
 
-def start_embedded(data_dir: Path, port: int, ws_port: int | None = None) -> subprocess.Popen:
+def start_embedded(data_dir: Path, port: int, ws_port: int | None = None,
+                   popen: dict[str, Any] | None = None) -> subprocess.Popen:
     """Start the embedded broker as its own process; return once ``port`` accepts connections.
 
-    The same shape as ``broker.start_mosquitto``. Clients must use MQTT 3.1.1
-    (``DASHDESK_MQTT__PROTOCOL=4``).
+    The same shape as ``broker.start_mosquitto`` (``popen``: more arguments for ``subprocess.Popen``).
+    Clients must use MQTT 3.1.1 (``DASHDESK_MQTT__PROTOCOL=4``).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", __name__, "--port", str(port), "--data-dir", str(data_dir)]
     if ws_port:
         argv += ["--ws-port", str(ws_port)]
     # Its own session: a Ctrl+C at `dashdesk up` must not stop the broker before the bridge.
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True, **(popen or {}))
     return wait_until_listening(proc, HOST, port, ws_port, timeout=20.0)
 
 

@@ -3,11 +3,18 @@
 Each part runs alone (``dashdesk server``, ``dashdesk bridge``, ...), so a
 crash of one is a crash of one; the supervisor starts them in the order the
 flow needs and stops them the other way round, so nothing acknowledged is
-lost on SIGINT or SIGTERM.
+lost on SIGINT, SIGTERM or SIGHUP (the terminal closed).
+
+The parts never outlive ``up``: each gets SIGTERM from the kernel when ``up``
+dies, however it dies (Linux's parent-death signal), and stops as it would
+for ``up``. One ``up`` per data dir: ``DIR/up.lock`` refuses a second one, and
+``DIR/up-parts.lock``, which the parts hold as long as any of them runs, lets
+an ``up`` started while those of a killed one are still stopping wait for them.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
@@ -22,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import broker, broker_auth, config as dd_config
+from . import broker, broker_auth, config as dd_config, datalock
 
 log = logging.getLogger("dashdesk.up")
 
@@ -33,6 +40,37 @@ START_TIMEOUT_S = 60.0
 # The WebSockets listener's port unless --ws-port says otherwise (a free one if taken).
 DEFAULT_WS_PORT = 9001
 BROKERS = ("auto", "mosquitto", "embedded")
+# The signal each part gets from the kernel when `up` dies. SIGTERM, not SIGKILL: each part then stops
+# as `up` would stop it (the bridge finishes the presses in hand, the server its requests, Mosquitto
+# saves its store), and whatever it holds unacknowledged the broker hands over again.
+PARENT_DEATH_SIGNAL = signal.SIGTERM
+# How long a new `up` waits for the parts of an `up` that died to stop, before it refuses to start.
+PARTS_STOP_WAIT_S = 30.0
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(sig: int = PARENT_DEATH_SIGNAL) -> Any:
+    """A ``preexec_fn`` that makes the kernel send ``sig`` to the child when this process (the thread that
+    starts it) dies; None where there is no such thing (not Linux).
+
+    It runs in the child between fork and exec: only what was bound here, no imports, no locks.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent, getppid, exit_now = os.getpid(), os.getppid, os._exit
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)  # refused (a sandbox, say): the part runs without it
+        if getppid() != parent:  # `up` died before the signal was armed: it will never come
+            exit_now(70)
+
+    return in_child
 
 
 def demo_device_toml(source: str, http_port: int, mqtt_url: str | None = None) -> str:
@@ -61,14 +99,22 @@ class BrokerChoiceError(RuntimeError):
     """The broker asked for cannot run here."""
 
 
+class DataDirInUse(RuntimeError):
+    """Another `up` runs on the data dir, or the parts of one that died still do."""
+
+
 class Part:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], stdin: int | None = None):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], stdin: int | None = None,
+                 popen: dict[str, Any] | None = None):
+        """``popen``: more arguments for ``subprocess.Popen`` (the parent-death signal, the parts' lock)."""
         self.name, self.argv, self.env, self.stdin = name, argv, env, stdin
+        self.popen = popen or {}
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
+        # Its own session: a Ctrl+C at `up` reaches `up` alone, which stops the parts in order.
         self.proc = subprocess.Popen(self.argv, env=self.env, stdin=self.stdin if self.stdin is not None
-                                     else subprocess.DEVNULL, start_new_session=True)
+                                     else subprocess.DEVNULL, start_new_session=True, **self.popen)
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -112,6 +158,8 @@ class Supervisor:
         self.parts: list[Part] = []
         self.mosquitto: subprocess.Popen | None = None  # the broker process, Mosquitto or embedded
         self._stop = threading.Event()
+        self._lock: datalock.Lock | None = None  # DIR/up.lock: this `up`'s alone
+        self._parts_lock: datalock.Lock | None = None  # DIR/up-parts.lock: handed on to every part
 
     # ------------------------------------------------------------ set-up
 
@@ -255,10 +303,10 @@ class Supervisor:
         if self.broker_kind == "embedded":
             from .embedded_broker import start_embedded
 
-            return start_embedded(self.data_dir, self.mqtt_port, self.ws_port)
+            return start_embedded(self.data_dir, self.mqtt_port, self.ws_port, popen=self._popen())
         return broker.start_mosquitto(self.data_dir, self.mqtt_port, ws_port=self.ws_port, host=self.broker_host,
                                       dynsec_config=self.secrets.dynsec_config if self.secrets else None,
-                                      dynsec_plugin=self.dynsec_plugin)
+                                      dynsec_plugin=self.dynsec_plugin, popen=self._popen())
 
     def _set_up_accounts(self) -> None:
         """Give the bridge (and the demo device) their accounts on the broker just started."""
@@ -353,8 +401,13 @@ class Supervisor:
 
     def run(self) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self._stop.set())
+        try:
+            self._take_data_dir()
+        except DataDirInUse as exc:
+            log.error("%s", exc)
+            return 1
         try:
             self._choose_broker()
             self._start_all()
@@ -384,6 +437,50 @@ class Supervisor:
         self._stop_all()
         return 0
 
+    def _take_data_dir(self) -> None:
+        """Lock the data dir for this `up`; ``DataDirInUse`` if another `up` runs on it, or if the parts of one
+        that died are still running after PARTS_STOP_WAIT_S."""
+        try:
+            self._lock = datalock.acquire(self.data_dir / "up.lock", str(self.data_dir))
+        except datalock.Busy as busy:
+            raise DataDirInUse(f"{busy}: another `dashdesk up` runs on it; stop that one first") from None
+
+        def waiting(busy: datalock.Busy) -> None:
+            log.warning("the parts of an earlier `dashdesk up` on %s are still stopping (%s); waiting up to %g s "
+                        "for them", self.data_dir, _parts_said(busy.holder), PARTS_STOP_WAIT_S)
+
+        try:
+            self._parts_lock = datalock.acquire(self.data_dir / "up-parts.lock", str(self.data_dir),
+                                                wait_s=PARTS_STOP_WAIT_S, waiting=waiting, stop=self._stop.is_set)
+        except datalock.Busy as busy:
+            self._release_data_dir()
+            raise DataDirInUse(f"{self.data_dir} is in use by the parts of an earlier `dashdesk up`, still running "
+                               f"after {PARTS_STOP_WAIT_S:g} s ({_parts_said(busy.holder)}): stop them first") from None
+        self._note_parts()
+
+    def _note_parts(self) -> None:
+        """Write this `up`'s pid and its parts' in DIR/up-parts.lock (what an `up` waiting for them names)."""
+        if self._parts_lock is None:
+            return
+        lines = [str(os.getpid())]
+        if self.mosquitto is not None:
+            lines.append(f"broker {self.mosquitto.pid}")
+        lines += [f"{p.name} {p.proc.pid}" for p in self.parts if p.proc is not None]
+        self._parts_lock.write("\n".join(lines) + "\n")
+
+    def _popen(self) -> dict[str, Any]:
+        """How every part is started: the kernel stops it when `up` dies; it holds DIR/up-parts.lock."""
+        options: dict[str, Any] = {"preexec_fn": die_with_parent()}
+        if self._parts_lock is not None:
+            options["pass_fds"] = (self._parts_lock.fd,)
+        return options
+
+    def _release_data_dir(self) -> None:
+        for lock in (self._parts_lock, self._lock):
+            if lock is not None:
+                lock.release()
+        self._parts_lock = self._lock = None
+
     def _start_all(self) -> None:
         database_env = self._prepare_database()
         if self.mqtt_url is None:
@@ -391,26 +488,29 @@ class Supervisor:
                 self.secrets = broker_auth.prepare(self.data_dir,
                                                    self.cfg["mqtt"].get("topic_root", "dashdesk/v1"))
             self.mosquitto = self._start_broker()
+            self._note_parts()
             if self.secrets is not None:
                 self._set_up_accounts()
         env = self._env(database_env)
         exe = [sys.executable, "-m", "dashdesk.cli"]
-        server = Part("server", exe + ["server", "--http-port", str(self.http_port)], env)
-        server.start()
-        self.parts.append(server)
+        server = Part("server", exe + ["server", "--http-port", str(self.http_port)], env, popen=self._popen())
+        self._start(server)
         self._wait_http(server.proc)
         ready = self.data_dir / "bridge.ready"
         ready.unlink(missing_ok=True)
-        bridge = Part("bridge", exe + ["bridge", "--ready-file", str(ready)], env)
-        bridge.start()
-        self.parts.append(bridge)
+        bridge = Part("bridge", exe + ["bridge", "--ready-file", str(ready)], env, popen=self._popen())
+        self._start(bridge)
         self._wait_file(ready, bridge.proc)
         if self.demo:
             where = self._demo_device_argv(env)
             demo = Part("device", exe + ["device", *where, "--protocol", str(self.protocol)], env,
-                        stdin=subprocess.PIPE)
-            demo.start()
-            self.parts.append(demo)
+                        stdin=subprocess.PIPE, popen=self._popen())
+            self._start(demo)
+
+    def _start(self, part: Part) -> None:
+        part.start()
+        self.parts.append(part)
+        self._note_parts()
 
     def _forward_stdin(self) -> None:
         """Hand lines typed at ``up`` to the simulated device (``b1``, ``b2 long``)."""
@@ -426,12 +526,14 @@ class Supervisor:
                 log.warning("%s exited with %s; starting it again", part.name, part.proc.returncode)
                 time.sleep(RESTART_DELAY_S)
                 part.start()
+                self._note_parts()
         if self.mosquitto is not None and self.mosquitto.poll() is not None and not self._stop.is_set():
             log.warning("the broker (%s) exited with %s; starting it again", self.broker_kind,
                         self.mosquitto.returncode)
             time.sleep(RESTART_DELAY_S)
             try:
                 self.mosquitto = self._start_broker()
+                self._note_parts()
             except Exception as exc:  # the port still taken, say: the next round tries again
                 log.error("could not start the broker again: %s", exc)
 
@@ -447,6 +549,14 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 self.mosquitto.kill()
                 self.mosquitto.wait()
+        self._release_data_dir()
+
+
+def _parts_said(holder: str) -> str:
+    """The parts an ``up-parts.lock`` names ("broker pid 12, server pid 13"), or what it says otherwise."""
+    parts = [line.split() for line in holder.splitlines()[1:]]
+    said = [f"{p[0]} pid {p[1]}" for p in parts if len(p) == 2 and p[1].isdigit()]
+    return ", ".join(said) or "pids unknown"
 
 
 def _port_free(port: int) -> bool:

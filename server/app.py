@@ -21,7 +21,7 @@ from dashdesk import wire
 from . import migrate, users
 from .auth import TokenCache, create_token
 from .credentials import BrokerAccounts
-from .db import Database
+from .db import Database, DatabaseBusy
 from .incidents import Settings
 from .models import Category
 
@@ -181,6 +181,15 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
         if error.detail:
             body["detail"] = error.detail
         return {"error": body}, error.status_code, error.headers
+
+    @app.errorhandler(DatabaseBusy)
+    def database_busy(exc: DatabaseBusy) -> Any:
+        # Another process holds the database's write lock: nothing was written; a retry soon will do.
+        retry = {"Retry-After": "1"}
+        if is_page_request():
+            body, code = page_error(503, None)
+            return body, code, retry
+        return {"error": {"code": error_code(503), "message": str(exc)}}, 503, retry
 
     @app.errorhandler(HTTPException)
     def http_exception(exc: HTTPException) -> Any:

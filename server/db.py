@@ -2,23 +2,37 @@
 
 Reads run in plain (deferred) transactions so they never wait for a writer;
 writes take the lock at BEGIN, so two writers queue instead of failing with
-"database is locked" half way through.
+"database is locked" half way through. A writer waits a bounded time for the
+lock: one that another process holds longer (a long import, someone's
+``sqlite3`` shell in a transaction) makes the write fail with ``DatabaseBusy``,
+which the server answers 503 (the bridge keeps the press in its outbox and
+tries again), instead of holding a server thread for as long as that lasts.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-# Long enough to sit out any other writer's short transaction.
-SQLITE_BUSY_TIMEOUT_MS = 15000
+# How long a writer waits for SQLite's write lock while another process holds it: long enough to sit out
+# any other writer's short transaction (milliseconds), short enough that a long one costs a 503, not a
+# server thread held for as long as it lasts.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+# How long a writer waits for the other writers of its own process (they queue on a lock of ours rather than in
+# SQLite's busy loop): with the busy timeout, at most 8 s in all, less than the bridge's 10 s read timeout.
+WRITE_QUEUE_WAIT_S = 3.0
 _WRITE = "dashdesk_write"
+
+
+class DatabaseBusy(Exception):
+    """The database's write lock stayed taken past the wait (another process holds it): try again shortly."""
 
 
 def create_private(url: str) -> None:
@@ -71,7 +85,7 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time, and a writer that finds the lock taken
         # sleeps in steps of up to 100 ms: threads of one process queue here instead.
-        self._write_lock = threading.Lock() if url.startswith("sqlite") else nullcontext()
+        self._write_lock: threading.Lock | _NoLock = threading.Lock() if url.startswith("sqlite") else _NoLock()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -80,14 +94,44 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A session whose transaction takes the write lock at once and commits on exit."""
-        with self._write_lock, self._sessions() as session:
-            session.connection(execution_options={_WRITE: True})
-            with _commit_on_exit(session):
-                yield session
+        """A session whose transaction takes the write lock at once and commits on exit; ``DatabaseBusy`` if
+        the lock stays taken (by another process) past WRITE_QUEUE_WAIT_S and SQLITE_BUSY_TIMEOUT_MS."""
+        if not self._write_lock.acquire(timeout=WRITE_QUEUE_WAIT_S):
+            raise DatabaseBusy(f"the database is busy: this write waited {WRITE_QUEUE_WAIT_S:g} s behind the "
+                               f"server's other writes")
+        try:
+            with self._sessions() as session:
+                try:
+                    session.connection(execution_options={_WRITE: True})
+                except OperationalError as exc:
+                    if not _is_busy(exc):
+                        raise
+                    raise DatabaseBusy(f"the database is busy: another process has held its write lock for "
+                                       f"{SQLITE_BUSY_TIMEOUT_MS / 1000:g} s") from exc
+                with _commit_on_exit(session):
+                    yield session
+        finally:
+            self._write_lock.release()
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class _NoLock:
+    """A database with writers of its own (PostgreSQL) needs no queue of ours."""
+
+    def acquire(self, timeout: float = -1) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    """SQLite gave up waiting for another connection's lock."""
+    orig = getattr(exc, "orig", None)
+    name = getattr(orig, "sqlite_errorname", "")
+    return name.startswith("SQLITE_BUSY") or "database is locked" in str(orig)
 
 
 @contextmanager

@@ -407,8 +407,10 @@ def presses_across_broker_restart(stack: Stack, device: str, presses: int,
 class Up:
     """``dashdesk up`` as a user runs it, on free ports, its stdout lines collected."""
 
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None):
-        self.http_port, self.mqtt_port = broker.free_port(), broker.free_port()
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None, http_port: int | None = None,
+                 mqtt_port: int | None = None):
+        """``http_port``, ``mqtt_port``: these ports (those of an earlier `up`, say), else free ones."""
+        self.http_port, self.mqtt_port = http_port or broker.free_port(), mqtt_port or broker.free_port()
         self.data_dir = data_dir
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("DASHDESK_")}
         self.env["DASHDESK_CONFIG"] = str(data_dir.parent / "none.toml")

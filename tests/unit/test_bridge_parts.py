@@ -57,3 +57,16 @@ def test_outbox_keeps_one_event_id_of_two_devices_as_two_presses(tmp_path):
         box.put(PRESS, press_key(device, "e1"), {"event_id": "e1", "device_id": device}, device)
     assert [(i.key, i.device_id) for i in box.oldest()] == [("d1/e1", "d1"), ("d2/e1", "d2")]
     box.close()
+
+
+def test_outbox_puts_many_in_one_go_and_says_which_were_there_already(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite3")
+    assert box.put(PRESS, "e2", {"event_id": "e2"}, "d1")
+    rows = box.put_many(PRESS, [("e1", {"event_id": "e1"}, "d1"), ("e2", {"event_id": "e2"}, "d1"),
+                                ("e3", {"event_id": "e3"}, "d2")])
+    assert rows[1] is None and None not in (rows[0], rows[2])
+    assert [(i.id, i.key) for i in box.oldest()][1:] == [(rows[0], "e1"), (rows[2], "e3")]
+    box.remove_many([rows[0], rows[2]])
+    box.remove_many([])
+    assert [i.key for i in box.oldest()] == ["e2"]
+    box.close()
