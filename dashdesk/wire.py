@@ -134,12 +134,30 @@ def replace_lone_surrogates(value: Any) -> Any:
     >>> replace_lone_surrogates({"x\\ud800": ["ok", "a\\udc00b", 1]})
     {'x\ufffd': ['ok', 'a\ufffdb', 1]}
     """
+    return _replaced(value) if _has_lone_surrogate(value) else value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if type(value) is str:
+        return not value.isascii() and LONE_SURROGATE.search(value) is not None
+    if type(value) is dict:
+        for k, v in value.items():
+            if type(k) is str and not k.isascii() and LONE_SURROGATE.search(k) or _has_lone_surrogate(v):
+                return True
+    elif type(value) is list:
+        for v in value:
+            if _has_lone_surrogate(v):
+                return True
+    return False
+
+
+def _replaced(value: Any) -> Any:
     if isinstance(value, str):
         return LONE_SURROGATE.sub(REPLACEMENT, value) if not value.isascii() else value
     if isinstance(value, dict):
-        return {replace_lone_surrogates(k): replace_lone_surrogates(v) for k, v in value.items()}
+        return {_replaced(k): _replaced(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [replace_lone_surrogates(v) for v in value]
+        return [_replaced(v) for v in value]
     return value
 
 

@@ -172,9 +172,10 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
         more than MAX_JSON_DEPTH levels), and text that is not Unicode: a lone surrogate (``"\\ud800"``), outside
         telemetry (see TELEMETRY_PATHS).
 
-        For every JSON body but the API's without credentials: those get their 401 first.
+        Only for requests that carry credentials: one without gets its 401 first. (The only JSON body read without
+        them, the phone app's enrolment, is ignored whatever it holds.)
         """
-        if request.is_json and ("Authorization" in request.headers or not request.path.startswith("/api/")):
+        if request.is_json and "Authorization" in request.headers:
             body = request.get_data(cache=True)
             if body:
                 try:
@@ -184,7 +185,8 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
                 if wire.nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
                     abort(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
                 telemetry = TELEMETRY_PATHS.get(request.endpoint or "", ())
-                where = inputs.lone_surrogate_at(data, lambda path: _under(path, telemetry))
+                where = (inputs.lone_surrogate_at(data, lambda path: _under(path, telemetry))
+                         if inputs.may_hold_lone_surrogate(body) else None)
                 if where is not None:
                     abort(400, f"{inputs.path_text(where)} contains a lone surrogate (a \\ud800-\\udfff escape on "
                                "its own): it is not Unicode text")

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from apiflask import fields
@@ -22,12 +21,9 @@ from dashdesk import wire
 
 from . import inputs
 
-_INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
-
-
 class Integer(fields.Integer):
     def _validated(self, value: Any) -> int:
-        if isinstance(value, str) and not _INTEGER_TEXT.fullmatch(value):
+        if isinstance(value, str) and inputs.parse_int(value) is None:
             raise self.make_error("invalid", input=value)
         return super()._validated(value)
 

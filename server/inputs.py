@@ -165,6 +165,22 @@ def without_controls(value: str) -> str:
     return _CONTROL.sub("", value)
 
 
+# What a JSON text holds where it has a lone surrogate: an escape \ud800-\udfff, or (json.loads reads bytes with
+# "surrogatepass") its three bytes. A text without either has none; one with either may (a pair, an escaped backslash).
+_SURROGATE_IN_JSON = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def may_hold_lone_surrogate(body: bytes) -> bool:
+    """False if the JSON text ``body`` cannot hold a lone surrogate (:func:`lone_surrogate_at` then need not look).
+
+    >>> may_hold_lone_surrogate(b'{"a": "b"}'), may_hold_lone_surrogate(b'{"a": "\\udc00"}')
+    (False, True)
+    """
+    if b"\\u" not in body and b"\xed" not in body:  # most bodies: a plain search is faster than the pattern's
+        return False
+    return _SURROGATE_IN_JSON.search(body) is not None
+
+
 def has_lone_surrogate(value: str) -> bool:
     return not value.isascii() and LONE_SURROGATE.search(value) is not None
 
