@@ -59,8 +59,8 @@ def test_text_problem_says_what_is_wrong(text, multiline, says):
 
 
 @pytest.mark.parametrize("text", ["Till 1", "Drukarka przy kasie", "\u202eexe.txt", "ok \U0001f600", "\u00b9\u00b2",
-                                  "\u0661\u0662", "e" + "\u0301" * 30, "Ti\u1ebfng Vi\u1ec7t", "\u05e9\u05dc\u05d5\u05dd",
-                                  "क्षि", "\u200d\u200c", "\\ud800"])
+                                  "\u0661\u0662", "e" + "\u0301" * 30, "Ti\u1ebfng Vi\u1ec7t",
+                                  "\u05e9\u05dc\u05d5\u05dd", "क्षि", "\u200d\u200c", "\\ud800"])
 def test_text_problem_takes_text_of_any_script(text):
     assert inputs.text_problem(text) is None
 
