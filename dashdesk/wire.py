@@ -29,6 +29,12 @@ EVENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 PRESS_KEYS = {"event_id", "device_id", "button", "press", "pressed_at", "seq", "telemetry"}
 
 
+# A lone surrogate (U+D800-U+DFFF on its own; JSON's "\ud800") is no Unicode text: no UTF-8 encodes it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# What a lone surrogate in telemetry becomes: REPLACEMENT CHARACTER, as a decoder shows bytes it cannot read.
+REPLACEMENT = "\ufffd"
+
+
 class Rejected(ValueError):
     """A payload broke a rule of the contract; ``reason`` says which."""
 
@@ -116,6 +122,43 @@ class Topics:
 
 def valid_id(value: Any) -> bool:
     return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
+
+
+def replace_lone_surrogates(value: Any) -> Any:
+    """``value`` (parsed JSON) with every lone surrogate in its keys and strings replaced by U+FFFD.
+
+    Telemetry is kept as a device sends it, but a lone surrogate (``"\\ud800"``) is no text a page or a
+    database can hold: rather than lose a press for a bad string in its telemetry, it is replaced. Two keys
+    that become the same keep the later value. What has none is returned as it is.
+
+    >>> replace_lone_surrogates({"x\\ud800": ["ok", "a\\udc00b", 1]})
+    {'x\ufffd': ['ok', 'a\ufffdb', 1]}
+    """
+    return _replaced(value) if _has_lone_surrogate(value) else value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if type(value) is str:
+        return not value.isascii() and LONE_SURROGATE.search(value) is not None
+    if type(value) is dict:
+        for k, v in value.items():
+            if type(k) is str and not k.isascii() and LONE_SURROGATE.search(k) or _has_lone_surrogate(v):
+                return True
+    elif type(value) is list:
+        for v in value:
+            if _has_lone_surrogate(v):
+                return True
+    return False
+
+
+def _replaced(value: Any) -> Any:
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub(REPLACEMENT, value) if not value.isascii() else value
+    if isinstance(value, dict):
+        return {_replaced(k): _replaced(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replaced(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------- press
@@ -282,6 +325,7 @@ def parse_press(topic_device_id: str, payload: bytes) -> PressEvent:
         telemetry = {}
     if not isinstance(telemetry, dict):
         raise reject("telemetry must be an object")
+    telemetry = replace_lone_surrogates(telemetry)
     # Keys beyond PRESS_KEYS are ignored, not refused: newer firmware may add some.
     return PressEvent(event_id, topic_device_id, data["button"], press, pressed_at, seq, telemetry)
 
@@ -290,8 +334,9 @@ def parse_press(topic_device_id: str, payload: bytes) -> PressEvent:
 
 
 def parse_telemetry(payload: bytes) -> dict[str, Any]:
-    """Validate a telemetry payload: one JSON object; ``probes`` must be an object of objects."""
-    data = decode_json_object(payload)
+    """Validate a telemetry payload: one JSON object; ``probes`` must be an object of objects. Lone surrogates
+    in it are replaced (:func:`replace_lone_surrogates`)."""
+    data = replace_lone_surrogates(decode_json_object(payload))
     probes = data.get("probes")
     if probes is not None and (not isinstance(probes, dict)
                                or not all(isinstance(v, dict) for v in probes.values())):

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, categories, credentials, devices, rules, sites
+from . import audit, categories, credentials, devices, inputs, rules, sites
 from .api import open_tickets_by_device
 from .models import (DEDUP_SCOPES, DEVICE_STATUSES, AuditLog, ButtonMapping, Category, Device, Press, Site, Ticket,
                      OPEN_STATUSES)
@@ -82,8 +82,7 @@ class Pages:
 
 
 def page_arg() -> int:
-    page = request.args.get("page", "0")
-    return min(int(page), 10**6) if page.isdigit() else 0
+    return inputs.page_number(request.args.get("page", "0"))
 
 
 def query(**values: Any) -> str:
@@ -643,10 +642,10 @@ def _values_of(form: dict[str, Any]) -> dict[str, Any]:
         text = str(form.get(key, "")).strip()
         if not text:
             return None
-        if not text.isdigit() or len(text) > 9:
+        minutes = inputs.parse_int(text, max_digits=9)
+        if minutes is None:
             errors[field] = f"'{text[:20]}' is not a whole number of minutes"
-            return None
-        return int(text)
+        return minutes
 
     labels = {lang: form.get(f"label_{lang}", "") for lang in LANGUAGES}
     for line in str(form.get("labels_more", "")).splitlines():
@@ -661,9 +660,8 @@ def _values_of(form: dict[str, Any]) -> dict[str, Any]:
         targets = {k: v for k in ("respond_min", "resolve_min")
                    if (v := number(f"sla_{p}_{k}", "sla")) is not None}
         sla[p] = targets
-    priority = str(form.get("priority", ""))
     values = {"name": form.get("name", ""), "icon": form.get("icon", ""),
-              "priority": int(priority) if priority in categories.PRIORITIES else 0,
+              "priority": inputs.parse_int(str(form.get("priority", "")), low=1, high=4) or 0,
               "sla": sla, "labels": labels, "dedup_scope": form.get("dedup_scope", ""),
               "reopen_window_min": number("reopen_window_min", "reopen_window_min"),
               "notify": split_ids(str(form.get("notify", "")))}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, categories, credentials, devices, incidents, rules, schemas, sites, tickets
+from . import audit, categories, credentials, devices, incidents, inputs, rules, schemas, sites, tickets
 from . import devices as devices_mod
 from .auth import auth
 from .models import (OPEN_STATUSES, TICKET_STATUSES, ButtonMapping, Category, DeadLetter, Device, Event, Press,
@@ -142,7 +142,7 @@ def _newest_ticket_ids(q: dict[str, Any], count: int) -> Any:
     if "priority" in q:
         stmt = stmt.where(Ticket.priority == q["priority"])
     if "cursor" in q:
-        stmt = stmt.where(Ticket.id < int(q["cursor"]))
+        stmt = stmt.where(Ticket.id < (inputs.parse_int(q["cursor"]) or 0))
     if not q.get("include_tests"):
         # The few test tickets from their partial index (ix_tickets_test), once: the walk below stays on
         # the indexes it used before test mode existed.

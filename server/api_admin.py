@@ -14,7 +14,7 @@ from flask import Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, categories, config_io, credentials, devices, rules, schemas, sites
+from . import audit, categories, config_io, credentials, devices, inputs, rules, schemas, sites
 from .api import admin_abort, api, caller_actor, category_dict, device_dict, ext
 from .auth import auth
 from .models import AuditLog, Category, Device, Site
@@ -382,7 +382,7 @@ def copy_mapping(body: dict[str, Any]) -> dict[str, Any]:
 def list_audit(q: dict[str, Any]) -> dict[str, Any]:
     stmt = audit.query(audit.AuditFilter(actor=q.get("actor", ""), target=q.get("target", "")))
     if "cursor" in q:
-        stmt = stmt.where(AuditLog.id < int(q["cursor"]))
+        stmt = stmt.where(AuditLog.id < (inputs.parse_int(q["cursor"]) or 0))
     limit = q["limit"]
     with ext().db.read() as s:
         rows = s.scalars(stmt.limit(limit + 1)).all()

@@ -14,11 +14,12 @@ from apiflask.exceptions import HTTPError
 from sqlalchemy import select, text
 from flask import request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from dashdesk import config as dd_config
 from dashdesk import wire
 
-from . import migrate, users
+from . import inputs, migrate, users
 from .auth import TokenCache, create_token
 from .credentials import BrokerAccounts
 from .db import Database, DatabaseBusy
@@ -30,6 +31,32 @@ MAX_BODY_BYTES = 256 * 1024
 # Objects and arrays inside one another in a JSON body: a press with its telemetry has some ten levels. Deeper
 # ones are refused before anything reads them (past some hundreds they would exhaust Python's stack).
 MAX_JSON_DEPTH = 32
+# Where a JSON body may carry a lone surrogate: in telemetry, where it is replaced (``schemas.Telemetry``), as the
+# bridge does with what devices publish; anywhere else it is refused. By endpoint: the paths of telemetry (``int``:
+# any index of a list).
+TELEMETRY_PATHS: dict[str, tuple[tuple[Any, ...], ...]] = {
+    "api.post_incident": (("telemetry",),),
+    "api.post_incident_batch": (("items", int, "telemetry"),),
+    "api.post_telemetry": (("telemetry",),),
+}
+
+
+class AsciiIntConverter(IntegerConverter):
+    """``<int:...>`` in a path: 1-18 ASCII digits, read by :func:`server.inputs.parse_int` (Werkzeug's own takes any
+    Unicode digit: ``/tickets/١`` was ticket 1)."""
+
+    regex = r"[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        number = inputs.parse_int(value)
+        if number is None:
+            raise ValidationError()
+        return number
+
+
+def _under(path: tuple[Any, ...], prefixes: tuple[tuple[Any, ...], ...]) -> bool:
+    return any(len(path) >= len(p) and all(want is int and isinstance(got, int) or want == got
+                                           for want, got in zip(p, path)) for p in prefixes)
 
 
 @dataclass
@@ -89,6 +116,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     cfg = cfg if cfg is not None else dd_config.load()
     # /api/v1/docs is a page of dashdesk's own (server.api_docs): APIFlask's loads Swagger UI from a CDN.
     app = APIFlask("server", title="dashdesk", version="1", spec_path="/api/v1/openapi.json", docs_path=None)
+    app.url_map.converters["int"] = AsciiIntConverter
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["SYNC_LOCAL_SPEC"] = False
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
@@ -145,9 +173,11 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     @app.before_request
     def strict_json() -> None:
         """Refuse what Python's parser takes but JSON is not (NaN, 1e999), or what breaks it (deep nesting:
-        more than MAX_JSON_DEPTH levels).
+        more than MAX_JSON_DEPTH levels), and text that is not Unicode: a lone surrogate (``"\\ud800"``), outside
+        telemetry (see TELEMETRY_PATHS).
 
-        Only for requests that carry credentials: one without gets its 401 first.
+        Only for requests that carry credentials: one without gets its 401 first. (The only JSON body read without
+        them, the phone app's enrolment, is ignored whatever it holds.)
         """
         if request.is_json and "Authorization" in request.headers:
             body = request.get_data(cache=True)
@@ -158,6 +188,29 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
                     abort(400, f"body is not valid JSON: {str(exc)[:100]}")
                 if wire.nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
                     abort(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+                telemetry = TELEMETRY_PATHS.get(request.endpoint or "", ())
+                where = (inputs.lone_surrogate_at(data, lambda path: _under(path, telemetry))
+                         if inputs.may_hold_lone_surrogate(body) else None)
+                if where is not None:
+                    abort(400, f"{inputs.path_text(where)} contains a lone surrogate (a \\ud800-\\udfff escape on "
+                               "its own): it is not Unicode text")
+
+    @app.before_request
+    def plain_requests() -> None:
+        """A path, a query or a form that carries what no page or API takes: a path with a control character is no
+        page (404); a query parameter is one line of text (``server.inputs.text_problem``); no form field may
+        hold NUL (each field's own rules say the rest)."""
+        if inputs.has_control(request.path):
+            abort(404)
+        for key, value in request.args.items(multi=True):
+            problem = inputs.text_problem(key) or inputs.text_problem(value)
+            if problem:
+                abort(400, f"query parameter {inputs.path_text((key,))} {problem}")
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            for key, value in request.form.items(multi=True):
+                if "\x00" in key or "\x00" in value:
+                    abort(400, f"form field {inputs.path_text((key,))} contains NUL (U+0000), which cannot be "
+                               "stored")
 
     @app.get("/healthz")
     @app.doc(summary="200 while the database answers", tags=["Health"])

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import audit
+from . import audit, inputs
 from .db import Database
 from .models import ApiToken
 
@@ -58,6 +58,9 @@ def check_new_token(name: str, role: str) -> str:
     name = (name or "").strip()
     if not name or len(name) > MAX_NAME:
         raise TokenError(f"give the token a name of at most {MAX_NAME} characters (who or what uses it)")
+    problem = inputs.text_problem(name)
+    if problem:
+        raise TokenError(f"the token's name {problem}")
     if role not in TOKEN_ROLES:
         raise TokenError(f"the role is one of {', '.join(TOKEN_ROLES)}")
     return name
@@ -138,8 +141,9 @@ def find_token(s: Session, name_or_id: str) -> ApiToken:
     """The token ``name_or_id`` names: its id (digits), else its name; of several with that name, the one not
     revoked. :class:`TokenError` if there is none, or more than one not revoked."""
     key = (name_or_id or "").strip()
-    if key.isdigit():
-        row = s.get(ApiToken, int(key)) if 0 < int(key) < 2**63 else None
+    token_id = inputs.parse_int(key)
+    if token_id is not None:
+        row = s.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
         if row is None:
             raise TokenError(f"there is no token {key}")
         return row

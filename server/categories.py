@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from sqlalchemy.orm import Session
 
 from . import audit
+from .inputs import text_problem
 from .models import DEDUP_SCOPES, Category
 
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -68,7 +69,7 @@ def _labels(value: Any) -> dict[str, str]:
             continue
         if not isinstance(text, str) or len(text.strip()) > 200:
             raise ValueError(f"{lang}: a label is text of at most 200 characters")
-        out[lang] = text.strip()
+        out[lang] = _one_line(text.strip(), f"{lang}: the label")
     return out
 
 
@@ -79,6 +80,7 @@ def _notify(value: Any) -> list[str]:
     for v in (v.strip() for v in value):
         if not v:
             continue
+        _one_line(v, "a user name or e-mail address")
         if not RECIPIENT.fullmatch(v):
             raise ValueError(f"'{v[:100]}' is neither a user name nor an e-mail address")
         if v not in out:
@@ -86,6 +88,14 @@ def _notify(value: Any) -> list[str]:
     if len(out) > MAX_RECIPIENTS:
         raise ValueError(f"at most {MAX_RECIPIENTS} people")
     return out
+
+
+def _one_line(text: str, what: str) -> str:
+    """``text`` if it is one line of text that can be stored (``server.inputs.text_problem``); else ValueError."""
+    problem = text_problem(text)
+    if problem:
+        raise ValueError(f"{what} {problem}")
+    return text
 
 
 def clean(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,11 +113,11 @@ def clean(data: Mapping[str, Any]) -> dict[str, Any]:
             if k == "name":
                 if not isinstance(v, str) or not v.strip() or len(v.strip()) > 200:
                     raise ValueError("required, at most 200 characters")
-                v = v.strip()
+                v = _one_line(v.strip(), "the name")
             elif k == "icon":
                 if not isinstance(v, str) or len(v.strip()) > 32:
                     raise ValueError("at most 32 characters (an emoji is fine)")
-                v = v.strip()
+                v = _one_line(v.strip(), "the icon")
             elif k == "priority":
                 if not _int(v) or not 1 <= v <= 4:
                     raise ValueError("1 (most urgent) to 4")

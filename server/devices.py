@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, rules, sites, tickets
+from . import audit, inputs, rules, sites, tickets
 from .models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category, Device,
                      Event, Press, Site, Ticket)
 
@@ -128,8 +128,21 @@ def reject(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
     if device.status != "pending":
         raise AdminError(409, f"device {device_id} is {device.status}; only a pending device can be rejected"
                               + (" (retire an active one)" if device.status == "active" else ""))
-    _reject(s, device, actor, reason)
+    _reject(s, device, actor, check_reason(reason))
     return device
+
+
+MAX_REASON = 500
+
+
+def check_reason(reason: str | None) -> str:
+    """An admin's reason for rejecting or retiring a device: text of at most 500 characters (cut there), lines
+    allowed (``server.inputs.text_problem``); :class:`AdminError` (400) otherwise."""
+    reason = (reason or "").strip()[:MAX_REASON]
+    problem = inputs.text_problem(reason, multiline=True)
+    if problem:
+        raise AdminError(400, f"the reason {problem}")
+    return reason
 
 
 def _reject(s: Session, device: Device, actor: str, reason: str) -> None:
@@ -174,7 +187,7 @@ def retire(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
     device = get(s, device_id)
     if device.status == "retired":
         raise AdminError(409, f"device {device_id} is already retired")
-    _retire(s, device, actor, reason)
+    _retire(s, device, actor, check_reason(reason))
     return device
 
 
@@ -240,6 +253,9 @@ def check_mapping(button: str, press: str | None, action: str | None, category: 
         category = None
     if len(label) > 200:
         raise AdminError(400, "the label has at most 200 characters")
+    problem = inputs.text_problem(label)
+    if problem:
+        raise AdminError(400, f"the label {problem}")
     return MappingIn(button, press, action, category, label)
 
 

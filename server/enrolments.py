@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, NoReturn
 
 from apiflask import APIBlueprint, Schema, abort as api_abort
-from apiflask.fields import Float, Integer, List, Nested, String
+from apiflask.fields import List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, devices, schemas, sites
+from . import audit, devices, inputs, schemas, sites
+from .fields import Float, Integer
 from .auth import auth
 from .models import ButtonMapping, Category, Device, Enrolment, Site
 
@@ -75,7 +76,7 @@ def new_code() -> str:
     while True:
         code = secrets.token_urlsafe(CODE_BYTES)
         # An all-digit code would read as an enrolment's id in DELETE /api/v1/enrolments/{code}.
-        if not code.isdigit():
+        if _enrolment_id(code) is None:
             return code
 
 
@@ -134,10 +135,9 @@ class Made:
 def check_expiry(expires_in_h: Any, default_h: float = DEFAULT_EXPIRY_H) -> float:
     if expires_in_h is None or expires_in_h == "":
         return default_h
-    try:
-        hours = float(expires_in_h)
-    except (TypeError, ValueError):
-        raise EnrolmentError(400, "bad_request", "the validity (expires_in_h) must be a number of hours") from None
+    hours = inputs.parse_decimal(expires_in_h, high=float("inf"))
+    if hours is None:
+        raise EnrolmentError(400, "bad_request", "the validity (expires_in_h) must be a number of hours")
     if not 0 < hours <= MAX_EXPIRY_H:
         raise EnrolmentError(400, "bad_request", f"the validity (expires_in_h) must be more than 0 and at most "
                                                  f"{MAX_EXPIRY_H:g} hours")
@@ -190,9 +190,15 @@ def revoke(s: Session, enrolment: Enrolment, actor: str) -> Enrolment:
 def find(s: Session, key: str) -> Enrolment | None:
     """An enrolment by its code, or by its id (all digits)."""
     key = (key or "").strip()
-    if key.isdigit() and len(key) < 19:
-        return s.scalar(select(Enrolment).options(joinedload(Enrolment.site)).where(Enrolment.id == int(key)))
+    enrolment_id = _enrolment_id(key)
+    if enrolment_id is not None:
+        return s.scalar(select(Enrolment).options(joinedload(Enrolment.site)).where(Enrolment.id == enrolment_id))
     return by_code(s, key)
+
+
+def _enrolment_id(key: str) -> int | None:
+    """An enrolment's id, if ``key`` is one (ASCII digits); else None: a code."""
+    return inputs.parse_int(key)
 
 
 def listing(site_code: str = "", state_: str = "") -> Any:
@@ -290,7 +296,7 @@ def redeem(s: Session, code: str, user_agent: str = "") -> Redeemed:
     token = new_app_token()
     enrolment.used_at, enrolment.device_id = now, device_id
     enrolment.app_token_hash = hash_secret(token)
-    enrolment.used_user_agent = (user_agent or "")[:300] or None
+    enrolment.used_user_agent = inputs.without_controls(user_agent or "")[:300] or None
     s.flush()
     audit.record(s, f"enrolment:{enrolment.id}", "device.enrol", f"device:{device_id}", site=site.code,
                  enrolment=enrolment.id, kind="phone", mapping_from=origin, buttons=len(rows))
@@ -405,8 +411,7 @@ _register_page_handlers()
 
 def _page(site_code: str = "", state_: str = "", form: dict[str, Any] | None = None, error: str | None = None,
           made: dict[str, Any] | None = None, status: int = 200) -> Any:
-    page = request.args.get("page", "0")
-    page_no = min(int(page), 10**6) if page.isdigit() else 0
+    page_no = inputs.page_number(request.args.get("page", "0"))
     now = wire.utcnow()
     with _ext().db.read() as s:
         stmt = listing(site_code, state_)

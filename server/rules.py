@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .inputs import parse_int
+
 HIGHEST_PRIORITY = 1
 LOWEST_PRIORITY = 4
 
@@ -91,4 +93,4 @@ def parse_ticket_number(text: str) -> int | None:
     t = text.strip().upper()
     if t.startswith("INC-"):
         t = t[4:]
-    return int(t) if t.isdigit() and len(t) < 12 else None
+    return parse_int(t, max_digits=11)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timezone
 
 from apiflask import Schema
-from apiflask.fields import AwareDateTime, Boolean, Dict, Integer, List, Nested, Raw, String
-from apiflask.validators import Length, OneOf, Range, Regexp
+from apiflask.fields import AwareDateTime, Boolean, Dict, List, Nested, Raw, String
+from apiflask.validators import Length, OneOf, Range
 from marshmallow import RAISE, ValidationError
 
 from dashdesk import wire
 
+# Numbers in ASCII digits, patterns matched whole, telemetry without lone surrogates (server.inputs).
+from .fields import Integer, Plain, Regexp, Telemetry
 from .models import DEDUP_SCOPES, DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, TICKET_STATUSES
 
 # Marshmallow formats the message with str.format: the pattern's braces must be doubled.
@@ -41,7 +43,7 @@ class IncidentIn(Strict):
     press = String(load_default="single", validate=OneOf(wire.PRESS_TYPES))
     pressed_at = UTCTime(required=True)
     seq = Integer(load_default=None, allow_none=True, validate=Range(0, 2**63 - 1))
-    telemetry = Dict(load_default=dict)
+    telemetry = Telemetry(load_default=dict)
     received_at = UTCTime(load_default=None, allow_none=True,
                                 metadata={"description": "when the bridge received the press"})
 
@@ -146,10 +148,10 @@ class TicketQuery(Strict):
 
 class TicketPatch(Strict):
     status = String(validate=OneOf(TICKET_STATUSES))
-    assignee = String(allow_none=True, validate=Length(max=100))
+    assignee = String(allow_none=True, validate=[Length(max=100), Plain()])
     priority = Integer(validate=Range(1, 4))
-    note = String(validate=Length(min=1, max=10000))
-    merged_into = String(validate=Length(min=1, max=30), metadata={
+    note = String(validate=[Length(min=1, max=10000), Plain(multiline=True)])
+    merged_into = String(validate=[Length(min=1, max=30), Plain()], metadata={
         "description": "merge this ticket into another open one (its number, e.g. `INC-000042`, or id): given "
                        "alone; the ticket is closed as a duplicate and later presses that would have merged into "
                        "it join that one"})
@@ -271,7 +273,7 @@ class DeviceList(Schema):
 class ButtonIn(Strict):
     category = String(validate=ID, allow_none=True,
                       metadata={"description": "the category reported; required unless `action` is cancel"})
-    label = String(load_default="", validate=Length(max=200), metadata={"description": "shown to staff"})
+    label = String(load_default="", validate=[Length(max=200), Plain()], metadata={"description": "shown to staff"})
     press = String(load_default=None, allow_none=True, validate=OneOf(wire.PRESS_TYPES),
                    metadata={"description": "map only this press type (default: every type)"})
     action = String(load_default="report", validate=OneOf(MAPPING_ACTIONS),
@@ -415,7 +417,7 @@ class TokenList(Schema):
 
 
 class TokenIn(Strict):
-    name = String(required=True, validate=Length(1, 100))
+    name = String(required=True, validate=[Length(1, 100), Plain()])
     role = String(load_default="admin", validate=OneOf(["admin", "bridge"]))
 
 
@@ -424,7 +426,7 @@ class ApproveIn(Strict):
 
 
 class ReasonIn(Strict):
-    reason = String(load_default="", validate=Length(max=500))
+    reason = String(load_default="", validate=[Length(max=500), Plain(multiline=True)])
 
 
 class CopyMappingIn(Strict):
@@ -512,7 +514,7 @@ class AuditQuery(Strict):
 
 
 class TelemetryIn(Strict):
-    telemetry = Dict(required=True)
+    telemetry = Telemetry(required=True)
 
 
 class StatusIn(Strict):

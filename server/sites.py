@@ -24,6 +24,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from . import audit
+from .inputs import parse_int, text_problem
 from .models import Device, Site
 
 # A site's code, once in lower case: codes are case-insensitive (``SHOP-001`` is ``shop-001``), kept in lower case.
@@ -41,10 +42,14 @@ IMPORT_MAX_BYTES = 8 * 1024 * 1024
 # Problems listed one by one in an import's report; the rest are counted.
 MAX_LISTED_ERRORS = 200
 LIMITS = {"name": 200, "address": 1000, "contact": 300}
+# Fields of several lines (line breaks and tabs allowed); the others are one line (server.inputs.text_problem).
+MULTILINE = ("address", "hours")
+MAX_HOURS_TEXT = 1000
 _DASH = r"\s*(?:-|–|—|to)\s*"
-_TIME = r"(\d{1,2})(?:[:.](\d{2}))?"
+# Digits are ASCII ([0-9]): \d would take any script's (١٢:٠٠), which no one types for a shop's hours.
+_TIME = r"([0-9]{1,2})(?:[:.]([0-9]{2}))?"
 _RANGE = re.compile(rf"^{_TIME}{_DASH}{_TIME}$")
-_CLAUSE = re.compile(r"^(?P<days>.+?)\s+(?P<times>(?:closed|24h|24/7|\d).*)$", re.IGNORECASE)
+_CLAUSE = re.compile(r"^(?P<days>.+?)\s+(?P<times>(?:closed|24h|24/7|[0-9]).*)$", re.IGNORECASE)
 
 
 class SiteError(ValueError):
@@ -92,8 +97,8 @@ def _days(text: str) -> list[int]:
 
 
 def _minutes(hours: str, minutes: str | None, text: str) -> int:
-    h, m = int(hours), int(minutes or 0)
-    if h > 24 or m > 59 or (h == 24 and m):
+    h, m = parse_int(hours), parse_int(minutes or "0")
+    if h is None or m is None or h > 24 or m > 59 or (h == 24 and m):
         raise ValueError(f"'{text}' is not a time of day")
     return h * 60 + m
 
@@ -133,7 +138,7 @@ def parse_hours(text: str) -> dict[str, list[list[str]]]:
     Raises ValueError.
     """
     # "Mon–Sat 05:00–18:00, Sun closed": a comma after hours and before a day starts a new clause too.
-    text = re.sub(r"(\d|closed|24h|24/7)\s*,\s*(?=[A-Za-z])", r"\1;", text or "", flags=re.IGNORECASE)
+    text = re.sub(r"([0-9]|closed|24h|24/7)\s*,\s*(?=[A-Za-z])", r"\1;", text or "", flags=re.IGNORECASE)
     clauses = [c.strip() for c in re.split(r"[;\n]", text) if c.strip()]
     if not clauses:
         return {}
@@ -236,6 +241,10 @@ def clean(data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
             continue
         value = data[name]
         if name == "hours":
+            problem = text_problem(value, multiline=True, max_len=MAX_HOURS_TEXT) if isinstance(value, str) else None
+            if problem:
+                errors[name] = problem
+                continue
             try:
                 out[name] = check_hours(value)
             except ValueError as exc:
@@ -247,6 +256,10 @@ def clean(data: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
             errors[name] = "must be text"
             continue
         value = value.strip()
+        problem = text_problem(value, multiline=name in MULTILINE)
+        if problem:
+            errors[name] = problem
+            continue
         if name == "code":
             given, value = value, normal_code(value)
             if value in RESERVED_CODES:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import rules
+from . import inputs, rules
 from .models import OPEN_STATUSES, TICKET_STATUSES, Event, Press, Ticket, User
 
 # status -> the statuses an agent may move it to. ``closed`` is final: a new press opens a new ticket.
@@ -90,6 +90,9 @@ def _text(value: str | None, what: str, required: bool = False) -> str | None:
         raise TicketError(f"{what} is required")
     if len(value) > MAX_TEXT:
         raise TicketError(f"{what} is longer than {MAX_TEXT} characters")
+    problem = inputs.text_problem(value, multiline=True)
+    if problem:
+        raise TicketError(f"{what} {problem}")
     return value or None
 
 

@@ -74,7 +74,7 @@ def check_password(password_hash: str, password: str) -> bool:
 
 def check_new_user(username: str, password: str, role: str) -> None:
     """Raise ``UserError`` unless a user could be made with these (the name may still be taken)."""
-    if not USERNAME.match(username or ""):
+    if not USERNAME.fullmatch(username or ""):
         raise UserError("a username is 1-100 letters, digits and . _ @ -, starting with a letter or digit")
     if role not in USER_ROLES:
         raise UserError(f"role must be one of {', '.join(USER_ROLES)}")

@@ -35,7 +35,7 @@ from wtforms.validators import DataRequired, Length
 
 from dashdesk import wire
 
-from . import rules, tickets, users, web_sessions
+from . import inputs, rules, tickets, users, web_sessions
 from . import sites as sites_mod
 from .models import OPEN_STATUSES, QUEUE_WHERE, QUEUE_WHERE_PG, Category, Device, Event, Press, Site, Ticket, User
 
@@ -342,12 +342,10 @@ class QueueFilters:
         f.status = args.get("status", "") if args.get("status", "") in OPEN_STATUSES else ""
         f.category = args.get("category", "")[:63]
         f.site = args.get("site", "")[:64]
-        priority = args.get("priority", "")
-        f.priority = int(priority) if priority in ("1", "2", "3", "4") else None
+        f.priority = inputs.parse_int(args.get("priority", ""), low=1, high=4)
         f.assignee = args.get("assignee", "") if args.get("assignee", "") in ("me", "none") else ""
         f.q = args.get("q", "").strip()[:100]
-        page = args.get("page", "0")
-        f.page = min(int(page), 10**6) if page.isdigit() else 0
+        f.page = inputs.page_number(args.get("page", "0"))
         return f
 
     def query(self, **change: Any) -> str:
@@ -628,10 +626,10 @@ def _do(action: str, s: Session, t: Ticket, me: str, form: Any) -> str:
         tickets.reopen(s, t, me)
         return f"{number} is open again."
     if action == "priority":
-        value = form.get("priority", "")
-        if value not in ("1", "2", "3", "4"):
+        value = inputs.parse_int(form.get("priority", ""), low=1, high=4)
+        if value is None:
             raise tickets.TicketError("choose a priority from 1 (most urgent) to 4")
-        tickets.set_priority(s, t, me, int(value))
+        tickets.set_priority(s, t, me, value)
         return f"{number} has priority {value}."
     if action == "note":
         tickets.add_note(s, t, me, form.get("note"))
@@ -724,7 +722,8 @@ def event_stream() -> Response:
     with db.read() as s:
         newest = s.scalar(select(func.coalesce(func.max(Event.id), 0))) or 0
     # A cursor past the newest event (a database started anew) falls back to it, as the feed does.
-    last = min(int(asked), newest) if asked.isdigit() and len(asked) < 19 else newest
+    cursor = inputs.parse_int(asked)
+    last = newest if cursor is None else min(cursor, newest)
 
     def event_data(row: Any) -> dict[str, Any]:
         data: dict[str, Any] = {"id": row.id, "kind": row.kind, "ticket_id": row.ticket_id}

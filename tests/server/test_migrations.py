@@ -303,7 +303,7 @@ def test_0013_takes_back_the_resolved_at_a_merge_set_and_nothing_else(url, engin
 
 
 def test_0012_web_sessions_adds_only_its_table_and_goes_back(url, engine):
-    upgrade(url, "0010")
+    upgrade(url, "0011")
     with engine.begin() as conn:
         indexes = conn.execute(text(TICKET_INDEXES)).all()
         conn.execute(text("INSERT INTO users (username, password_hash, role, active, created_at) "
@@ -319,7 +319,7 @@ def test_0012_web_sessions_adds_only_its_table_and_goes_back(url, engine):
         conn.execute(text("INSERT INTO web_sessions (key_hash, user_id, created_at, expires_at) "
                           "VALUES ('h', 1, '2026-12-01 10:00:00', '2026-12-01 22:00:00')"))
         assert conn.execute(text("SELECT user_agent, last_seen_at FROM web_sessions")).all() == [("", None)]
-    downgrade(url, "0010")
+    downgrade(url, "0011")
     assert schema(engine) == before
     with engine.connect() as conn:
         assert conn.execute(text("SELECT username FROM users")).all() == [("ann",)]
