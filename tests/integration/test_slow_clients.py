@@ -5,10 +5,12 @@ nothing, opened again as soon as the server closes them (as an attacker would), 
 the API and a press through Mosquitto and the bridge must each answer within a second. And each kind of
 slow client is cut off on time: headers after their deadline (408), a body after its own (408), an idle
 connection after the idle timeout; a live-update stream, which sends nothing for long stretches, is not.
+What the HTTP layer refuses itself (malformed, too large) is answered with the API's JSON error at once.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import selectors
 import socket
@@ -149,14 +151,15 @@ def test_the_desk_and_presses_answer_within_a_second_while_slow_and_idle_clients
     stack.map_button("slow-shop", "b1", "printer")
     presser.final_ack(presser.press("slow-shop", "b1"))  # the device's ticket exists: the presses below merge
     crowd = Crowd(stack.http_port, SLOW, IDLE, LINE_EVERY_S)
+    until = time.monotonic() + HEADER_TIMEOUT_S + LATE_MARGIN_S
     try:
         time.sleep(1.0)  # all accepted
         held = server_connections(stack)
         assert held >= SLOW + IDLE, f"the server holds {held} connections, not the crowd's {SLOW + IDLE}"
         slowest: dict[str, float] = {}
-        events = []
-        # Seven rounds (about 7 s): the crowd is cut off (3 s idle, 4 s headers) and comes back meanwhile.
-        for _ in range(7):
+        events: list[str] = []
+        # Rounds until the whole crowd has been cut off (3 s idle, 4 s headers) and come back at least once.
+        while time.monotonic() < until or len(events) < 5:
             assert min(crowd.counts().values()) >= 0.9 * SLOW, crowd.counts()
             for name, call in [
                 ("/healthz", lambda: requests.get(stack.base + "/healthz", timeout=5)),
@@ -310,3 +313,33 @@ def test_a_live_update_stream_quiet_for_longer_than_the_idle_timeout_stays_and_g
         took = time.monotonic() - start
     assert seen, "the stream ended without the press's event"
     assert took < ANSWER_WITHIN_S, f"the press reached the open stream after {took:.2f} s"
+
+
+# What the HTTP layer refuses itself, before the app sees it: the API's JSON error all the same.
+RAW_REFUSALS = [
+    ("malformed-request-line", b"GARBAGE\r\n\r\n", 400, "bad_request"),
+    ("lowercase-method", b"get /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"),
+    ("bad-content-length", b"POST /api/v1/incidents HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n{}", 400,
+     "bad_request"),
+    ("transfer-encoding-gzip", b"POST /api/v1/incidents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400,
+     "bad_request"),
+    ("body-over-9-mib", b"POST /api/v1/incidents HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\n\r\n", 413,
+     "payload_too_large"),
+    ("request-line-over-4094", b"GET /healthz?" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+    ("header-line-over-8190", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431,
+     "headers_too_large"),
+]
+
+
+@pytest.mark.parametrize("raw, status, code", [r[1:] for r in RAW_REFUSALS], ids=[r[0] for r in RAW_REFUSALS])
+def test_the_http_layer_answers_what_it_refuses_with_the_apis_json_error(stack, raw, status, code):
+    sock = socket.create_connection(("127.0.0.1", stack.http_port))
+    sock.sendall(raw)
+    took, got = _read_until_closed(sock, 10)
+    sock.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(status).encode(), got[:300]
+    assert b"\r\nContent-Type: application/json" in head and b"\r\nConnection: close" in head, head
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"], error
+    assert took < 5, took  # answered and closed at once, not left to a deadline
