@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -343,3 +344,29 @@ def test_the_http_layer_answers_what_it_refuses_with_the_apis_json_error(stack, 
     error = json.loads(body)["error"]
     assert error["code"] == code and error["message"], error
     assert took < 5, took  # answered and closed at once, not left to a deadline
+
+
+def test_sigterm_ends_the_live_update_streams_and_closes_slow_and_idle_clients_at_once(stack):
+    """Last in this module: it stops the server (and starts it again for the stack's teardown)."""
+    web = _signed_in(stack)
+    idle = socket.create_connection(("127.0.0.1", stack.http_port))
+    slow = socket.create_connection(("127.0.0.1", stack.http_port))
+    slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    try:
+        with web.get(stack.base + "/events/stream", stream=True, timeout=30) as r:
+            lines = r.iter_lines()
+            assert next(lines).startswith(b": dashdesk events")
+            start = time.monotonic()
+            stack.server.proc.send_signal(signal.SIGTERM)
+            rest = list(lines)  # the stream ends, as a whole chunked answer (no error)
+            ended = time.monotonic() - start
+        code = stack.server.proc.wait(10)
+        exited = time.monotonic() - start
+        assert code == 0, stack.logs("server")
+        assert ended < 2 and exited < 3, (ended, exited)  # not the 10 s grace: nothing was under way
+        assert all(not line.startswith(b"data:") for line in rest), rest
+        assert _read_until_closed(idle, 1)[1] == b"" and _read_until_closed(slow, 1)[1] == b""
+    finally:
+        idle.close()
+        slow.close()
+        stack.start_server()
