@@ -352,7 +352,8 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, thread
         limits = Limits(limits.header_timeout_s, limits.body_timeout_s, limits.idle_timeout_s, connections)
 
     adj = Adjustments(
-        listen=f"{host}:{port}", threads=threads, connection_limit=limits.connection_limit,
+        listen=f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}",
+        threads=threads, connection_limit=limits.connection_limit,
         max_request_header_size=MAX_HEADERS, max_request_body_size=MAX_BODY,
         # Deadlines and idle connections are ours (_Channel.enforce), checked every tick.
         cleanup_interval=TICK_S, channel_timeout=limits.idle_timeout_s, asyncore_loop_timeout=TICK_S,
