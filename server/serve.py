@@ -326,12 +326,61 @@ def _stop(servers: list[_Server], socket_map: dict[int, Any], dispatcher: Thread
     dispatcher.shutdown(cancel_pending=True, timeout=1)
 
 
-def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, threads: int = DEFAULT_THREADS) -> int:
-    """Migrate, build the app once, then serve it until SIGINT or SIGTERM."""
+class Listening:
+    """The server's listening sockets, threads and connections, before its loop runs (see ``serve``)."""
+
+    def __init__(self, app: Any, host: str, port: int, threads: int, limits: Limits):
+        self.limits = limits
+        self.adj = Adjustments(
+            listen=f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}",
+            threads=threads, connection_limit=limits.connection_limit,
+            max_request_header_size=MAX_HEADERS, max_request_body_size=MAX_BODY,
+            # Deadlines and idle connections are ours (_Channel.enforce), checked every tick.
+            cleanup_interval=TICK_S, channel_timeout=limits.idle_timeout_s, asyncore_loop_timeout=TICK_S,
+            # poll(), not select(): select() fails on descriptors past 1023.
+            asyncore_use_poll=True,
+            # A client that goes away is no error of the server's.
+            log_socket_errors=False,
+            # (Each write of the app goes out at once: waitress's default send_bytes = 1, a setting it now
+            # deprecates. The desk's live updates need it; tests/integration/test_slow_clients.py checks.)
+            # X-Forwarded-* reach the app, whose [server] proxy_fix decides whom to trust (waitress would
+            # drop them all unless it is told of the proxy itself).
+            clear_untrusted_proxy_headers=False,
+            ident="dashdesk",
+        )
+        self.map: dict[int, Any] = {}
+        self.dispatcher = ThreadedTaskDispatcher()
+        self.dispatcher.queue_cv = _NewestFirst(self.dispatcher.lock)
+        self.dispatcher.set_thread_count(threads)
+        self.servers = []
+        for sockinfo in self.adj.listen:
+            server = _Server(app, map=self.map, dispatcher=self.dispatcher, adj=self.adj, sockinfo=sockinfo)
+            server.limits = limits
+            self.servers.append(server)
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"http://{s.effective_host}:{s.effective_port}" for s in self.servers]
+
+    def run(self, stopping: threading.Event) -> None:
+        """Serve until ``stopping`` is set, then stop (``_stop``)."""
+        while not stopping.is_set():
+            wasyncore.loop(timeout=TICK_S, map=self.map, use_poll=True, count=1)
+        _stop(self.servers, self.map, self.dispatcher)
+
+
+def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, workers: int | None = None,
+          threads: int = DEFAULT_THREADS) -> int:
+    """Migrate, build the app once, then serve it until SIGINT or SIGTERM.
+
+    One process: ``workers`` may only be None or 1 (``dashdesk server --workers`` says what to do instead).
+    """
     from .app import create_app
     from .users import unknown_user_hash
     from .web import STOPPING
 
+    if workers not in (None, 1):
+        raise ValueError(f"the server runs as one process, not {workers}")
     app = create_app(cfg)
     unknown_user_hash()  # made once here, so that no sign-in pays for it
     # Everything built so far (the app, its models, SQLAlchemy's and the templates' machinery) lives as
@@ -350,30 +399,7 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, thread
         log.warning("the open-file limit (%d) allows %d connections, not %d: raise it (ulimit -n, LimitNOFILE=)",
                      available, connections, limits.connection_limit)
         limits = Limits(limits.header_timeout_s, limits.body_timeout_s, limits.idle_timeout_s, connections)
-
-    adj = Adjustments(
-        listen=f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}",
-        threads=threads, connection_limit=limits.connection_limit,
-        max_request_header_size=MAX_HEADERS, max_request_body_size=MAX_BODY,
-        # Deadlines and idle connections are ours (_Channel.enforce), checked every tick.
-        cleanup_interval=TICK_S, channel_timeout=limits.idle_timeout_s, asyncore_loop_timeout=TICK_S,
-        # poll(), not select(): select() fails on descriptors past 1023.
-        asyncore_use_poll=True,
-        # A client that goes away is no error of the server's.
-        log_socket_errors=False,
-        # Each write of the app goes out at once (waitress's default, which the desk's live updates need).
-        send_bytes=1,
-        ident="dashdesk",
-    )
-    socket_map: dict[int, Any] = {}
-    dispatcher = ThreadedTaskDispatcher()
-    dispatcher.queue_cv = _NewestFirst(dispatcher.lock)
-    dispatcher.set_thread_count(threads)
-    servers = []
-    for sockinfo in adj.listen:
-        server = _Server(app, map=socket_map, dispatcher=dispatcher, adj=adj, sockinfo=sockinfo)
-        server.limits = limits
-        servers.append(server)
+    listening = Listening(app, host, port, threads, limits)
     logging.getLogger("waitress").setLevel(logging.WARNING)  # not a line per client that goes away
 
     # Live-update streams end as soon as a stop is asked for (server.web), the rest in STOP_GRACE_S.
@@ -382,10 +408,7 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, thread
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
-    log.info("serving on %s with %d threads, at most %d connections",
-             ", ".join(f"http://{s.effective_host}:{s.effective_port}" for s in servers), threads,
+    log.info("serving on %s with %d threads, at most %d connections", ", ".join(listening.urls), threads,
              limits.connection_limit)
-    while not STOPPING.is_set():
-        wasyncore.loop(timeout=TICK_S, map=socket_map, use_poll=True, count=1)
-    _stop(servers, socket_map, dispatcher)
+    listening.run(STOPPING)
     return 0

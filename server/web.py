@@ -51,7 +51,7 @@ PAGE_SIZE = 100
 # How often a live-update stream looks for new events, and sends a keep-alive comment.
 POLL_S = 0.2
 HEARTBEAT_S = 15.0
-# Set when the server is asked to stop: open streams end at once (see server.serve).
+# Set when the gunicorn worker is asked to stop: open streams end at once (see server.serve).
 STOPPING = threading.Event()
 # The partial index ix_tickets_open_due serves only queries with this very text (see models.Ticket).
 QUEUE_SQL = text(QUEUE_WHERE.replace("+status", "+tickets.status").replace("is_test", "tickets.is_test"))

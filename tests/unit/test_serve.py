@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+import requests
 from click.testing import CliRunner
 
 from dashdesk.cli import cli
-from server.serve import _NewestFirst
+from server.serve import Limits, Listening, _NewestFirst
 
 
 def test_more_than_one_worker_process_is_refused_with_what_to_do_instead(tmp_path, monkeypatch):
@@ -48,3 +49,26 @@ def test_a_request_wakes_the_thread_that_began_to_wait_last():
         for t in threads:
             t.join(5)
     assert woken == [2, 1, 0]
+
+
+def test_forwarded_headers_reach_the_app_whose_proxy_fix_decides_whom_to_trust():
+    seen: dict[str, str] = {}
+
+    def app(environ, start_response):
+        seen.update({k: v for k, v in environ.items() if k.startswith("HTTP_X_FORWARDED")})
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    listening = Listening(app, "127.0.0.1", 0, 2, Limits())
+    stop = threading.Event()
+    loop = threading.Thread(target=listening.run, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        r = requests.get(listening.urls[0] + "/", timeout=5, headers={
+            "X-Forwarded-Proto": "https", "X-Forwarded-For": "10.1.2.3", "X-Forwarded-Host": "desk.example"})
+    finally:
+        stop.set()
+        loop.join(15)
+    assert r.status_code == 200 and not loop.is_alive()
+    assert seen == {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_FOR": "10.1.2.3",
+                    "HTTP_X_FORWARDED_HOST": "desk.example"}
