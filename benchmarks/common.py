@@ -1,6 +1,6 @@
 """Shared parts of the benchmarks: the stack, MQTT clients that time things, CPU meters, py-spy.
 
-Everything runs on 127.0.0.1: a real Mosquitto, the ticket server (gunicorn)
+Everything runs on 127.0.0.1: a real Mosquitto, the ticket server (waitress)
 and the bridge, started by ``tests.stack.Stack`` in a fresh data directory.
 """
 
@@ -43,9 +43,9 @@ clock = time.perf_counter
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server-workers", type=int, default=None,
-                   help="gunicorn worker processes of the server (default: the product's own default)")
+                   help="server processes (the server runs one; kept for older figures' command lines)")
     p.add_argument("--server-threads", type=int, default=None,
-                   help="threads per server worker (default: the product's own default)")
+                   help="server threads (default: the product's own default)")
 
 
 def add_stack_options(p: argparse.ArgumentParser) -> None:
@@ -98,7 +98,7 @@ def server_settings(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
     workers: Any = args.server_workers or "?"
     if psutil is not None:
         try:
-            workers = len(psutil.Process(stack.server.proc.pid).children())  # gunicorn's workers
+            workers = len(psutil.Process(stack.server.proc.pid).children()) or 1  # one process, no children
         except psutil.Error:
             pass
     threads = args.server_threads or next((p.default for p in server.params if p.name == "threads"), "?")
@@ -520,7 +520,7 @@ def find_py_spy() -> str | None:
 
 
 class Profiler:
-    """``py-spy record`` attached to the server (with its gunicorn workers) and the bridge for one phase."""
+    """``py-spy record`` attached to the server and the bridge for one phase."""
 
     def __init__(self, stack: Any, out_dir: Path, rate: int = 200):
         self.exe = find_py_spy()
@@ -582,7 +582,8 @@ class Profiler:
 
 IDLE_LEAVES = ("EpollSelector.select", "PollSelector.select", "Arbiter.wait_for_signals", "Condition.wait",
                "Event.wait", "_worker (concurrent/futures/thread.py", "Thread._wait_for_tstate_lock", "sleep",
-               "Client._loop (paho/", "Client.loop_forever (paho/", "wait_for_data (gunicorn", "thread (")
+               "Client._loop (paho/", "Client.loop_forever (paho/", "wait_for_data (gunicorn", "poll2 (waitress/",
+               "thread (")
 
 # The leaf-most frame matching one of these files decides the category of a busy sample.
 LIBRARIES = [
@@ -590,7 +591,7 @@ LIBRARIES = [
     ("validation/serialisation (marshmallow, webargs, apiflask)", ("marshmallow/", "webargs/", "apiflask/")),
     ("JSON encode/decode", ("json/",)),
     ("Flask/Werkzeug", ("flask/", "werkzeug/", "flask_httpauth")),
-    ("gunicorn (HTTP parse/respond)", ("gunicorn/",)),
+    ("waitress (HTTP parse/respond)", ("waitress/", "gunicorn/")),
     ("HTTP client (requests, urllib3, http.client)", ("requests/", "urllib3/", "http/client.py", "email/")),
     ("paho-mqtt", ("paho/",)),
     ("outbox (SQLite)", ("broker_bridge/outbox.py",)),
@@ -622,10 +623,10 @@ def _idle(frames: list[str]) -> bool:
 def classify_server(frames: list[str]) -> tuple[str, str] | None:
     """(endpoint, what) for a busy sample of the server, None for an idle one."""
     joined = ";".join(frames)
-    if "handle_request (gunicorn" not in joined:
+    if "WSGITask.execute (waitress/" not in joined and "handle_request (gunicorn" not in joined:
         if _idle(frames):
             return None
-        return "(outside a view: gunicorn loop, HTTP parsing, cut-off stacks)", _library(frames)
+        return "(outside a view: waitress's I/O loop, HTTP parsing, cut-off stacks)", _library(frames)
     endpoint = "(around the view: HTTP parse, auth, validation, serialisation)"
     for f in frames:
         if "(server/api.py" in f or f.startswith("create_app.<locals>.healthz"):

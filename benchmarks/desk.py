@@ -4,8 +4,8 @@
 
 Seeds a data directory with ``benchmarks.seed_tickets`` (a temporary one, or
 ``--data-dir``, which is reused if it has tickets already), starts the real
-ticket server on it (``dashdesk server``: gunicorn, the product's default
-workers and threads; ``tests.stack``), signs in as agent ``agent01`` through
+ticket server on it (``dashdesk server``: waitress, the product's default
+threads; ``tests.stack``), signs in as agent ``agent01`` through
 the sign-in form (CSRF token, session cookie) and times, one request at a
 time over keep-alive HTTP, ``--requests`` of each:
 

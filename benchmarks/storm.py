@@ -15,7 +15,7 @@ Starts a real Mosquitto, the ticket server and the bridge on free ports of
    filtered by device-id prefix) count each press exactly once: the sum of
    ``occurrences`` equals the number of presses, device by device.
 
-``--profile`` attaches py-spy to the server (and its gunicorn workers) and to
+``--profile`` attaches py-spy to the server and to
 the bridge during the storm and says where their time went. It prints figures;
 it asserts nothing about time, and exits 0 unless the stack fails to start.
 """

@@ -82,13 +82,24 @@ def up(cfg: dict[str, Any], http_port: int | None, mqtt_port: int | None, mqtt_u
                         ws_port=ws_port).run())
 
 
+def _one_process(workers: int | None) -> int | None:
+    if workers is not None and workers != 1:
+        raise click.BadParameter(
+            f"{workers}: the server runs as one process (its threads answer requests, --threads); "
+            "for more processes run several `dashdesk server --http-port PORT` behind a proxy, "
+            "see docs/production.md")
+    return workers
+
+
 @cli.command()
 @click.option("--http-port", type=int, default=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--workers", type=int, default=None,
-              help="Worker processes (default: 1 on SQLite, whose writes queue on one lock anyway; 2 otherwise).")
+@click.option("--workers", type=int, default=None, callback=lambda _ctx, _param, n: _one_process(n),
+              help="Processes: only 1 (one process serves with --threads; SQLite's writes queue on one lock "
+                   "anyway). For more, run several servers behind a proxy (docs/production.md).")
 @click.option("--threads", type=click.IntRange(min=2, max=256), default=32, show_default=True,
-              help="Threads per worker; each open desk page holds one for its live updates (up to half of them).")
+              help="Threads answering requests; each open desk page holds one for its live updates (up to half "
+                   "of them). Slow or idle clients hold none.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.pass_obj
 def server(cfg: dict[str, Any], http_port: int | None, host: str, workers: int | None, threads: int,

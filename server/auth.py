@@ -173,7 +173,7 @@ class TokenCache:
     def forget(self, token_id: int) -> None:
         """Drop what this process remembers of a token (just revoked here): its next use is looked up.
 
-        Other processes (gunicorn workers) follow within ``CACHE_S``.
+        Other processes (several servers) follow within ``CACHE_S``.
         """
         with self._lock:
             for digest, (_, caller) in list(self._answers.items()):

@@ -664,7 +664,7 @@ def ticket_action(ticket_id: int, action: str) -> Any:
 
 
 class StreamSlots:
-    """At most ``limit`` open streams per process: each holds one of gunicorn's threads."""
+    """At most ``limit`` open streams per process: each holds one of the server's threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

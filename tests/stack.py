@@ -151,7 +151,7 @@ class Part:
                 self.proc.wait(10)
 
     def kill(self) -> None:
-        """SIGKILL the part and every process it started (gunicorn's workers too)."""
+        """SIGKILL the part and every process it started."""
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)

@@ -183,7 +183,7 @@ CASES = [
     ("wrong-method-get-incidents", "GET", "/api/v1/incidents", {"headers": AUTH}, 405),
     ("wrong-method-put-ticket", "PUT", "/api/v1/tickets/{ticket}", {"json": {}, "headers": AUTH}, 405),
     ("unknown-path", "GET", "/api/v1/nothing-here", {"headers": AUTH}, 404),
-    # --- what gunicorn answers itself, before the app sees the request
+    # --- what the HTTP layer answers itself, before the app sees the request (server/serve.py)
     ("huge-authorization-header", "GET", "/api/v1/tickets", {"headers": {"Authorization": "Bearer " + "x" * 9000}},
      431),
     ("uri-too-long", "GET", "/api/v1/tickets?status=" + "n" * 9000, {"headers": AUTH}, 414),
