@@ -53,7 +53,7 @@ HEARTBEAT_S = 15.0
 # How often an open stream checks that its session still holds: it ends within this once the user signs out,
 # gets a new password, is disabled or changes role (the browser's reconnection then gets 401).
 SESSION_CHECK_S = 1.0
-# Set when the gunicorn worker is asked to stop: open streams end at once (see server.serve).
+# Set when the server is asked to stop: open streams end at once (see server.serve).
 STOPPING = threading.Event()
 # The partial index ix_tickets_open_due serves only queries with this very text (see models.Ticket).
 QUEUE_SQL = text(QUEUE_WHERE.replace("+status", "+tickets.status").replace("is_test", "tickets.is_test"))
