@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 from dashdesk import config as dd_config
 from dashdesk import wire
 
-from . import migrate, users
+from . import migrate, openapi, users
 from .auth import TokenCache, create_token
 from .credentials import BrokerAccounts
 from .db import Database
@@ -94,6 +94,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
     app.config["AUTH_ERROR_STATUS_CODE"] = 401
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    openapi.init(app)
     server_cfg = cfg.get("server", {})
     # The web desk's sessions: a signed cookie that expires, never readable by scripts.
     app.config["SECRET_KEY"] = users.secret_key(server_cfg.get("secret_key") or None, data_dir(cfg))
@@ -184,7 +185,8 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
         if is_page_request():
             body, code = page_error(code, exc.description, exc)
             return body, code, _error_headers(exc)
-        return {"error": {"code": error_code(code), "message": exc.description or exc.name}}, code
+        body = {"error": {"code": error_code(code), "message": exc.description or exc.name}}
+        return body, code, _error_headers(exc)
 
     return app
 
