@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from apiflask import APIBlueprint, abort
 from flask import current_app, request
 from sqlalchemy import func, select, true, union_all
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, defer, joinedload
+from werkzeug.routing import BaseConverter
 
 from dashdesk import wire
 
@@ -19,6 +21,18 @@ from .models import (OPEN_STATUSES, TICKET_STATUSES, ButtonMapping, Category, De
                      Site, Ticket)
 
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="API")
+
+
+def _name_but(*words: str) -> type[BaseConverter]:
+    """A path segment that names a thing (a device, a site), except ``words``: at that place they are the
+    API's own paths (``POST /api/v1/devices/register``), so ``GET /api/v1/devices/register`` is 405 (with
+    ``Allow: POST``), not a device of that name, as the document has it."""
+    return type("NameBut", (BaseConverter,), {"regex": rf"(?!(?:{'|'.join(map(re.escape, words))})(?![^/]))[^/]+"})
+
+
+# A device id or a site code in a path (`<device:device_id>`, `<site:code>`): registered before the routes use them.
+api.record_once(lambda state: state.app.url_map.converters.update(
+    {name: _name_but(*words) for name, (_, words) in schemas.RESERVED_IN_PATH.items()}))
 
 
 def ext() -> Any:
@@ -36,7 +50,9 @@ def _t(value: datetime | None) -> str | None:
 @api.auth_required(auth)
 @api.input(schemas.IncidentIn, arg_name="body")
 @api.output(schemas.Answer, status_code=201, description="a ticket was created")
-@api.doc(summary="Hand over one press", responses={200: "merged, reopened, cancelled, rejected or a replay"},
+@api.doc(summary="Hand over one press",
+         responses={200: "merged, reopened, cancelled, rejected or a replay",
+                    400: "the body is not a press, or `Idempotency-Key` is not its `event_id`"},
          description="Idempotent per device: a press is its `device_id` with its `event_id`; a replay returns the "
                      "first answer, the same `event_id` from another device is another press. The "
                      "`Idempotency-Key` header, if given, must equal `event_id`.")
@@ -168,31 +184,52 @@ def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
 
 @api.get("/tickets/<int:ticket_id>")
 @api.auth_required(auth)
+@api.input(schemas.TicketDetailQuery, location="query", arg_name="q", unknown=None)
 @api.output(schemas.TicketDetail)
-@api.doc(summary="One ticket with its presses and history")
-def get_ticket(ticket_id: int) -> dict[str, Any]:
+@api.doc(summary="One ticket with its newest presses and history, paged",
+         description="`presses` and `history` are the ticket's newest `presses_limit` presses and `history_limit` "
+                     "history entries (50 each unless asked), oldest first, with `presses_total` and "
+                     "`history_total`. `presses_next` (`history_next`), when not null, is the cursor for the ones "
+                     "before them: `?presses_before=<presses_next>` (`history_before`) answers the page before, "
+                     "as the ticket list's `cursor` does.")
+def get_ticket(ticket_id: int, q: dict[str, Any]) -> dict[str, Any]:
     with ext().db.read() as s:
         ticket = _ticket_or_404(s, ticket_id)
         out = ticket_dict(ticket)
-        out["presses"] = [press_dict(p) for p in
-                          s.scalars(select(Press).where(Press.ticket_id == ticket_id).order_by(Press.id))]
-        out["history"] = [event_dict(e) for e in
-                          s.scalars(select(Event).where(Event.ticket_id == ticket_id).order_by(Event.id))]
+        presses, out["presses_total"], out["presses_next"] = _page(
+            s, Press, ticket_id, q["presses_limit"], q.get("presses_before"), defer(Press.response))
+        history, out["history_total"], out["history_next"] = _page(
+            s, Event, ticket_id, q["history_limit"], q.get("history_before"))
+        out["presses"] = [press_dict(p) for p in presses]
+        out["history"] = [event_dict(e) for e in history]
     return out
+
+
+def _page(s: Session, model: Any, ticket_id: int, limit: int, before: str | None,
+          *options: Any) -> tuple[list[Any], int, str | None]:
+    """A ticket's newest ``limit`` rows of ``model`` (presses or events) older than the cursor ``before``, oldest
+    first; how many it has in all; and the cursor of the page before (None: there is none)."""
+    stmt = select(model).where(model.ticket_id == ticket_id)
+    if before is not None:
+        stmt = stmt.where(model.id < int(before))
+    rows = s.scalars(stmt.options(*options).order_by(model.id.desc()).limit(limit + 1)).all()
+    total = s.scalar(select(func.count()).select_from(model).where(model.ticket_id == ticket_id))
+    page = rows[:limit][::-1]
+    return page, total or 0, str(page[0].id) if len(rows) > limit else None
 
 
 @api.patch("/tickets/<int:ticket_id>")
 @api.auth_required(auth)
 @api.input(schemas.TicketPatch, arg_name="body")
 @api.output(schemas.TicketOut)
-@api.doc(summary="Change status, assignee or priority; add a note; or merge it into another ticket",
-         responses={409: "the change is not allowed from the ticket's status (e.g. resolving a closed ticket)",
-                    422: "`merged_into` names no ticket"})
+@api.doc(summary="Change status, assignee or priority; add a note; or merge it into another ticket (`{}` "
+                 "changes nothing)",
+         responses={404: "no such ticket, or `merged_into` names no ticket",
+                    409: "the change is not allowed from the ticket's status (e.g. resolving a closed ticket), or "
+                         "`merged_into` is given with other fields"})
 def patch_ticket(ticket_id: int, body: dict[str, Any]) -> dict[str, Any]:
-    if not body:
-        abort(400, "nothing to change: give status, assignee, priority, note or merged_into")
     if "merged_into" in body and len(body) > 1:
-        abort(400, "merged_into goes alone: a merged ticket is closed")
+        abort(409, "merged_into goes alone: a merged ticket is closed")
     fields = {k: body[k] for k in ("status", "assignee", "priority", "note") if k in body}
     with ext().db.write() as s:
         ticket = _ticket_or_404(s, ticket_id)
@@ -201,7 +238,7 @@ def patch_ticket(ticket_id: int, body: dict[str, Any]) -> dict[str, Any]:
                 number = rules.parse_ticket_number(body["merged_into"])
                 target = s.get(Ticket, number) if number and number < 2**63 else None
                 if target is None:
-                    abort(422, f"there is no ticket {body['merged_into'][:30]} to merge into")
+                    abort(404, f"there is no ticket {body['merged_into'][:30]} to merge into")
                 tickets.merge(s, ticket, target, auth.current_user.name)
             else:
                 tickets.change(s, ticket, auth.current_user.name, **fields)
@@ -211,6 +248,10 @@ def patch_ticket(ticket_id: int, body: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- categories
+
+
+# What a category's SLA targets must be beyond what the schema says.
+SLA_RULE = "an SLA target's `resolve_min` is less than its `respond_min`"
 
 
 def category_dict(c: Category) -> dict[str, Any]:
@@ -244,7 +285,8 @@ def list_categories() -> dict[str, Any]:
 @api.auth_required(auth)
 @api.input(schemas.CategoryIn, arg_name="body")
 @api.output(schemas.CategoryOut, status_code=201)
-@api.doc(summary="Create a category, or replace one with the same slug")
+@api.doc(summary="Create a category, or replace one with the same slug",
+         responses={200: "a category with that slug was replaced", 422: SLA_RULE})
 def post_category(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = caller_actor()
     values = {k: body[k] for k in ("name", "icon", "priority", "labels", "dedup_scope", "reopen_window_min",
@@ -371,7 +413,7 @@ def _with_account(out: dict[str, Any], was: str | None, actor: str) -> dict[str,
 @api.input(schemas.DeviceIn, arg_name="body")
 @api.output(schemas.DeviceBrokerOut, status_code=201)
 @api.doc(summary="Register a device (or update the one with that id: only the fields given change)",
-         description=STATUS_DOC)
+         description=STATUS_DOC, responses={200: "a device with that id was updated"})
 def post_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = caller_actor()
     with ext().db.write() as s:
@@ -391,7 +433,7 @@ def post_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return _with_account(out, was, actor), 200 if was else 201
 
 
-@api.get("/devices/<device_id>")
+@api.get("/devices/<device:device_id>")
 @api.auth_required(auth)
 @api.output(schemas.DeviceOut)
 def get_device(device_id: str) -> dict[str, Any]:
@@ -399,11 +441,11 @@ def get_device(device_id: str) -> dict[str, Any]:
         return device_dict(s, _device_or_404(s, device_id))
 
 
-@api.patch("/devices/<device_id>")
+@api.patch("/devices/<device:device_id>")
 @api.auth_required(auth)
 @api.input(schemas.DevicePatch, arg_name="body")
 @api.output(schemas.DeviceBrokerOut)
-@api.doc(summary="Change a device's site, status or test mode", description=STATUS_DOC)
+@api.doc(summary="Change a device's site, status or test mode (`{}` changes nothing)", description=STATUS_DOC)
 def patch_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
     with ext().db.write() as s:
@@ -416,11 +458,12 @@ def patch_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return _with_account(out, was, actor)
 
 
-@api.put("/devices/<device_id>/buttons/<button>")
+@api.put("/devices/<device:device_id>/buttons/<button>")
 @api.auth_required(auth)
 @api.input(schemas.ButtonIn, arg_name="body")
 @api.output(schemas.DeviceOut)
-@api.doc(summary="Map a button (or one press type of it) to a category; effective on the next press")
+@api.doc(summary="Map a button (or one press type of it) to a category; effective on the next press",
+         responses={404: "no such category"})
 def put_button(device_id: str, button: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
     if not wire.valid_id(device_id) or not wire.valid_id(button):
@@ -441,7 +484,7 @@ def put_button(device_id: str, button: str, body: dict[str, Any]) -> dict[str, A
         return device_dict(s, device)
 
 
-@api.post("/devices/<device_id>/telemetry")
+@api.post("/devices/<device:device_id>/telemetry")
 @api.auth_required(auth)
 @api.input(schemas.TelemetryIn, arg_name="body")
 @api.output({}, status_code=204)
@@ -453,7 +496,7 @@ def post_telemetry(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
     return "", 204
 
 
-@api.post("/devices/<device_id>/status")
+@api.post("/devices/<device:device_id>/status")
 @api.auth_required(auth)
 @api.input(schemas.StatusIn, arg_name="body")
 @api.output({}, status_code=204)
@@ -495,12 +538,13 @@ def open_tickets_by_device(s: Session, devices: list[str]) -> dict[str, list[dic
     return out
 
 
-@api.get("/devices/<device_id>/tickets")
+@api.get("/devices/<device:device_id>/tickets")
 @api.auth_required(auth)
 @api.output(schemas.OpenTickets)
 @api.doc(summary="The device's open tickets, as its retained `tickets` topic shows them")
 def device_tickets(device_id: str) -> dict[str, Any]:
     with ext().db.read() as s:
+        _device_or_404(s, device_id)
         return {"tickets": open_tickets_by_device(s, [device_id])[device_id]}
 
 

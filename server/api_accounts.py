@@ -91,12 +91,11 @@ def get_user(username: str) -> dict[str, Any]:
 @api.auth_required(auth)
 @api.input(schemas.UserPatch, arg_name="body")
 @api.output(schemas.UserOut)
-@api.doc(summary="Change a user's role, or disable (signed out at the next request) or enable them",
+@api.doc(summary="Change a user's role, or disable (signed out at the next request) or enable them; `{}` changes "
+                 "nothing",
          responses={409: "it would leave no active admin"}, tags=["Admin"])
 def patch_user(username: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
-    if not body:
-        abort(400, "nothing to change: give role or active")
     with ext().db.write() as s:
         user = _user_or_404(s, username)
         try:

@@ -15,13 +15,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit, categories, config_io, credentials, devices, inputs, rules, schemas, sites
-from .api import admin_abort, api, caller_actor, category_dict, device_dict, ext
+from .api import SLA_RULE, admin_abort, api, caller_actor, category_dict, device_dict, ext
 from .auth import auth
 from .models import AuditLog, Category, Device, Site
 
 
 
 # ---------------------------------------------------------------- sites
+
+# What a site's fields must be beyond what the schema says.
+SITE_RULES = ("the time zone is not one the server knows, or the hours do not read as days then hours, or a span "
+              "closes before it opens or overlaps another")
 
 
 def _site_or_404(s: Session, code: str) -> Site:
@@ -52,7 +56,7 @@ def list_sites(q: dict[str, Any]) -> dict[str, Any]:
 @api.auth_required(auth)
 @api.input(schemas.SiteIn, arg_name="body")
 @api.output(schemas.SiteOut, status_code=201)
-@api.doc(summary="Create a site", responses={409: "a site with that code exists", 422: "a field is wrong"},
+@api.doc(summary="Create a site", responses={409: "a site with that code exists", 422: SITE_RULES},
          tags=["Admin"])
 def post_site(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     actor = caller_actor()
@@ -65,7 +69,7 @@ def post_site(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         return sites.as_dict(site, 0), 201
 
 
-@api.get("/sites/<code>")
+@api.get("/sites/<site:code>")
 @api.auth_required(auth)
 @api.output(schemas.SiteOut)
 @api.doc(summary="One site", tags=["Admin"])
@@ -75,16 +79,14 @@ def get_site(code: str) -> dict[str, Any]:
         return sites.as_dict(site, sites.device_count(s, site))
 
 
-@api.patch("/sites/<code>")
+@api.patch("/sites/<site:code>")
 @api.auth_required(auth)
 @api.input(schemas.SitePatch, arg_name="body")
 @api.output(schemas.SiteOut)
-@api.doc(summary="Change a site's fields (its code too, if the new one is free)",
-         responses={409: "the new code is another site's", 422: "a field is wrong"}, tags=["Admin"])
+@api.doc(summary="Change a site's fields (its code too, if the new one is free); `{}` changes nothing",
+         responses={409: "the new code is another site's", 422: SITE_RULES}, tags=["Admin"])
 def patch_site(code: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
-    if not body:
-        abort(400, f"nothing to change: give any of {', '.join(sites.CSV_COLUMNS)}")
     with ext().db.write() as s:
         site = _site_or_404(s, code)
         try:
@@ -134,11 +136,10 @@ def _category_or_404(s: Session, slug: str) -> Category:
 @api.input(schemas.CategoryPatch, arg_name="body")
 @api.output(schemas.CategoryOut)
 @api.doc(summary="Change a category: name, icon, labels, priority, SLA, dedup scope, reopen window, who is told",
-         description="Takes effect on the next press.", tags=["Admin"])
+         description="Takes effect on the next press; `{}` changes nothing.", responses={422: SLA_RULE},
+         tags=["Admin"])
 def patch_category(slug: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
-    if not body:
-        abort(400, f"nothing to change: give any of {', '.join(categories.FIELDS)}")
     with ext().db.write() as s:
         category = _category_or_404(s, slug)
         values = dict(body)
@@ -180,7 +181,7 @@ BROKER_DOC = ("With broker accounts on (`[broker] auth = \"dynsec\"`), `broker` 
               "`POST .../credentials` tries again. With accounts off, `broker.credentials` is `not_needed`.")
 
 
-@api.post("/devices/<device_id>/approve")
+@api.post("/devices/<device:device_id>/approve")
 @api.auth_required(auth)
 @api.input(schemas.ApproveIn, arg_name="body")
 @api.output(schemas.DeviceBrokerOut)
@@ -241,7 +242,7 @@ def issue_many_credentials(body: dict[str, Any]) -> dict[str, Any]:
     return {"items": [{"device_id": o.device_id, **o.as_dict()} for o in outcomes]}
 
 
-@api.post("/devices/<device_id>/credentials")
+@api.post("/devices/<device:device_id>/credentials")
 @api.auth_required(auth)
 @api.output(schemas.DeviceBrokerOut)
 @api.doc(summary="New broker credentials for an active device: the old password stops working at once",
@@ -264,7 +265,7 @@ def issue_credentials(device_id: str) -> dict[str, Any]:
     return _device_answer(device_id, outcome)
 
 
-@api.delete("/devices/<device_id>/credentials")
+@api.delete("/devices/<device:device_id>/credentials")
 @api.auth_required(auth)
 @api.output(schemas.DeviceBrokerOut)
 @api.doc(summary="Delete a device's broker account: it is disconnected and cannot connect again",
@@ -282,7 +283,7 @@ def remove_credentials(device_id: str) -> dict[str, Any]:
     return _device_answer(device_id, outcome)
 
 
-@api.post("/devices/<device_id>/replace")
+@api.post("/devices/<device:device_id>/replace")
 @api.auth_required(auth)
 @api.input(schemas.ReplaceIn, arg_name="body")
 @api.output(schemas.ReplaceOut)
@@ -314,37 +315,38 @@ def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"device": new, "replaced": old, "mappings": mappings, "tickets": tickets, "already_replaced": False}
 
 
-@api.post("/devices/<device_id>/reject")
+@api.post("/devices/<device:device_id>/reject")
 @api.auth_required(auth)
 @api.input(schemas.ReasonIn, arg_name="body")
 @api.output(schemas.DeviceOut)
-@api.doc(summary="Reject a pending device: its presses come back `rejected`", tags=["Admin"])
+@api.doc(summary="Reject a pending device: its presses come back `rejected`",
+         responses={409: "the device is not pending"}, tags=["Admin"])
 def reject_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
     _device_action(lambda s: devices.reject(s, device_id, actor, body["reason"]))
     return _device_answer(device_id)
 
 
-@api.post("/devices/<device_id>/retire")
+@api.post("/devices/<device:device_id>/retire")
 @api.auth_required(auth)
 @api.input(schemas.ReasonIn, arg_name="body")
 @api.output(schemas.DeviceBrokerOut)
 @api.doc(summary="Retire a device: its later presses come back `rejected` (\"device retired\"); history is kept",
          description="With broker accounts on, its account is deleted and its connection closed (`broker`: "
                      "`removed`, or `failed` with the `error`: `DELETE .../credentials` tries again).",
-         tags=["Admin"])
+         responses={409: "the device is retired already"}, tags=["Admin"])
 def retire_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
     _device_action(lambda s: devices.retire(s, device_id, actor, body["reason"]))
     return _device_answer(device_id, credentials.remove(ext(), device_id, actor))
 
 
-@api.delete("/devices/<device_id>/buttons/<button>")
+@api.delete("/devices/<device:device_id>/buttons/<button>")
 @api.auth_required(auth)
 @api.input(schemas.DeviceButtonQuery, location="query", arg_name="q", unknown=None)
 @api.output(schemas.DeviceOut)
 @api.doc(summary="Remove a button's mapping (`?press=` for one press type's); effective on the next press",
-         tags=["Admin"])
+         responses={404: "no such device, or the button (press type) is not mapped"}, tags=["Admin"])
 def delete_button(device_id: str, button: str, q: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
 
@@ -359,6 +361,8 @@ def delete_button(device_id: str, button: str, q: dict[str, Any]) -> dict[str, A
 @api.output(schemas.CopyMappingOut)
 @api.doc(summary="Copy one device's button mapping to many (a rollout template); theirs is replaced",
          description="All or nothing: an unknown (404) or retired (409) target refuses the whole copy.",
+         responses={404: "no such device", 409: "a target is retired or is the template itself, or the template "
+                                                "has no mapping"},
          tags=["Admin"])
 def copy_mapping(body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
@@ -422,7 +426,11 @@ def import_config(q: dict[str, Any]) -> dict[str, Any]:
     if request.mimetype not in ("application/toml", "text/plain", "text/x-toml", "application/octet-stream", ""):
         abort(415, "send the TOML file as the body, with Content-Type: application/toml")
     try:
-        text = config_io.decode(request.get_data(cache=False))
+        body = request.get_data(cache=False)
+        if not body.strip():
+            # Not "a configuration of nothing": with prune=true that would remove everything.
+            raise config_io.ConfigRejected(["the file is empty; send the configuration as the body"])
+        text = config_io.decode(body)
         report = config_io.run(ext().db, text, actor, dry_run=q["dry_run"], prune=q["prune"],
                                default_sla=ext().default_sla)
     except config_io.ConfigRejected as exc:

@@ -19,7 +19,7 @@ from werkzeug.routing import IntegerConverter, ValidationError
 from dashdesk import config as dd_config
 from dashdesk import wire
 
-from . import inputs, migrate, users
+from . import inputs, migrate, openapi, users
 from .auth import TokenCache, create_token
 from .credentials import BrokerAccounts
 from .db import Database, DatabaseBusy
@@ -122,6 +122,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
     app.config["AUTH_ERROR_STATUS_CODE"] = 401
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    openapi.init(app)
     server_cfg = cfg.get("server", {})
     # The web desk's sessions: a signed cookie that expires, never readable by scripts, Secure over https
     # (server.security); the session itself is a row of web_sessions (server.web_sessions).
@@ -250,7 +251,8 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
         if is_page_request():
             body, code = page_error(code, exc.description, exc)
             return body, code, _error_headers(exc)
-        return {"error": {"code": error_code(code), "message": exc.description or exc.name}}, code
+        body = {"error": {"code": error_code(code), "message": exc.description or exc.name}}
+        return body, code, _error_headers(exc)
 
     return app
 

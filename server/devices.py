@@ -341,7 +341,7 @@ def copy_mapping(s: Session, source: str, targets: list[str], actor: str) -> tup
     if bad:
         raise AdminError(400, f"not a device id: {', '.join(b[:63] for b in bad[:10])}")
     if src.device_id in wanted:
-        raise AdminError(400, f"{src.device_id} is the device copied from; leave it out of the targets")
+        raise AdminError(409, f"{src.device_id} is the device copied from; leave it out of the targets")
     found: dict[str, Device] = {}
     for i in range(0, len(wanted), 500):
         found.update((d.device_id, d) for d in s.scalars(select(Device).where(Device.device_id.in_(wanted[i:i + 500]))))
@@ -464,7 +464,7 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
         raise AdminError(400, f"the new device id '{new_id[:70]}' must match {wire.ID_PATTERN.pattern}")
     old = get(s, old_id)
     if new_id == old.device_id:
-        raise AdminError(400, "a device cannot replace itself; name the new device")
+        raise AdminError(409, "a device cannot replace itself; name the new device")
     if old.replaced_by:
         done = s.scalar(select(Device).options(joinedload(Device.site)).where(Device.device_id == old.replaced_by))
         if new_id == old.replaced_by and done is not None:

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, NoReturn
 
 from apiflask import APIBlueprint, Schema, abort as api_abort
-from apiflask.fields import List, Nested, String
+from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session, joinedload
 from dashdesk import wire
 
 from . import audit, devices, inputs, schemas, sites
-from .fields import Float, Integer
 from .auth import auth
 from .models import ButtonMapping, Category, Device, Enrolment, Site
 
@@ -476,10 +475,14 @@ api = APIBlueprint("enrolments_api", __name__, url_prefix="/api/v1", tag="Enrolm
 
 
 class EnrolmentIn(schemas.Strict):
-    site = String(required=True, validate=Length(1, 64))
-    source_device = String(load_default=None, allow_none=True, validate=Length(0, 63))
-    expires_in_h = Float(load_default=None, allow_none=True, validate=Range(min=0, max=MAX_EXPIRY_H,
-                                                                             min_inclusive=False))
+    site = String(required=True, validate=[Length(1, 64), schemas.NOT_BLANK],
+                  metadata={"description": "an existing site's code"})
+    source_device = String(load_default=None, allow_none=True, validate=schemas.DEVICE_OR_NONE,
+                           metadata={"description": "the device whose buttons the phone gets; null or empty: one "
+                                                    "button per category"})
+    expires_in_h = schemas.JsonNumber(load_default=None, allow_none=True,
+                                      validate=Range(min=0, max=MAX_EXPIRY_H, min_inclusive=False),
+                                      metadata={"exclusiveMinimum": 0, "description": "hours the link works"})
 
 
 class EnrolmentOut(Schema):
@@ -508,7 +511,7 @@ class EnrolmentList(Schema):
     items = List(Nested(EnrolmentOut))
 
 
-class EnrolmentQuery(schemas.Strict):
+class EnrolmentQuery(schemas.Query):
     site = String(validate=Length(1, 64))
     state = String(validate=OneOf(STATES))
 

@@ -1,9 +1,9 @@
 """The API's input fields where marshmallow's own take more than a request may carry (``server.inputs``):
 
-- :class:`Integer` and :class:`Float`: a number given as text (a query parameter, or ``"2"`` in a body) is ASCII
-  digits only; marshmallow's take ``"١٢"`` and ``"１２"`` (Python's ``int`` and ``float`` do).
-- :class:`Regexp`: the pattern must match the whole value; marshmallow's uses ``re.match``, and ``$`` also
-  matches before a final line break, so ``"b1\\n"`` passed ``^[a-z0-9][a-z0-9_-]{0,62}$``.
+- :class:`JsonInteger`, :class:`JsonNumber`, :class:`JsonBoolean`: a JSON body's numbers and booleans as JSON
+  writes them (never ``"5"``, ``0`` for false or ``2.6e-42`` for an integer, which marshmallow's would take).
+- :class:`QueryInteger`: a number in a query string is ASCII digits only (``inputs.parse_int``); marshmallow's
+  take ``"١٢"`` and ``"１２"`` (Python's ``int`` does).
 - :class:`Plain`: text that can be stored and shown (``server.inputs.text_problem``): one line unless
   ``multiline``.
 - :class:`Telemetry`: an object kept as given, but for lone surrogates, replaced by U+FFFD (the rule of
@@ -21,25 +21,53 @@ from dashdesk import wire
 
 from . import inputs
 
-class Integer(fields.Integer):
-    def _validated(self, value: Any) -> int:
-        if isinstance(value, str) and inputs.parse_int(value) is None:
-            raise self.make_error("invalid", input=value)
-        return super()._validated(value)
+
+class JsonInteger(fields.Integer):
+    """An integer in a JSON body: a JSON number with no fraction (``5``, ``5.0``); never a string, a boolean
+    or a number that is not whole (``2.6e-42``), which marshmallow's own ``Integer`` would truncate."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise self.make_error("invalid")
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
-class Float(fields.Float):
-    def _validated(self, value: Any) -> float:
-        if isinstance(value, str) and inputs.parse_decimal(value, high=float("inf")) is None:
-            raise self.make_error("invalid", input=value)
-        return super()._validated(value)
+class JsonNumber(fields.Float):
+    """A number in a JSON body: never a string (``"1.5"``) or a boolean."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
-class Regexp(validate.Regexp):
-    def __call__(self, value: Any) -> Any:
-        if not isinstance(value, str) or self.regex.fullmatch(value) is None:
-            raise ValidationError(self._format_error(value))
+class JsonBoolean(fields.Boolean):
+    """A boolean in a JSON body: ``true`` or ``false``, never ``0``, ``1`` or ``"yes"``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
         return value
+
+
+class QueryInteger(fields.Integer):
+    """A whole number in a query string: ASCII digits only (``inputs.parse_int``: no sign, spaces, ``_`` or other
+    scripts' digits, which Python's ``int()`` would take). Every query number of the API is 0 or more."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        # 19 digits: up to 2**63 - 1, the largest the API takes (an event feed's `after`).
+        number = inputs.parse_int(value, max_digits=19) if isinstance(value, str) else None
+        if number is None:
+            raise self.make_error("invalid")
+        return super()._deserialize(number, attr, data, **kwargs)
+
+
+# A boolean in a query string: true or false, also spelt 1/0, yes/no, on/off, t/f, y/n (`with_tickets=1`).
+QueryBoolean = fields.Boolean
 
 
 class Plain(validate.Validator):

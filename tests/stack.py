@@ -357,11 +357,24 @@ def counted(stack: Stack, devices: list[str]) -> dict[str, int]:
     seen: dict[str, int] = {}
     for device in devices:
         for t in stack.tickets(device_id=device):
-            detail = stack.api("GET", f"/api/v1/tickets/{t['id']}").json()
-            for p in detail["presses"]:
+            presses = ticket_presses(stack, t["id"])
+            for p in presses:
                 seen[p["event_id"]] = seen.get(p["event_id"], 0) + 1
-            assert t["occurrences"] == len([p for p in detail["presses"] if not p["cancelled"]])
+            assert t["occurrences"] == len([p for p in presses if not p["cancelled"]])
     return seen
+
+
+def ticket_presses(stack: Stack, ticket_id: int) -> list[dict[str, Any]]:
+    """Every press of a ticket, oldest first, page by page (``GET /api/v1/tickets/{id}`` answers the newest)."""
+    presses: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"presses_limit": 500, "history_limit": 1}
+    while True:
+        page = stack.api("GET", f"/api/v1/tickets/{ticket_id}", params=params).json()
+        presses[:0] = page["presses"]
+        if page["presses_next"] is None:
+            assert len(presses) == page["presses_total"]
+            return presses
+        params["presses_before"] = page["presses_next"]
 
 
 def kill_bridge_mid_stream(stack: Stack, presser: Presser, devices: list[str], presses: int = 400,

@@ -272,7 +272,7 @@ def test_copy_mapping_through_the_api_and_to_a_whole_site(shop):
 @pytest.mark.parametrize("body,status,says", [
     ({"from": "till-1", "to": ["till-2", "ghost-1"]}, 404, "no device ghost-1"),
     ({"from": "ghost", "to": ["till-2"]}, 404, "no device ghost"),
-    ({"from": "till-1", "to": ["till-1"]}, 400, "leave it out"),
+    ({"from": "till-1", "to": ["till-1"]}, 409, "leave it out"),
     ({"from": "till-1", "to": []}, 400, "Length must be between 1 and 2000"),
     ({"from": "till-1", "to": ["Not An Id"]}, 400, "must match"),
 ])

@@ -137,7 +137,7 @@ def test_a_replacement_in_test_mode_reports_for_real_and_chains_of_replacements_
 
 def test_replace_refuses_what_does_not_fit(shop):
     press(shop, device_id="stray")  # pending, no site
-    cases = [("till-1", {"by": "till-1"}, 400, "cannot replace itself"),
+    cases = [("till-1", {"by": "till-1"}, 409, "cannot replace itself"),
              ("till-1", {"by": "Bad Id"}, 400, "Validation error"),
              ("ghost", {"by": "till-7"}, 404, "no device ghost"),
              ("stray", {"by": "till-7"}, 409, "only an active (or retired) device is replaced")]

@@ -103,9 +103,9 @@ def test_merging_through_the_api_is_refused_with_a_reason(app, client):
     tid = press(client, device="m-1")["ticket"]["id"]
     other = press(client, device="m-2")["ticket"]["id"]
     r = client.patch(f"/api/v1/tickets/{tid}", json={"merged_into": "INC-999999"})
-    assert r.status_code == 422 and "no ticket INC-999999" in r.get_json()["error"]["message"]
+    assert r.status_code == 404 and "no ticket INC-999999" in r.get_json()["error"]["message"]
     r = client.patch(f"/api/v1/tickets/{tid}", json={"merged_into": str(other), "note": "dup"})
-    assert r.status_code == 400 and "alone" in r.get_json()["error"]["message"]
+    assert r.status_code == 409 and "alone" in r.get_json()["error"]["message"]
     assert client.patch(f"/api/v1/tickets/{tid}", json={"merged_into": str(tid)}).status_code == 409
     client.patch(f"/api/v1/tickets/{other}", json={"status": "cancelled"})
     r = client.patch(f"/api/v1/tickets/{tid}", json={"merged_into": str(other)})

@@ -8,7 +8,8 @@ import pytest
 
 from dashdesk import wire
 from server import inputs, rules
-from server.fields import Float, Integer, Regexp, Telemetry
+from server.fields import JsonInteger, JsonNumber, QueryInteger, Telemetry
+from server.schemas import ID
 from marshmallow import ValidationError
 
 NOT_ASCII_DIGITS = ["\u00b9", "\u00b2\u00b3", "\u0661\u0662", "\uff11\uff12", "\u0967", "\U0001d7d9", " 7", "7 ", "+7",
@@ -108,14 +109,16 @@ def test_a_lone_surrogate_outside_telemetry_rejects_the_press(field):
 
 
 def test_the_api_fields_read_numbers_in_ascii_digits_and_match_patterns_whole():
-    assert Integer().deserialize("12") == 12 and Integer().deserialize(12) == 12
-    for text in ("\u0661\u0662", "\uff11\uff12", "\u00b9", " 12", "12\n"):
+    assert QueryInteger().deserialize("12") == 12 and JsonInteger().deserialize(12) == 12
+    for text in ("\u0661\u0662", "\uff11\uff12", "\u00b9", " 12", "12\n", "-1", "+1"):
         with pytest.raises(ValidationError):
-            Integer().deserialize(text)
+            QueryInteger().deserialize(text)
         with pytest.raises(ValidationError):
-            Float().deserialize(text)
-    assert Float().deserialize("0.5") == 0.5
+            JsonInteger().deserialize(text)  # a JSON body's number is never a string
+        with pytest.raises(ValidationError):
+            JsonNumber().deserialize(text)
+    assert JsonNumber().deserialize(0.5) == 0.5
     with pytest.raises(ValidationError):
-        Regexp(wire.ID_PATTERN)("b1\n")
-    assert Regexp(wire.ID_PATTERN)("b1") == "b1"
+        ID("b1\n")
+    assert ID("b1") == "b1"
     assert Telemetry().deserialize({"x": "\ud800"}) == {"x": "\ufffd"}
