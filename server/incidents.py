@@ -137,7 +137,7 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
         result, status = "merged", ticket["status"]
     else:
         ticket = x.first(Q.resolved_ticket, {"scope": scope, "category_id": category["id"]})
-        followed = _merged_target(x, scope, category["id"], ticket, row.test)
+        followed = _merged_target(x, scope, category["id"], row.test)
         if followed is not None:
             ticket = own = followed
         window_s = rules.reopen_window_s(own["reopen_window_min"], settings.reopen_window_s)
@@ -147,7 +147,8 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
                                                                                    window_s):
             result, status = "reopened", "new"
         else:
-            ticket, result, status = None, "created", "new"
+            # A new ticket of the press's own category (not of a followed merge's target: see own above).
+            ticket, own, result, status = None, category, "created", "new"
 
     telemetry = p.telemetry or None
     changes = None
@@ -185,19 +186,20 @@ def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Setti
 MAX_MERGE_HOPS = 16
 
 
-def _merged_target(x: Statements | Runner, scope: str, category_id: int, resolved: dict[str, Any] | None,
-                   test: bool) -> dict[str, Any] | None:
+def _merged_target(x: Statements | Runner, scope: str, category_id: int, test: bool) -> dict[str, Any] | None:
     """Where presses of ``scope`` and category go once an agent merged its ticket into another one.
 
     Asked only when the scope has no open ticket of the category. Its latest merged ticket (none in almost
     every scope: one look-up in the small partial index ix_tickets_merged) leads to the ticket it was merged
     into, following merges of that one too: that ticket takes the press while it is open or resolved (the
-    press merges or reopens as it would have with the merged ticket), unless the scope has a resolved
-    ticket of its own newer than the merged one (``resolved``). The ticket's row with its category's
-    ``slug``, ``sla`` and ``reopen_window_min``, or None.
+    press merges or reopens as it would have with the merged ticket), unless the scope has had a ticket of
+    its own since the merged one (of any status: once the shop's presses made a ticket of their own, the old
+    merge no longer speaks for them). The ticket's row with its category's ``slug``, ``sla`` and
+    ``reopen_window_min``, or None.
     """
     merged = x.first(Q.merged_ticket, {"scope": scope, "category_id": category_id})
-    if merged is None or resolved is not None and resolved["id"] > merged["id"]:
+    if merged is None or x.first(Q.ticket_since, {"scope": scope, "category_id": category_id,
+                                                  "id": merged["id"]}) is not None:
         return None
     target_id = merged["merged_into_id"]
     for _ in range(MAX_MERGE_HOPS):
@@ -339,6 +341,9 @@ class Q:
     merged_ticket = select_sql("SELECT id, merged_into_id FROM tickets WHERE scope = :scope AND category_id = "
                                ":category_id AND merged_into_id IS NOT NULL ORDER BY id DESC LIMIT 1",
                                "id merged_into_id")
+    # Whether the scope has a ticket of the category newer than the one given (asked only where a merge was).
+    ticket_since = select_sql("SELECT id FROM tickets WHERE scope = :scope AND category_id = :category_id "
+                              "AND id > :id LIMIT 1", "id")
     # A ticket merged into: its row, where it was merged on to, and its category's rules.
     merge_target = select_sql(f"SELECT {', '.join('t.' + k for k in _TICKET.split())}, t.merged_into_id, t.is_test, "
                               "c.slug, c.sla, c.reopen_window_min FROM tickets t JOIN categories c "

@@ -85,6 +85,37 @@ def test_the_scopes_own_newer_resolved_ticket_wins_over_an_older_merge(app, clie
     assert (answer["result"], answer["ticket"]["id"]) == ("reopened", own)
 
 
+def test_a_ticket_of_the_scopes_own_since_the_merge_ends_it_whatever_became_of_that_ticket(app, client):
+    place(client, "n-3", "n3", b1="printer")
+    place(client, "s-3", "s3", b1="printer")
+    old = press(client, device="n-3")["ticket"]["id"]
+    target = press(client, device="s-3")["ticket"]["id"]
+    merge(client, old, target)
+    client.patch(f"/api/v1/tickets/{target}", json={"status": "resolved"})
+    with app.extensions["dashdesk"].db.write() as s:
+        s.execute(update(Ticket).where(Ticket.id == target).values(resolved_at=wire.utcnow() - timedelta(hours=2)))
+    own = press(client, device="n-3")["ticket"]["id"]
+    assert client.patch(f"/api/v1/tickets/{own}", json={"status": "closed"}).status_code == 200
+    client.patch(f"/api/v1/tickets/{target}", json={"status": "in_progress"})  # an agent reopens the target
+    answer = press(client, device="n-3")
+    assert answer["result"] == "created" and answer["ticket"]["id"] not in (old, target, own)
+
+
+def test_a_press_that_follows_a_merge_too_late_makes_a_ticket_of_its_own_category_and_says_so(app, client):
+    place(client, "p-1", "p", b1="printer")
+    place(client, "t-1", "t", b1="till")
+    source = press(client, device="p-1")["ticket"]["id"]
+    target = press(client, device="t-1")["ticket"]["id"]
+    merge(client, source, target)
+    client.patch(f"/api/v1/tickets/{target}", json={"status": "resolved"})
+    with app.extensions["dashdesk"].db.write() as s:
+        s.execute(update(Ticket).where(Ticket.id == target).values(resolved_at=wire.utcnow() - timedelta(hours=2)))
+    answer = press(client, device="p-1")
+    assert answer["result"] == "created" and answer["ticket"]["id"] not in (source, target)
+    # the ack, the stored answer a replay gets and the ticket agree: a printer ticket
+    assert answer["ticket"]["category"] == ticket(client, answer["ticket"]["id"])["category"] == "printer"
+
+
 def test_a_merge_that_happened_long_ago_is_not_followed_past_the_reopen_window(app, client):
     place(client, "n-2", "n2", b1="printer")
     place(client, "s-2", "s2", b1="printer")
