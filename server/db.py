@@ -29,6 +29,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # SQLite's busy loop): with the busy timeout, at most 8 s in all, less than the bridge's 10 s read timeout.
 WRITE_QUEUE_WAIT_S = 3.0
 _WRITE = "dashdesk_write"
+# A write that would rather not happen than wait (``Database.write(wait=False)``).
+_NO_WAIT = "dashdesk_no_wait"
 
 
 class DatabaseBusy(Exception):
@@ -69,7 +71,16 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+        options = conn.get_execution_options()
+        if not options.get(_NO_WAIT):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
+            return
+        # Only BEGIN IMMEDIATE waits for another process's lock: not at all for this one.
+        conn.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
     return engine
 
@@ -93,16 +104,20 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, wait: bool = True) -> Iterator[Session]:
         """A session whose transaction takes the write lock at once and commits on exit; ``DatabaseBusy`` if
-        the lock stays taken (by another process) past WRITE_QUEUE_WAIT_S and SQLITE_BUSY_TIMEOUT_MS."""
-        if not self._write_lock.acquire(timeout=WRITE_QUEUE_WAIT_S):
-            raise DatabaseBusy(f"the database is busy: this write waited {WRITE_QUEUE_WAIT_S:g} s behind the "
-                               f"server's other writes")
+        the lock stays taken (by another process) past WRITE_QUEUE_WAIT_S and SQLITE_BUSY_TIMEOUT_MS.
+
+        ``wait=False``: for a write that may as well not happen (bookkeeping on a read, say): ``DatabaseBusy`` at
+        once if another thread or process is writing."""
+        if not (self._write_lock.acquire(timeout=WRITE_QUEUE_WAIT_S) if wait else self._write_lock.acquire(False)):
+            raise DatabaseBusy(f"the database is busy: this write waited {WRITE_QUEUE_WAIT_S if wait else 0:g} s "
+                               f"behind the server's other writes")
         try:
             with self._sessions() as session:
                 try:
-                    session.connection(execution_options={_WRITE: True})
+                    options = {_WRITE: True} if wait else {_WRITE: True, _NO_WAIT: True}
+                    session.connection(execution_options=options)
                 except OperationalError as exc:
                     if not _is_busy(exc):
                         raise
@@ -120,7 +135,7 @@ class Database:
 class _NoLock:
     """A database with writers of its own (PostgreSQL) needs no queue of ours."""
 
-    def acquire(self, timeout: float = -1) -> bool:
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         return True
 
     def release(self) -> None:

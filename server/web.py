@@ -36,6 +36,7 @@ from wtforms.validators import DataRequired, Length
 from dashdesk import wire
 
 from . import inputs, rules, tickets, users, web_sessions
+from .db import DatabaseBusy
 from . import sites as sites_mod
 from .models import OPEN_STATUSES, QUEUE_WHERE, QUEUE_WHERE_PG, Category, Device, Event, Press, Site, Ticket, User
 
@@ -101,8 +102,12 @@ def _load_user(key: str) -> WebUser | None:
     if found is None:
         return None
     if web_sessions.needs_seen(found, now):
-        with db.write() as s:
-            web_sessions.seen(s, found.session_id, now)
+        # Bookkeeping for the admins' list of sessions: never worth a page waiting for another writer.
+        try:
+            with db.write(wait=False) as s:
+                web_sessions.seen(s, found.session_id, now)
+        except DatabaseBusy:
+            pass  # the next request of this session tries again
     return WebUser(found.user_id, found.username, found.role, key, found.session_id)
 
 

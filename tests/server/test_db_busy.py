@@ -53,3 +53,27 @@ def test_writes_give_up_on_a_lock_another_process_holds_and_work_once_it_goes(da
     write()
     with d.read() as s:
         assert s.execute(text("SELECT count(*) FROM t")).scalar() == 1
+
+
+def test_a_write_that_need_not_happen_gives_up_at_once_and_leaves_the_connection_as_it_was(database):
+    d, path = database
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with pytest.raises(DatabaseBusy):
+        with d.write(wait=False) as s:
+            s.execute(text("INSERT INTO t VALUES (1)"))
+    assert time.monotonic() - started < 0.1  # not the busy timeout (0.3 s here)
+    other.execute("ROLLBACK")
+    other.close()
+    # another thread of this process writing: at once too
+    with d.write():
+        with pytest.raises(DatabaseBusy):
+            with d.write(wait=False):
+                pass
+    with d.write(wait=False) as s:
+        s.execute(text("INSERT INTO t VALUES (2)"))
+    with d.read() as s:
+        assert s.execute(text("SELECT x FROM t")).scalars().all() == [2]
+        # the pooled connection waits for other writers again as every writer does
+        assert s.execute(text("PRAGMA busy_timeout")).scalar() == dbmod.SQLITE_BUSY_TIMEOUT_MS

@@ -174,6 +174,33 @@ def test_the_last_seen_time_is_written_at_most_every_few_minutes(app, ann):
     assert rows(app)[0].last_seen_at > row.last_seen_at
 
 
+def test_a_page_does_not_wait_for_another_writer_to_note_that_its_session_was_seen(app, ann):
+    """The last-seen time is bookkeeping: with the database's write lock held by another process, a page that is
+    due to write it answers at once without it (it waited for the lock, then answered 503, before)."""
+    import sqlite3
+
+    from server import web_sessions
+
+    db = app.extensions["dashdesk"].db
+    (row,) = rows(app)
+    old = row.last_seen_at - web_sessions.SEEN_EVERY
+    with db.write() as s:
+        s.execute(update(WebSession).values(last_seen_at=old))
+    other = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        r = ann.c.get("/")
+        took = time.monotonic() - started
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert r.status_code == 200 and took < 2.0, (r.status_code, took)
+    assert rows(app)[0].last_seen_at == old  # not written this time; the next request will
+    ann.c.get("/")
+    assert rows(app)[0].last_seen_at > old
+
+
 @pytest.fixture
 def long_stream_app(tmp_path, monkeypatch):
     """A server whose live-update streams last 60 s, as by default: longer than any test waits."""
