@@ -86,8 +86,8 @@ def _one_process(workers: int | None) -> int | None:
     if workers is not None and workers != 1:
         raise click.BadParameter(
             f"{workers}: the server runs as one process (its threads answer requests, --threads); "
-            "for more processes run several `dashdesk server --http-port PORT` behind a proxy, "
-            "see docs/production.md")
+            "on SQLite that is all there is (one server per database), with PostgreSQL run several "
+            "`dashdesk server --http-port PORT` behind a proxy, see docs/production.md")
     return workers
 
 
@@ -96,7 +96,8 @@ def _one_process(workers: int | None) -> int | None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", type=int, default=None, callback=lambda _ctx, _param, n: _one_process(n),
               help="Processes: only 1 (one process serves with --threads; SQLite's writes queue on one lock "
-                   "anyway). For more, run several servers behind a proxy (docs/production.md).")
+                   "anyway; one server per SQLite database). With PostgreSQL, run several servers behind a proxy "
+                   "(docs/production.md).")
 @click.option("--threads", type=click.IntRange(min=2, max=256), default=32, show_default=True,
               help="Threads answering requests; each open desk page holds one for its live updates (up to half "
                    "of them). Slow or idle clients hold none.")

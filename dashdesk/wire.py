@@ -134,19 +134,20 @@ def replace_lone_surrogates(value: Any) -> Any:
     >>> replace_lone_surrogates({"x\\ud800": ["ok", "a\\udc00b", 1]})
     {'x\ufffd': ['ok', 'a\ufffdb', 1]}
     """
-    return _replaced(value) if _has_lone_surrogate(value) else value
+    return _replaced(value) if has_lone_surrogate(value) else value
 
 
-def _has_lone_surrogate(value: Any) -> bool:
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether ``value`` (a string, or parsed JSON) holds a lone surrogate in a string or a key."""
     if type(value) is str:
         return not value.isascii() and LONE_SURROGATE.search(value) is not None
     if type(value) is dict:
         for k, v in value.items():
-            if type(k) is str and not k.isascii() and LONE_SURROGATE.search(k) or _has_lone_surrogate(v):
+            if type(k) is str and not k.isascii() and LONE_SURROGATE.search(k) or has_lone_surrogate(v):
                 return True
     elif type(value) is list:
         for v in value:
-            if _has_lone_surrogate(v):
+            if has_lone_surrogate(v):
                 return True
     return False
 

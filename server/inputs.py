@@ -32,13 +32,14 @@ import re
 import unicodedata
 from typing import Any, Callable
 
+from dashdesk import wire
+
 # Past 18 digits a number may not fit a 64-bit integer; nothing a request counts comes near.
 MAX_DIGITS = 18
 INT64_MAX = 2**63 - 1
 # A decimal number (hours of validity, say): digits, an optional fraction.
 _DECIMAL = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?|\.[0-9]{1,9}")
 
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # One line of text: no C0 control (tab and line breaks included), DEL, C1 control, line or paragraph separator.
 _NOT_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Several lines: tab, line feed and carriage return are fine; other controls are not.
@@ -115,7 +116,7 @@ def text_problem(value: str, *, multiline: bool = False, max_len: int | None = N
         if max_len is not None and len(value) > max_len:
             return f"is {len(value)} characters long; at most {max_len}"
         return None
-    surrogate = LONE_SURROGATE.search(value)
+    surrogate = wire.LONE_SURROGATE.search(value)
     if surrogate is not None:
         return f"contains a lone surrogate (U+{ord(surrogate.group()):04X}): it is not Unicode text"
     bad = (_NOT_IN_TEXT if multiline else _NOT_IN_A_LINE).search(value)
@@ -181,10 +182,6 @@ def may_hold_lone_surrogate(body: bytes) -> bool:
     return _SURROGATE_IN_JSON.search(body) is not None
 
 
-def has_lone_surrogate(value: str) -> bool:
-    return not value.isascii() and LONE_SURROGATE.search(value) is not None
-
-
 # ------------------------------------------------------------------ JSON documents
 
 
@@ -204,11 +201,11 @@ def lone_surrogate_at(data: Any, skip: Callable[[Path], bool] = lambda path: Fal
         if path and skip(path):
             continue
         if isinstance(value, str):
-            if has_lone_surrogate(value):
+            if wire.has_lone_surrogate(value):
                 return path
         elif isinstance(value, dict):
             for k in value:
-                if has_lone_surrogate(k) and not skip(path + (k,)):
+                if wire.has_lone_surrogate(k) and not skip(path + (k,)):
                     return path + (k,)
             stack.extend((path + (k,), v) for k, v in reversed(list(value.items())))
         elif isinstance(value, list):

@@ -21,6 +21,8 @@ from flask import Flask, Response, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import inputs
+
 # Every HTML page but the phone app's. img-src data:: the API docs' stylesheet draws its icons with data: URLs.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
@@ -44,13 +46,9 @@ def proxy_count(value: Any) -> int:
     """``[server] proxy_fix``: how many proxies in front of the server to trust (0: none)."""
     if isinstance(value, bool):
         return int(value)
-    try:
-        count = int(str(value if value is not None else 0).strip() or 0)
-    except ValueError:
-        raise ValueError(f"[server] proxy_fix must be a number of proxies (0: none), not {str(value)[:40]!r}") \
-            from None
-    if not 0 <= count <= 10:
-        raise ValueError(f"[server] proxy_fix must be 0 to 10 proxies, not {count}")
+    count = inputs.parse_int(str(value if value is not None else 0).strip() or "0", high=10)
+    if count is None:
+        raise ValueError(f"[server] proxy_fix must be a number of proxies, 0 (none) to 10, not {str(value)[:40]!r}")
     return count
 
 

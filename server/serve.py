@@ -29,6 +29,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import BadRequest, Error, RequestHeaderFieldsTooLarge
 
+from . import inputs
 from .app import error_code
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,24 @@ class Limits:
 
     @classmethod
     def from_config(cls, server_cfg: dict[str, Any]) -> "Limits":
-        return cls(header_timeout_s=float(server_cfg.get("header_timeout_s", HEADER_TIMEOUT_S)),
-                   body_timeout_s=float(server_cfg.get("body_timeout_s", BODY_TIMEOUT_S)),
-                   idle_timeout_s=float(server_cfg.get("idle_timeout_s", IDLE_TIMEOUT_S)),
-                   connection_limit=int(server_cfg.get("connection_limit", CONNECTION_LIMIT)))
+        """The ``[server]`` settings; ``ValueError`` naming the one that is no number of seconds (0.1 s to a day:
+        never ``nan`` or ``inf``, which would turn a deadline off) or of connections."""
+
+        def seconds(key: str, default: float) -> float:
+            value = server_cfg.get(key, default)
+            parsed = inputs.parse_decimal(str(value).strip(), low=0.1, high=86400.0)
+            if parsed is None:
+                raise ValueError(f"[server] {key} must be a number of seconds from 0.1 to 86400, not "
+                                 f"{str(value)[:40]!r}")
+            return parsed
+
+        value = server_cfg.get("connection_limit", CONNECTION_LIMIT)
+        connections = inputs.parse_int(str(value).strip(), low=10, high=1_000_000)
+        if connections is None:
+            raise ValueError(f"[server] connection_limit must be a number from 10 to 1000000, not {str(value)[:40]!r}")
+        return cls(header_timeout_s=seconds("header_timeout_s", HEADER_TIMEOUT_S),
+                   body_timeout_s=seconds("body_timeout_s", BODY_TIMEOUT_S),
+                   idle_timeout_s=seconds("idle_timeout_s", IDLE_TIMEOUT_S), connection_limit=connections)
 
 
 def stream_slots(threads: int, configured: int) -> int:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from . import inputs
 from .models import User, WebSession
 
 # A session's last_seen_at is written at most this often: one write per page request would cost
@@ -52,7 +53,7 @@ def start(s: Session, user_id: int, lifetime: timedelta, now: datetime, user_age
     s.execute(delete(WebSession).where(WebSession.expires_at <= now))
     key = secrets.token_urlsafe(32)
     row = WebSession(key_hash=key_hash(key), user_id=user_id, created_at=now, expires_at=now + lifetime,
-                     last_seen_at=now, user_agent=(user_agent or "")[:MAX_USER_AGENT])
+                     last_seen_at=now, user_agent=inputs.without_controls(user_agent or "")[:MAX_USER_AGENT])
     s.add(row)
     s.flush()
     return key, row.id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import requests
 from click.testing import CliRunner
 
@@ -72,3 +73,16 @@ def test_forwarded_headers_reach_the_app_whose_proxy_fix_decides_whom_to_trust()
     assert r.status_code == 200 and not loop.is_alive()
     assert seen == {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_FOR": "10.1.2.3",
                     "HTTP_X_FORWARDED_HOST": "desk.example"}
+
+
+@pytest.mark.parametrize("setting", [{"header_timeout_s": "nan"}, {"body_timeout_s": "inf"}, {"idle_timeout_s": 0},
+                                     {"idle_timeout_s": "-1"}, {"connection_limit": "\uff11\uff10\uff10"},
+                                     {"connection_limit": "1e3"}])
+def test_a_setting_that_would_turn_a_deadline_off_or_is_no_number_is_refused_with_its_name(setting):
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        Limits.from_config(setting)
+
+
+def test_the_settings_take_numbers_as_toml_and_the_environment_give_them():
+    limits = Limits.from_config({"header_timeout_s": "2.5", "idle_timeout_s": 3, "connection_limit": "500"})
+    assert (limits.header_timeout_s, limits.idle_timeout_s, limits.connection_limit) == (2.5, 3.0, 500)

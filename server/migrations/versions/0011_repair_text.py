@@ -1,7 +1,7 @@
 """repair text: lone surrogates kept in JSON columns become U+FFFD, so that the pages showing them render again
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07 18:00:00
 
 Data only: no table is copied or changed. Before dashdesk refused them, a lone surrogate (JSON's ``"\\ud800"``

@@ -2,7 +2,7 @@
 a change of role) ends it at once
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-07 10:00:00
 
 Only a new table: no existing table is copied or changed. Sessions signed in before it

@@ -1,7 +1,7 @@
 """merges hold, double presses withdraw their button's report: two indexes, and no resolved_at that a merge set
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-08 11:00:00
 
 A press whose dedup scope has no open ticket follows the scope's latest merged ticket to the ticket
