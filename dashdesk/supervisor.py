@@ -457,6 +457,24 @@ class Supervisor:
             raise DataDirInUse(f"{self.data_dir} is in use by the parts of an earlier `dashdesk up`, still running "
                                f"after {PARTS_STOP_WAIT_S:g} s ({_parts_said(busy.holder)}): stop them first") from None
         self._note_parts()
+        self._check_no_part_runs_alone()
+
+    def _check_no_part_runs_alone(self) -> None:
+        """``DataDirInUse`` if a `dashdesk server` or `dashdesk bridge` started by hand runs on this data (its
+        database, its outbox): found before `up` migrates the database or starts anything, not when its own
+        server or bridge fails to start."""
+        from server.app import database_url
+
+        database = datalock.sqlite_file(database_url(self.cfg))
+        guarded = [("server", database, f"the database {database}")] if database else []
+        outbox = self.data_dir / "bridge-outbox.sqlite3"
+        guarded.append(("bridge", outbox, f"the bridge's outbox {outbox}"))
+        for role, resource, what in guarded:
+            try:
+                datalock.acquire(datalock.lock_path(resource, role), what).release()
+            except datalock.Busy as busy:
+                self._release_data_dir()
+                raise DataDirInUse(f"{busy}: a `dashdesk {role}` runs on it; stop that one first") from None
 
     def _note_parts(self) -> None:
         """Write this `up`'s pid and its parts' in DIR/up-parts.lock (what an `up` waiting for them names)."""

@@ -278,3 +278,35 @@ def test_server_and_bridge_refuse_the_data_of_a_running_up(tmp_path, reaper):
         assert pressed(up)["result"] == "created"
     finally:
         assert up.stop() == 0
+
+
+def test_up_refuses_the_data_of_a_server_started_by_hand_before_it_touches_anything(tmp_path, reaper):
+    """Found before `up` migrates the database, seeds it or starts its broker: not when its own server fails."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHDESK_")}
+    env["DASHDESK_CONFIG"] = str(tmp_path / "none.toml")
+    port = free_port()
+    server = subprocess.Popen(PYTHON + ["server", "--http-port", str(port), "--data-dir", str(data)], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reaper.update({server.pid: (os.getpid(), "dashdesk server")})
+    try:
+        import requests
+
+        def healthy() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(healthy, timeout=60, what="the server started by hand")
+        mqtt_port = free_port()
+        up, took = _refused(PYTHON + ["up", "--ws-port", "0", "--http-port", str(free_port()), "--mqtt-port",
+                                      str(mqtt_port), "--data-dir", str(data)], env, reaper)
+        assert up.returncode != 0
+        assert f"pid {server.pid}" in up.stderr.decode() and "dashdesk server" in up.stderr.decode(), up.stderr
+        assert took < 10, took
+        assert not (data / "mosquitto.conf").exists() and not (data / "bridge.token").exists()
+        assert healthy() and server.poll() is None  # the one started by hand goes on
+    finally:
+        server.terminate()
+        server.wait(30)
