@@ -52,17 +52,20 @@ def repaired(value: Any) -> Any:
 def upgrade() -> None:
     conn = op.get_bind()
     for table, columns in JSON_COLUMNS.items():
-        for column in columns:
-            text = sa.cast(sa.column(column), sa.Text)
-            # Only rows whose JSON text has an escape \ud... (a surrogate, alone or in a pair) are read. ESCAPE '!':
-            # the backslash is literal on every database.
-            found = conn.execute(sa.select(sa.column("id"), text).select_from(sa.table(table))
-                                 .where(sa.func.lower(text).like("%\\ud%", escape="!"))).all()
-            target = sa.table(table, sa.column("id"), sa.column(column, sa.JSON))
-            for row_id, stored in found:
-                value = json.loads(stored)
-                if LONE_SURROGATE.search(json.dumps(value, ensure_ascii=False)):
-                    conn.execute(target.update().where(target.c.id == row_id).values({column: repaired(value)}))
+        texts = [sa.cast(sa.column(column), sa.Text) for column in columns]
+        # One pass over each table: only rows whose JSON text has an escape \ud... (a surrogate, alone or in a
+        # pair) in some column are read. ESCAPE '!': the backslash is literal on every database.
+        found = conn.execute(sa.select(sa.column("id"), *texts).select_from(sa.table(table))
+                             .where(sa.or_(*(sa.func.lower(t).like("%\\ud%", escape="!") for t in texts)))).all()
+        target = sa.table(table, sa.column("id"), *(sa.column(column, sa.JSON) for column in columns))
+        for row_id, *stored in found:
+            changes = {}
+            for column, text in zip(columns, stored):
+                value = json.loads(text) if text is not None else None
+                if value is not None and LONE_SURROGATE.search(json.dumps(value, ensure_ascii=False)):
+                    changes[column] = repaired(value)
+            if changes:
+                conn.execute(target.update().where(target.c.id == row_id).values(changes))
 
 
 def downgrade() -> None:
