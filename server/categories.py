@@ -19,9 +19,11 @@ from .models import DEDUP_SCOPES, Category
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 # White space as Python's str.strip() and as JSON Schema's (ECMAScript's) \s see it, spelt out: the two differ.
 SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# Control characters, which no text takes (``server.inputs.text_problem``).
+CONTROLS = r"\x00-\x1f\x7f-\x9f"
 # A user name (as ``dashdesk user create`` takes it) or an e-mail address.
 RECIPIENT = re.compile(rf"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{{0,99}}"
-                       rf"|[^@{SPACE},;]{{1,64}}@[^@{SPACE},;]+\.[^@{SPACE},;]+)$")
+                       rf"|[^@{SPACE}{CONTROLS},;]{{1,64}}@[^@{SPACE}{CONTROLS},;]+\.[^@{SPACE}{CONTROLS},;]+)$")
 MAX_RECIPIENTS = 50
 MAX_MINUTES = 10**6
 MAX_REOPEN_MIN = 60 * 24 * 365

@@ -512,7 +512,7 @@ class EnrolmentList(Schema):
 
 
 class EnrolmentQuery(schemas.Query):
-    site = String(validate=Length(1, 64))
+    site = String(validate=[Length(1, 64), schemas.Plain()])
     state = String(validate=OneOf(STATES))
 
 

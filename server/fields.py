@@ -70,14 +70,36 @@ class QueryInteger(fields.Integer):
 QueryBoolean = fields.Boolean
 
 
-class Plain(validate.Validator):
-    def __init__(self, multiline: bool = False):
-        self.multiline = multiline
+# Characters no text field takes (``inputs.text_problem``), as a JSON Schema character class: C0 controls, DEL,
+# C1 controls, line and paragraph separators; text of several lines takes tab, line feed and carriage return.
+_NOT_IN_A_LINE = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_NOT_IN_TEXT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
+# White space, as "blank" means it (``server.categories.SPACE``, Python's str.isspace()).
+_SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+class Plain(validate.Regexp):
+    """Text that can be stored and shown (``server.inputs.text_problem``): one line unless ``multiline``; with
+    ``blank=False`` not blank either (``empty_ok``: but for ""). The rule goes into the OpenAPI document as the
+    field's ``pattern``, so that API users (and schemathesis) know it; lone surrogates, which no JSON Schema
+    pattern can name, and more than 30 combining marks in a row are refused too, as its description says."""
+
+    def __init__(self, multiline: bool = False, *, blank: bool = True, empty_ok: bool = False):
+        self.multiline, self.blank = multiline, blank
+        bad = _NOT_IN_TEXT if multiline else _NOT_IN_A_LINE
+        pattern = f"^[^{bad}]*$" if blank else f"^[^{bad}]*[^{bad}{_SPACE}][^{bad}]*$"
+        if empty_ok and not blank:
+            pattern = f"^$|{pattern}"
+        super().__init__(pattern)
 
     def __call__(self, value: Any) -> Any:
-        problem = inputs.text_problem(value, multiline=self.multiline) if isinstance(value, str) else None
+        if not isinstance(value, str):
+            return value
+        problem = inputs.text_problem(value, multiline=self.multiline)
         if problem:
             raise ValidationError(problem[0].upper() + problem[1:] + ".")
+        if self.regex.search(value) is None:  # only blank text is left to fail it
+            raise ValidationError("must not be blank")
         return value
 
 

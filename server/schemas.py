@@ -222,7 +222,7 @@ STATUS_LIST = _pattern(rf"^ *{_STATUS_WORD} *(?:, *{_STATUS_WORD} *)*$",
 class TicketQuery(Query):
     status = String(validate=STATUS_LIST, metadata={"description": "a status, a comma-separated list, or `open`"})
     category = String(validate=ID)
-    site = String(validate=Length(max=64))
+    site = String(validate=[Length(max=64), Plain()])
     device_id = String(validate=ID)
     priority = QueryInteger(validate=Range(1, 4))
     cursor = String(validate=CURSOR)
@@ -278,12 +278,12 @@ CATEGORY_NAME = Length(1, 200)
 class CategoryPatch(Strict):
     """A category's fields to change (``PATCH``): only those given change; ``{}`` changes nothing."""
 
-    name = String(validate=[CATEGORY_NAME, NOT_BLANK])
-    icon = String(validate=Length(max=32))
+    name = String(validate=[CATEGORY_NAME, Plain(blank=False)])
+    icon = String(validate=[Length(max=32), Plain()])
     priority = JsonInteger(validate=Range(1, 4))
     sla = Nested(SlaTargets, metadata=SLA_TARGETS)
     labels = Dict(keys=String(validate=_pattern(LANGUAGE.pattern, "a language code (en, pl, pt-BR)")),
-                  values=String(allow_none=True, validate=Length(max=200)), metadata=LABELS)
+                  values=String(allow_none=True, validate=[Length(max=200), Plain()]), metadata=LABELS)
     dedup_scope = String(validate=OneOf(DEDUP_SCOPES), metadata=DEDUP)
     reopen_window_min = JsonInteger(allow_none=True, validate=Range(0, 60 * 24 * 365), metadata=REOPEN)
     notify = List(String(validate=[Length(1, 200), _pattern(RECIPIENT.pattern, "a user name or an e-mail address")]),
@@ -295,8 +295,8 @@ class CategoryIn(CategoryPatch):
     and what a new category has unless given."""
 
     slug = String(required=True, validate=ID)
-    name = String(required=True, validate=[CATEGORY_NAME, NOT_BLANK])
-    icon = String(load_default="", validate=Length(max=32))
+    name = String(required=True, validate=[CATEGORY_NAME, Plain(blank=False)])
+    icon = String(load_default="", validate=[Length(max=32), Plain()])
     priority = JsonInteger(load_default=3, validate=Range(1, 4))
     sla = Nested(SlaTargets, load_default=None, allow_none=True, metadata=SLA_TARGETS)
 
@@ -328,7 +328,7 @@ class ButtonOut(Schema):
 # A device's site: a site code (in any case; the site is made if unknown), or "" (or null) for no site.
 SITE_OR_NONE = _pattern("^$|" + SITE_CODE_PATTERN, "a site code (1-64 letters, digits and . _ -), or empty for none")
 # The name of the site a device's `site` makes: blank is not a name.
-SITE_NAME_OR_NONE = _pattern(f"^$|[^{SPACE}]", "a name (not blank), or empty")
+SITE_NAME_OR_NONE = Plain(blank=False, empty_ok=True)
 DEVICE_SITE = {"description": "the site's code, in any case (a site dashdesk does not know is made, named "
                               "`site_name`, else its code); empty or null: no site"}
 
@@ -397,7 +397,7 @@ class ButtonIn(Strict):
 
 class DeviceQuery(Query):
     status = String(validate=OneOf(DEVICE_STATUSES))
-    site = String(validate=Length(max=64))
+    site = String(validate=[Length(max=64), Plain()])
     broker_account = QueryBoolean(metadata={"description": "`false`: only devices without a broker account (or whose "
                                                       "account is not known yet), `true`: only those with one"})
 
@@ -535,7 +535,7 @@ class TokenList(Schema):
 
 
 class TokenIn(Strict):
-    name = String(required=True, validate=[Length(1, 100), NOT_BLANK, Plain()])
+    name = String(required=True, validate=[Length(1, 100), Plain(blank=False)])
     role = String(load_default="admin", validate=OneOf(["admin", "bridge"]))
 
 
@@ -559,7 +559,7 @@ class CopyMappingOut(Schema):
     devices = List(String())
 
 
-SITE_NAME = [Length(1, 200), NOT_BLANK]
+SITE_NAME = [Length(1, 200), Plain(blank=False)]
 SITE_CODE_DOC = {"description": "letters, digits and . _ - in any case (kept in lower case); another site's code "
                                 "is 409"}
 # An IANA time zone name: the server checks it against its list of zones (422 for one it does not know).
@@ -605,12 +605,12 @@ class SitePatch(Strict):
 
     code = String(validate=SITE_CODE, metadata=SITE_CODE_DOC)
     name = String(validate=SITE_NAME)
-    address = String(validate=Length(max=1000))
+    address = String(validate=[Length(max=1000), Plain(multiline=True)])
     timezone = String(validate=TIME_ZONE, metadata={
         "description": "an IANA time zone, e.g. Europe/Warsaw (422 for one the server does not know); empty: UTC",
         "format": "iana-time-zone"})
     hours = Hours(allow_none=True, metadata=HOURS_DOC)
-    contact = String(validate=Length(max=300))
+    contact = String(validate=[Length(max=300), Plain()])
 
 
 class SiteIn(SitePatch):
@@ -637,8 +637,8 @@ class SitePage(Schema):
 
 
 class SiteQuery(Query):
-    q = String(validate=Length(max=100), metadata={"description": "part of the code, name or address"})
-    cursor = String(validate=Length(max=64))
+    q = String(validate=[Length(max=100), Plain()], metadata={"description": "part of the code, name or address"})
+    cursor = String(validate=[Length(max=64), Plain()])
     limit = QueryInteger(load_default=100, validate=Range(1, 1000))
 
 
@@ -664,8 +664,8 @@ class AuditPage(Schema):
 
 
 class AuditQuery(Query):
-    actor = String(validate=Length(max=120))
-    target = String(validate=Length(max=200), metadata={"description": "a target or its start, e.g. `site:`"})
+    actor = String(validate=[Length(max=120), Plain()])
+    target = String(validate=[Length(max=200), Plain()], metadata={"description": "a target or its start, e.g. `site:`"})
     cursor = String(validate=CURSOR)
     limit = QueryInteger(load_default=100, validate=Range(1, 500))
 
