@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, joinedload
 from dashdesk import wire
 
 from . import audit, devices, inputs, schemas, sites
+from .fields import JsonNumber, Plain
 from .auth import auth
 from .models import ButtonMapping, Category, Device, Enrolment, Site
 
@@ -480,7 +481,7 @@ class EnrolmentIn(schemas.Strict):
     source_device = String(load_default=None, allow_none=True, validate=schemas.DEVICE_OR_NONE,
                            metadata={"description": "the device whose buttons the phone gets; null or empty: one "
                                                     "button per category"})
-    expires_in_h = schemas.JsonNumber(load_default=None, allow_none=True,
+    expires_in_h = JsonNumber(load_default=None, allow_none=True,
                                       validate=Range(min=0, max=MAX_EXPIRY_H, min_inclusive=False),
                                       metadata={"exclusiveMinimum": 0, "description": "hours the link works"})
 
@@ -512,7 +513,7 @@ class EnrolmentList(Schema):
 
 
 class EnrolmentQuery(schemas.Query):
-    site = String(validate=[Length(1, 64), schemas.Plain()])
+    site = String(validate=[Length(1, 64), Plain()])
     state = String(validate=OneOf(STATES))
 
 

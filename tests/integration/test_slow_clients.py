@@ -25,7 +25,7 @@ import pytest
 import requests
 import urllib3
 
-from tests.stack import ADMIN_PASSWORD, ADMIN_TOKEN, Presser, Stack
+from tests.stack import ADMIN_PASSWORD, ADMIN_TOKEN, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +50,6 @@ def stack(tmp_path_factory):
     }).start()
     yield s
     s.stop()
-
-
-@pytest.fixture
-def presser(stack):
-    p = Presser(stack.broker.url)
-    yield p
-    p.close()
 
 
 class Crowd:
@@ -207,15 +200,17 @@ def _read_until_closed(sock: socket.socket, limit_s: float) -> tuple[float, byte
     return time.monotonic() - start, got
 
 
-def _slow_headers(port: int) -> tuple[float, bytes]:
+def _trickle(port: int, head: bytes, drip: bytes, within_s: float) -> tuple[float, bytes]:
+    """Send ``head``, then ``drip`` about once a second, reading what the server answers, until it closes the
+    connection or ``within_s`` passes: how long that took, and what it answered."""
     sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(head)
     start = time.monotonic()
-    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     sock.settimeout(1.0)
     got = b""
-    while time.monotonic() - start < HEADER_TIMEOUT_S + LATE_MARGIN_S + 5:
+    while time.monotonic() - start < within_s:
         try:
-            sock.sendall(b"X-Slow: one line a second\r\n")
+            sock.sendall(drip)
             chunk = sock.recv(65536)
         except socket.timeout:
             continue
@@ -226,28 +221,17 @@ def _slow_headers(port: int) -> tuple[float, bytes]:
         got += chunk
     sock.close()
     return time.monotonic() - start, got
+
+
+def _slow_headers(port: int) -> tuple[float, bytes]:
+    return _trickle(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: one line a second\r\n",
+                    HEADER_TIMEOUT_S + LATE_MARGIN_S + 5)
 
 
 def _slow_body(port: int) -> tuple[float, bytes]:
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(b"POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 400\r\n\r\n{")
-    start = time.monotonic()
-    sock.settimeout(1.0)
-    got = b""
-    while time.monotonic() - start < BODY_TIMEOUT_S + LATE_MARGIN_S + 5:
-        try:
-            sock.sendall(b" ")  # one byte a second: far below any rate the server accepts
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            continue
-        except (BrokenPipeError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        got += chunk
-    sock.close()
-    return time.monotonic() - start, got
+    # One byte a second: far below any rate the server accepts.
+    return _trickle(port, b"POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 400\r\n\r\n{", b" ", BODY_TIMEOUT_S + LATE_MARGIN_S + 5)
 
 
 def _idle(port: int) -> tuple[float, bytes]:
