@@ -418,7 +418,10 @@ class Bridge:
             if failure is not None:
                 if isinstance(failure, TokenRefused):
                     self._token_refused(failure)
-                elif not isinstance(failure, ServerDown):
+                elif isinstance(failure, ServerDown):
+                    log.warning("server unreachable (%s): %d presses answered `queued` wait in the outbox", failure,
+                                len(rows))
+                else:
                     log.error("handing over %d presses failed (%r); the outbox tries again", len(rows), failure)
                 with self._owned_lock:  # later presses queue behind these, in order
                     self._server_down.set()

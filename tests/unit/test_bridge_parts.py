@@ -1,8 +1,12 @@
-"""The bridge's pure parts: enrichment and in-order acknowledgement."""
+"""The bridge's pure parts: enrichment, in-order acknowledgement, the outbox, and what an HTTP status means
+for a press."""
+
+import pytest
 
 from broker_bridge.acks import InOrderAcker
 from broker_bridge.enrich import enrich
 from broker_bridge.outbox import PRESS, Outbox, press_key
+from broker_bridge.server_client import Refused, ServerDown, TokenRefused, refusal
 
 
 def test_press_snapshot_wins_over_retained_telemetry_and_probes_merge():
@@ -70,3 +74,23 @@ def test_outbox_puts_many_in_one_go_and_says_which_were_there_already(tmp_path):
     box.remove_many([])
     assert [i.key for i in box.oldest()] == ["e2"]
     box.close()
+
+
+@pytest.mark.parametrize("status", [408, 425, 429])
+def test_a_transient_4xx_is_the_server_not_taking_the_press_now_never_its_refusal(status):
+    """408 (the HTTP layer timed out a slow body), 425 and 429 say nothing about the press: it waits in the
+    outbox (`queued`) and goes again, never `rejected`."""
+    with pytest.raises(ServerDown, match=f"HTTP {status}"):
+        refusal(status, "request timeout")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_is_the_server_taking_nothing_now(status):
+    with pytest.raises(TokenRefused):
+        refusal(status, "no")
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 413, 422])
+def test_other_4xx_are_the_press_own_answer(status):
+    answer = refusal(status, "bad press")
+    assert isinstance(answer, Refused) and answer.status == status and "bad press" in answer.reason
