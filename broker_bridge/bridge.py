@@ -16,16 +16,19 @@ outbox rows of a press still out with its first request are that request's
 (``_Flight``), and the drain waits for them. A request itself out that long
 means the server is not answering: later presses go to the outbox straight
 away, as when it is down, and another worker takes the stuck one's place.
+A press still waiting for a worker that long (every worker busy) is taken
+from the queue into the outbox the same way, and later presses queue behind
+it: they reach the server in the order they arrived.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import threading
 import time
-import queue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ from dashdesk import mqtt as dd_mqtt
 from .acks import InOrderAcker
 from .enrich import enrich
 from .outbox import DEAD_LETTER, PRESS, Outbox, press_key
+from .presses import PressQueue, Waiting
 from .server_client import Refused, ServerClient, ServerDown, TokenRefused
 
 log = logging.getLogger("dashdesk.bridge")
@@ -57,7 +61,7 @@ TOKEN_REFUSED_LOG_EVERY_S = 60.0
 # its request goes on: devices get an ack within 2 s (docs/protocol.md), with room for the outbox's write,
 # the ack's way back and a busy machine. The server answers in milliseconds otherwise.
 QUEUED_AFTER_S = 1.0
-# How often the bridge looks for presses the server is slow with.
+# How often the bridge looks for presses the server is slow with, or that wait for a worker.
 WATCH_EVERY_S = 0.1
 
 
@@ -73,7 +77,7 @@ class _Flight:
 
     __slots__ = ("batch", "due", "started", "lock", "settled", "rows", "replaced")
 
-    def __init__(self, batch: list[tuple[dict[str, Any], Any, float]]):
+    def __init__(self, batch: list[Waiting]):
         self.batch = batch
         self.due = min(arrived for _, _, arrived in batch) + QUEUED_AFTER_S
         self.started = time.monotonic()
@@ -143,7 +147,11 @@ class Bridge:
         self.client.on_subscribe = self._on_subscribe
         self.acker = InOrderAcker(lambda mid: self.client.ack(mid, 1))
         # Presses waiting for a worker, with the callback that acks each to the broker and when each arrived.
-        self._presses: queue.Queue[tuple[dict[str, Any], Any, float] | None] = queue.Queue()
+        self._presses = PressQueue()
+        # Taking presses from that queue and writing those that go to the outbox is one step under this lock
+        # (a worker's, or the watchdog's for those that waited too long): the outbox keeps them in the order
+        # they arrived, and no press is taken for the server while earlier ones are on their way to the outbox.
+        self._order_lock = threading.Lock()
         # Batches out with the server; the outbox rows of those the server was late with (the drain leaves
         # them to their request), and the lock that makes storing and claiming such rows one step.
         self._flights: set[_Flight] = set()
@@ -198,8 +206,7 @@ class Bridge:
         self._stop.set()
         self._wake_outbox.set()
         workers = list(self._workers)
-        for _ in workers:
-            self._presses.put(None)
+        self._presses.close()
         # Meanwhile presses the server is slow with still go to the outbox (and are acked) on time.
         deadline = time.monotonic() + 5
         for t in workers:
@@ -293,57 +300,63 @@ class Bridge:
     def _work(self) -> None:
         """Take the presses waiting (up to BATCH_MAX) and make them safe, until told to stop, or until the
         server was late with a batch of this worker's (another worker took its place then)."""
-        while True:
-            first = self._presses.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < BATCH_MAX:
-                try:
-                    item = self._presses.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._presses.put(None)  # for this worker's next turn
-                    break
-                batch.append(item)
-            if not self._deliver(batch):
+        while self._presses.wait():
+            with self._order_lock:
+                batch = self._presses.take(BATCH_MAX)
+                if not batch:
+                    continue  # the watchdog took them to the outbox
+                if self._server_down.is_set():
+                    try:
+                        self._queue([body for body, _, _ in batch])
+                    except Exception:
+                        # Not acked: the broker redelivers them after a reconnect; nothing is lost.
+                        log.exception("could not keep %d presses in the outbox", len(batch))
+                        continue
+                    flight = None
+                else:
+                    flight = _Flight(batch)
+                    with self._flights_lock:
+                        self._flights.add(flight)
+            if flight is None:
+                for _, done, _ in batch:
+                    done()
+            elif not self._deliver(flight):
                 return
 
-    def _deliver(self, batch: list[tuple[dict[str, Any], Any, float]]) -> bool:
-        """Make ``batch`` safe; False if the server was so slow with it that another worker took this one's
-        place meanwhile (then this one ends)."""
+    def _deliver(self, flight: _Flight) -> bool:
+        """Make the presses of ``flight`` safe; False if the server was so slow with them that another worker
+        took this one's place meanwhile (then this one ends)."""
+        batch = flight.batch
         bodies = [body for body, _, _ in batch]
         replaced = False
         try:
-            if self._server_down.is_set():
-                self._queue(bodies)
+            try:
+                answers = self.server.post_incidents(bodies)
+            except Exception as exc:
+                answers, failure = None, exc
             else:
-                flight = _Flight(batch)
-                with self._flights_lock:
-                    self._flights.add(flight)
-                try:
-                    answers = self.server.post_incidents(bodies)
-                except Exception as exc:
-                    answers, failure = None, exc
-                else:
-                    failure = None
-                with flight.lock:  # waits for a hand-over in progress
-                    flight.settled = True
+                failure = None
+            down = isinstance(failure, ServerDown)
+            try:
+                # Presses that go to the outbox now get there before any later one is taken from the queue.
+                with self._order_lock if down else contextlib.nullcontext():
+                    with flight.lock:  # waits for a hand-over in progress
+                        flight.settled = True
+                        if down and flight.rows is None:
+                            self._server_unreachable(failure, bodies)
+            finally:
                 with self._flights_lock:
                     self._flights.discard(flight)
                 replaced = flight.replaced
-                if flight.rows is not None:  # answered `queued` and acked already: only the final acks are left
-                    self._settle(flight, answers, failure)
-                    return not replaced
-                if isinstance(failure, ServerDown):
-                    self._server_unreachable(failure, bodies)
-                elif failure is not None:
-                    raise failure
-                else:
-                    self._token_taken()
-                    for body, answer in zip(bodies, answers):
-                        self._answer(body, answer)
+            if flight.rows is not None:  # answered `queued` and acked already: only the final acks are left
+                self._settle(flight, answers, failure)
+                return not replaced
+            if failure is not None and not down:
+                raise failure
+            if failure is None:
+                self._token_taken()
+                for body, answer in zip(bodies, answers):
+                    self._answer(body, answer)
             for _, done, _ in batch:
                 done()
         except Exception:
@@ -363,12 +376,19 @@ class Bridge:
     # ------------------------------------------------------------ presses the server is late with
 
     def _watch_flights(self) -> None:
-        """Hand over to the outbox every batch with a press due its ack; take the place of a worker whose
-        request the server has not answered in QUEUED_AFTER_S."""
+        """Every WATCH_EVERY_S: hand over to the outbox every batch with a press due its ack, take the place of
+        a worker whose request the server has not answered in QUEUED_AFTER_S, and take to the outbox the
+        presses that have waited that long for a worker."""
         while not self._watch_stop.wait(WATCH_EVERY_S):
-            now = time.monotonic()
+            try:
+                self._watch(time.monotonic())
+            except Exception:
+                log.exception("the watch over presses the server is late with failed; it goes on")
+
+    def _watch(self, now: float) -> None:
+        with self._order_lock:  # no worker takes a press meanwhile: these reach the outbox first, oldest first
             with self._flights_lock:
-                flights = list(self._flights)
+                flights = sorted(self._flights, key=lambda f: f.due)
             for flight in flights:
                 try:
                     if flight.rows is None and flight.due <= now:
@@ -379,6 +399,27 @@ class Bridge:
                     flight.due = flight.started = float("inf")  # its request answers them, however late
                     log.exception("could not hand %d presses the server is late with to the outbox",
                                   len(flight.batch))
+            late = self._presses.take_late(now - QUEUED_AFTER_S)
+            if late:
+                self._queue_late(late)
+
+    def _queue_late(self, late: list[Waiting]) -> None:
+        """Keep presses that waited QUEUED_AFTER_S for a worker in the outbox, answer them `queued` and ack
+        them; later presses queue behind them, and the drain hands them over."""
+        try:
+            self._queue([body for body, _, _ in late])
+        except Exception:
+            self._presses.give_back(late)  # a worker takes them after all
+            raise
+        with self._owned_lock:  # not cleared by a drain that found the outbox empty just now
+            behind = self._server_down.is_set()
+            self._server_down.set()
+        self._wake_outbox.set()
+        for _, done, _ in late:
+            done()
+        if not behind:
+            log.warning("%d presses waited %g s for a worker: they are answered `queued`, and later presses kept "
+                        "in the outbox behind them until it is empty", len(late), QUEUED_AFTER_S)
 
     def _hand_over(self, flight: _Flight) -> None:
         """Store the presses of ``flight`` in the outbox, answer them `queued` and ack them to the broker; its
@@ -495,10 +536,11 @@ class Bridge:
             self._wake_outbox.clear()
             try:
                 while not self._stop.is_set():
-                    with self._owned_lock:
+                    # Under _order_lock: no press taken from the queue is on its way here when the outbox is empty.
+                    with self._order_lock, self._owned_lock:
                         items = self.outbox.oldest(100)
                         if not items:
-                            self._server_down.clear()
+                            self._server_down.clear()  # presses go to the server straight away again
                             break
                         # Rows of presses still out with their first request are that request's to finish;
                         # the drain goes on behind them once it has (or has failed).
@@ -514,18 +556,14 @@ class Bridge:
                             for item, answer in zip(presses, answers):
                                 self._answer(item.body, answer)
                             self.outbox.remove_many([item.id for item in presses])
+                            self._token_taken()
                         else:
                             item, todo = todo[0], todo[1:]
                             self.server.request("POST", "/api/v1/dead-letters", json=item.body)
                             self.outbox.remove(item.id)
-                        self._token_taken()
+                            self._token_taken()
                     if held is not None:
                         break
-                    # Let presses that arrived meanwhile queue behind the drained ones.
-                    with self._owned_lock:
-                        if self.outbox.count() == 0:
-                            self._server_down.clear()
-                            break
             except ServerDown as exc:
                 if isinstance(exc, TokenRefused):
                     self._token_refused(exc)

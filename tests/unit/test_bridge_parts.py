@@ -1,11 +1,14 @@
-"""The bridge's pure parts: enrichment, in-order acknowledgement, the outbox, and what an HTTP status means
-for a press."""
+"""The bridge's pure parts: enrichment, in-order acknowledgement, the outbox, the queue of presses waiting for
+a worker, and what an HTTP status means for a press."""
+
+import threading
 
 import pytest
 
 from broker_bridge.acks import InOrderAcker
 from broker_bridge.enrich import enrich
 from broker_bridge.outbox import PRESS, Outbox, press_key
+from broker_bridge.presses import PressQueue
 from broker_bridge.server_client import Refused, ServerDown, TokenRefused, refusal
 
 
@@ -74,6 +77,46 @@ def test_outbox_puts_many_in_one_go_and_says_which_were_there_already(tmp_path):
     box.remove_many([])
     assert [i.key for i in box.oldest()] == ["e2"]
     box.close()
+
+
+def _press(n: int, arrived: float):
+    return ({"event_id": f"e{n}"}, lambda: None, arrived)
+
+
+def test_press_queue_gives_the_presses_that_waited_too_long_oldest_first_and_leaves_the_rest():
+    q = PressQueue()
+    for n, arrived in enumerate([1.0, 1.5, 2.0, 2.5]):
+        q.put(_press(n, arrived))
+    assert [b["event_id"] for b, _, _ in q.take_late(2.0)] == ["e0", "e1", "e2"]
+    assert q.take_late(2.0) == []
+    assert [b["event_id"] for b, _, _ in q.take(50)] == ["e3"]
+
+
+def test_press_queue_takes_batches_in_order_and_gives_back_to_the_front():
+    q = PressQueue()
+    for n in range(5):
+        q.put(_press(n, float(n)))
+    first = q.take(3)
+    assert [b["event_id"] for b, _, _ in first] == ["e0", "e1", "e2"]
+    q.give_back(first[1:])
+    assert [b["event_id"] for b, _, _ in q.take(50)] == ["e1", "e2", "e3", "e4"]
+    assert q.take(50) == []
+
+
+def test_press_queue_closed_lets_workers_take_what_is_left_then_tells_them_to_stop():
+    q = PressQueue()
+    q.put(_press(0, 0.0))
+    q.close()
+    assert q.wait() is True and len(q.take(50)) == 1
+    assert q.wait() is False
+    # A worker waiting on an empty queue is woken by close.
+    waiting = PressQueue()
+    result = []
+    t = threading.Thread(target=lambda: result.append(waiting.wait()))
+    t.start()
+    waiting.close()
+    t.join(5)
+    assert result == [False]
 
 
 @pytest.mark.parametrize("status", [408, 425, 429])
