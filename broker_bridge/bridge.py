@@ -19,6 +19,12 @@ away, as when it is down, and another worker takes the stuck one's place.
 A press still waiting for a worker that long (every worker busy) is taken
 from the queue into the outbox the same way, and later presses queue behind
 it: they reach the server in the order they arrived.
+
+A final ack that answers a press from the outbox goes out only through a
+client connected to the broker, and its row is removed only once the broker
+has taken the ack (PUBACK). Stopping, or with the broker away, the row stays
+for the drain (after the reconnect, or the next start): the server answers
+the press the same again, and the device gets its final ack once.
 """
 
 from __future__ import annotations
@@ -63,6 +69,11 @@ TOKEN_REFUSED_LOG_EVERY_S = 60.0
 QUEUED_AFTER_S = 1.0
 # How often the bridge looks for presses the server is slow with, or that wait for a worker.
 WATCH_EVERY_S = 0.1
+# How long the bridge waits for the broker to take the final acks of presses answered from the outbox before it
+# goes on (the broker answers in milliseconds; the rows of acks it has not taken yet are removed later).
+FINAL_ACK_WAIT_S = 1.0
+# How long stop() waits for the workers to finish the presses they hold.
+STOP_WORKERS_S = 5.0
 
 
 class _Flight:
@@ -158,6 +169,13 @@ class Bridge:
         self._flights_lock = threading.Lock()
         self._owned: set[int] = set()
         self._owned_lock = threading.Lock()
+        # Outbox rows whose final ack is published, until the broker has it (then the row goes); the drain
+        # leaves them alone. Under _owned_lock.
+        self._awaiting: dict[int, mqtt.MQTTMessageInfo] = {}
+        # Final acks of outbox rows are published under this lock, and only while ``_closing`` is False and
+        # the client is connected: stop() sets it before it disconnects.
+        self._gate = threading.Lock()
+        self._closing = False
         self._watch_stop = threading.Event()
         self.latest_telemetry: dict[str, dict[str, Any]] = {}
         self._presence: dict[str, tuple[str, Any]] = {}
@@ -202,18 +220,27 @@ class Bridge:
 
         The subscriptions stay: the broker keeps queuing presses in the bridge's
         session until it is back, and hands over again those it never acked.
+        A final ack of a press from the outbox that is not out by the disconnect
+        (its request answers later) is not sent: the press stays in the outbox
+        for the next start.
         """
         self._stop.set()
         self._wake_outbox.set()
         workers = list(self._workers)
         self._presses.close()
         # Meanwhile presses the server is slow with still go to the outbox (and are acked) on time.
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + STOP_WORKERS_S
         for t in workers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         self._watch_stop.set()
         for t in self._threads:
             t.join(timeout=5)
+        with self._gate:
+            self._closing = True
+        try:
+            self._let_go(FINAL_ACK_WAIT_S)  # the rows of final acks the broker takes before the disconnect go
+        except Exception:
+            log.exception("could not remove the outbox rows of final acks sent; the next start sends them again")
         self.client.disconnect()
         self.client.loop_stop()
         self.outbox.close()
@@ -229,6 +256,7 @@ class Bridge:
         self.acker.reset()
         client.subscribe([(self.topics.subscription(leaf), 1) for leaf in ("press", "telemetry", "status")])
         self.connected.set()
+        self._wake_outbox.set()  # final acks that waited for the broker
         log.info("connected to the broker at %s:%s", self._broker.host, self._broker.port)
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[Any],
@@ -468,11 +496,14 @@ class Bridge:
                     self._server_down.set()
             else:
                 self._token_taken()
-                for (body, _, _), answer, row in zip(flight.batch, answers or (), flight.rows or ()):
-                    if row is not None:
-                        self._answer(body, answer)
-                self.outbox.remove_many(rows)
-                log.info("the server answered %d presses late; their final acks are sent", len(rows))
+                finals = [(row, body, answer) for (body, _, _), answer, row
+                          in zip(flight.batch, answers or (), flight.rows or ()) if row is not None]
+                if self._send_finals(finals):
+                    log.info("the server answered %d presses late; their final acks are sent", len(rows))
+                    self._let_go(FINAL_ACK_WAIT_S)
+                else:
+                    log.info("the server answered %d presses late, with the broker away or the bridge stopping: "
+                             "they wait in the outbox for their final acks", len(rows))
         except Exception:
             log.exception("could not finish %d presses; the outbox tries again", len(rows))
         finally:
@@ -509,15 +540,56 @@ class Bridge:
         for body in bodies:
             self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
 
-    def _answer(self, body: dict[str, Any], answer: dict[str, Any] | Refused) -> None:
+    def _answer(self, body: dict[str, Any], answer: dict[str, Any] | Refused) -> mqtt.MQTTMessageInfo:
         if isinstance(answer, Refused):
             raw = wire.dumps({k: v for k, v in body.items() if k != "telemetry"})
             self._dead_letter(self.topics.press(body["device_id"]), raw, answer.reason, wire.utcnow())
             answer = wire.ack(body["event_id"], "rejected", None, answer.reason)
-        self._publish_ack(body["device_id"], answer)
+        return self._publish_ack(body["device_id"], answer)
 
-    def _publish_ack(self, device_id: str, ack: dict[str, Any]) -> None:
-        self.client.publish(self.topics.ack(device_id), wire.dumps(ack), qos=1)
+    def _publish_ack(self, device_id: str, ack: dict[str, Any]) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(self.topics.ack(device_id), wire.dumps(ack), qos=1)
+
+    def _send_finals(self, finals: list[tuple[int, dict[str, Any], dict[str, Any] | Refused]]) -> bool:
+        """Send the final ack of each ``(outbox row, press, server's answer)``; each row goes once the broker has
+        taken its ack (``_let_go``, later). False, with nothing sent and every row kept, unless a client connected to
+        the broker can take them: never once stop() has begun to disconnect, nor while the broker is away. The
+        drain hands those over again later (after the reconnect, or the next start); the server answers them
+        the same, and each device gets its final ack once."""
+        with self._gate:
+            if self._closing or not self.connected.is_set():
+                return False
+            sent: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+            try:
+                for row, body, answer in finals:
+                    sent.append((row, self._answer(body, answer)))
+            finally:  # those sent are out, whatever stopped the rest: never sent again
+                with self._owned_lock:
+                    self._awaiting.update(sent)
+                    self._owned.difference_update(row for row, _ in sent)
+        return True
+
+    def _let_go(self, wait: float = 0.0) -> None:
+        """Remove the outbox rows whose final ack the broker has taken, waiting up to ``wait`` s for those out.
+
+        An ack paho could not write (the connection went in the instant after the check) stays with paho, which
+        sends it after a reconnect; its row stays too, for the drain: a device may then get that answer twice
+        (the protocol allows it), never not at all."""
+        with self._owned_lock:
+            out = list(self._awaiting.values())
+        deadline = time.monotonic() + wait
+        for info in out:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(remaining)
+        with self._owned_lock:
+            taken = [row for row, info in self._awaiting.items()
+                     if info.rc == mqtt.MQTT_ERR_SUCCESS and info.is_published()]
+            self.outbox.remove_many(taken)
+            for row in [row for row, info in self._awaiting.items() if info.rc != mqtt.MQTT_ERR_SUCCESS] + taken:
+                del self._awaiting[row]
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str, received_at: Any) -> None:
         key = hashlib.sha256(topic.encode(errors="replace") + b"\0" + payload + b"\0"
@@ -535,10 +607,11 @@ class Bridge:
             self._wake_outbox.wait(timeout=self.settings.retry_s)
             self._wake_outbox.clear()
             try:
-                while not self._stop.is_set():
+                while not self._stop.is_set() and self.connected.is_set():
                     # Under _order_lock: no press taken from the queue is on its way here when the outbox is empty.
                     with self._order_lock, self._owned_lock:
-                        items = self.outbox.oldest(100)
+                        items = [item for item in self.outbox.oldest(100 + len(self._awaiting))
+                                 if item.id not in self._awaiting]
                         if not items:
                             self._server_down.clear()  # presses go to the server straight away again
                             break
@@ -547,23 +620,25 @@ class Bridge:
                         held = next((i for i, item in enumerate(items) if item.id in self._owned), None)
                     todo = items[:held]
                     while todo:
+                        self._let_go()  # the rows of the final acks sent last time round (taken by now, mostly)
                         # Presses in batches, as the workers hand them over: a backlog drains as fast.
                         n = next((i for i, item in enumerate(todo[:BATCH_MAX]) if item.kind != PRESS),
                                  min(len(todo), BATCH_MAX))
                         presses, todo = todo[:n], todo[n:]
                         if presses:
                             answers = self.server.post_incidents([item.body for item in presses])
-                            for item, answer in zip(presses, answers):
-                                self._answer(item.body, answer)
-                            self.outbox.remove_many([item.id for item in presses])
                             self._token_taken()
+                            if not self._send_finals([(item.id, item.body, answer)
+                                                      for item, answer in zip(presses, answers)]):
+                                break  # the broker is away (or the bridge stopping): they wait for it
                         else:
                             item, todo = todo[0], todo[1:]
                             self.server.request("POST", "/api/v1/dead-letters", json=item.body)
                             self.outbox.remove(item.id)
                             self._token_taken()
-                    if held is not None:
+                    if held is not None or todo:
                         break
+                self._let_go(FINAL_ACK_WAIT_S)  # before it waits: no row of an ack taken is left behind
             except ServerDown as exc:
                 if isinstance(exc, TokenRefused):
                     self._token_refused(exc)
