@@ -16,16 +16,25 @@ outbox rows of a press still out with its first request are that request's
 (``_Flight``), and the drain waits for them. A request itself out that long
 means the server is not answering: later presses go to the outbox straight
 away, as when it is down, and another worker takes the stuck one's place.
+A press still waiting for a worker that long (every worker busy) is taken
+from the queue into the outbox the same way, and later presses queue behind
+it: they reach the server in the order they arrived.
+
+A final ack that answers a press from the outbox goes out only through a
+client connected to the broker, and its row is removed only once the broker
+has taken the ack (PUBACK). Stopping, or with the broker away, the row stays
+for the drain (after the reconnect, or the next start): the server answers
+the press the same again, and the device gets its final ack once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
 import threading
 import time
-import queue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +47,7 @@ from dashdesk import mqtt as dd_mqtt
 from .acks import InOrderAcker
 from .enrich import enrich
 from .outbox import DEAD_LETTER, PRESS, Outbox, press_key
+from .presses import PressQueue, Waiting
 from .server_client import Refused, ServerClient, ServerDown, TokenRefused
 
 log = logging.getLogger("dashdesk.bridge")
@@ -57,8 +67,13 @@ TOKEN_REFUSED_LOG_EVERY_S = 60.0
 # its request goes on: devices get an ack within 2 s (docs/protocol.md), with room for the outbox's write,
 # the ack's way back and a busy machine. The server answers in milliseconds otherwise.
 QUEUED_AFTER_S = 1.0
-# How often the bridge looks for presses the server is slow with.
+# How often the bridge looks for presses the server is slow with, or that wait for a worker.
 WATCH_EVERY_S = 0.1
+# How long the bridge waits for the broker to take the final acks of presses answered from the outbox before it
+# goes on (the broker answers in milliseconds; the rows of acks it has not taken yet are removed later).
+FINAL_ACK_WAIT_S = 1.0
+# How long stop() waits for the workers to finish the presses they hold.
+STOP_WORKERS_S = 5.0
 
 
 class _Flight:
@@ -73,7 +88,7 @@ class _Flight:
 
     __slots__ = ("batch", "due", "started", "lock", "settled", "rows", "replaced")
 
-    def __init__(self, batch: list[tuple[dict[str, Any], Any, float]]):
+    def __init__(self, batch: list[Waiting]):
         self.batch = batch
         self.due = min(arrived for _, _, arrived in batch) + QUEUED_AFTER_S
         self.started = time.monotonic()
@@ -143,13 +158,24 @@ class Bridge:
         self.client.on_subscribe = self._on_subscribe
         self.acker = InOrderAcker(lambda mid: self.client.ack(mid, 1))
         # Presses waiting for a worker, with the callback that acks each to the broker and when each arrived.
-        self._presses: queue.Queue[tuple[dict[str, Any], Any, float] | None] = queue.Queue()
+        self._presses = PressQueue()
+        # Taking presses from that queue and writing those that go to the outbox is one step under this lock
+        # (a worker's, or the watchdog's for those that waited too long): the outbox keeps them in the order
+        # they arrived, and no press is taken for the server while earlier ones are on their way to the outbox.
+        self._order_lock = threading.Lock()
         # Batches out with the server; the outbox rows of those the server was late with (the drain leaves
         # them to their request), and the lock that makes storing and claiming such rows one step.
         self._flights: set[_Flight] = set()
         self._flights_lock = threading.Lock()
         self._owned: set[int] = set()
         self._owned_lock = threading.Lock()
+        # Outbox rows whose final ack is published, until the broker has it (then the row goes); the drain
+        # leaves them alone. Under _owned_lock.
+        self._awaiting: dict[int, mqtt.MQTTMessageInfo] = {}
+        # Final acks of outbox rows are published under this lock, and only while ``_closing`` is False and
+        # the client is connected: stop() sets it before it disconnects.
+        self._gate = threading.Lock()
+        self._closing = False
         self._watch_stop = threading.Event()
         self.latest_telemetry: dict[str, dict[str, Any]] = {}
         self._presence: dict[str, tuple[str, Any]] = {}
@@ -194,19 +220,27 @@ class Bridge:
 
         The subscriptions stay: the broker keeps queuing presses in the bridge's
         session until it is back, and hands over again those it never acked.
+        A final ack of a press from the outbox that is not out by the disconnect
+        (its request answers later) is not sent: the press stays in the outbox
+        for the next start.
         """
         self._stop.set()
         self._wake_outbox.set()
         workers = list(self._workers)
-        for _ in workers:
-            self._presses.put(None)
+        self._presses.close()
         # Meanwhile presses the server is slow with still go to the outbox (and are acked) on time.
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + STOP_WORKERS_S
         for t in workers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         self._watch_stop.set()
         for t in self._threads:
             t.join(timeout=5)
+        with self._gate:
+            self._closing = True
+        try:
+            self._let_go(FINAL_ACK_WAIT_S)  # the rows of final acks the broker takes before the disconnect go
+        except Exception:
+            log.exception("could not remove the outbox rows of final acks sent; the next start sends them again")
         self.client.disconnect()
         self.client.loop_stop()
         self.outbox.close()
@@ -222,6 +256,7 @@ class Bridge:
         self.acker.reset()
         client.subscribe([(self.topics.subscription(leaf), 1) for leaf in ("press", "telemetry", "status")])
         self.connected.set()
+        self._wake_outbox.set()  # final acks that waited for the broker
         log.info("connected to the broker at %s:%s", self._broker.host, self._broker.port)
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[Any],
@@ -293,57 +328,63 @@ class Bridge:
     def _work(self) -> None:
         """Take the presses waiting (up to BATCH_MAX) and make them safe, until told to stop, or until the
         server was late with a batch of this worker's (another worker took its place then)."""
-        while True:
-            first = self._presses.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < BATCH_MAX:
-                try:
-                    item = self._presses.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._presses.put(None)  # for this worker's next turn
-                    break
-                batch.append(item)
-            if not self._deliver(batch):
+        while self._presses.wait():
+            with self._order_lock:
+                batch = self._presses.take(BATCH_MAX)
+                if not batch:
+                    continue  # the watchdog took them to the outbox
+                if self._server_down.is_set():
+                    try:
+                        self._queue([body for body, _, _ in batch])
+                    except Exception:
+                        # Not acked: the broker redelivers them after a reconnect; nothing is lost.
+                        log.exception("could not keep %d presses in the outbox", len(batch))
+                        continue
+                    flight = None
+                else:
+                    flight = _Flight(batch)
+                    with self._flights_lock:
+                        self._flights.add(flight)
+            if flight is None:
+                for _, done, _ in batch:
+                    done()
+            elif not self._deliver(flight):
                 return
 
-    def _deliver(self, batch: list[tuple[dict[str, Any], Any, float]]) -> bool:
-        """Make ``batch`` safe; False if the server was so slow with it that another worker took this one's
-        place meanwhile (then this one ends)."""
+    def _deliver(self, flight: _Flight) -> bool:
+        """Make the presses of ``flight`` safe; False if the server was so slow with them that another worker
+        took this one's place meanwhile (then this one ends)."""
+        batch = flight.batch
         bodies = [body for body, _, _ in batch]
         replaced = False
         try:
-            if self._server_down.is_set():
-                self._queue(bodies)
+            try:
+                answers = self.server.post_incidents(bodies)
+            except Exception as exc:
+                answers, failure = None, exc
             else:
-                flight = _Flight(batch)
-                with self._flights_lock:
-                    self._flights.add(flight)
-                try:
-                    answers = self.server.post_incidents(bodies)
-                except Exception as exc:
-                    answers, failure = None, exc
-                else:
-                    failure = None
-                with flight.lock:  # waits for a hand-over in progress
-                    flight.settled = True
+                failure = None
+            down = isinstance(failure, ServerDown)
+            try:
+                # Presses that go to the outbox now get there before any later one is taken from the queue.
+                with self._order_lock if down else contextlib.nullcontext():
+                    with flight.lock:  # waits for a hand-over in progress
+                        flight.settled = True
+                        if down and flight.rows is None:
+                            self._server_unreachable(failure, bodies)
+            finally:
                 with self._flights_lock:
                     self._flights.discard(flight)
                 replaced = flight.replaced
-                if flight.rows is not None:  # answered `queued` and acked already: only the final acks are left
-                    self._settle(flight, answers, failure)
-                    return not replaced
-                if isinstance(failure, ServerDown):
-                    self._server_unreachable(failure, bodies)
-                elif failure is not None:
-                    raise failure
-                else:
-                    self._token_taken()
-                    for body, answer in zip(bodies, answers):
-                        self._answer(body, answer)
+            if flight.rows is not None:  # answered `queued` and acked already: only the final acks are left
+                self._settle(flight, answers, failure)
+                return not replaced
+            if failure is not None and not down:
+                raise failure
+            if failure is None:
+                self._token_taken()
+                for body, answer in zip(bodies, answers):
+                    self._answer(body, answer)
             for _, done, _ in batch:
                 done()
         except Exception:
@@ -363,12 +404,19 @@ class Bridge:
     # ------------------------------------------------------------ presses the server is late with
 
     def _watch_flights(self) -> None:
-        """Hand over to the outbox every batch with a press due its ack; take the place of a worker whose
-        request the server has not answered in QUEUED_AFTER_S."""
+        """Every WATCH_EVERY_S: hand over to the outbox every batch with a press due its ack, take the place of
+        a worker whose request the server has not answered in QUEUED_AFTER_S, and take to the outbox the
+        presses that have waited that long for a worker."""
         while not self._watch_stop.wait(WATCH_EVERY_S):
-            now = time.monotonic()
+            try:
+                self._watch(time.monotonic())
+            except Exception:
+                log.exception("the watch over presses the server is late with failed; it goes on")
+
+    def _watch(self, now: float) -> None:
+        with self._order_lock:  # no worker takes a press meanwhile: these reach the outbox first, oldest first
             with self._flights_lock:
-                flights = list(self._flights)
+                flights = sorted(self._flights, key=lambda f: f.due)
             for flight in flights:
                 try:
                     if flight.rows is None and flight.due <= now:
@@ -379,6 +427,27 @@ class Bridge:
                     flight.due = flight.started = float("inf")  # its request answers them, however late
                     log.exception("could not hand %d presses the server is late with to the outbox",
                                   len(flight.batch))
+            late = self._presses.take_late(now - QUEUED_AFTER_S)
+            if late:
+                self._queue_late(late)
+
+    def _queue_late(self, late: list[Waiting]) -> None:
+        """Keep presses that waited QUEUED_AFTER_S for a worker in the outbox, answer them `queued` and ack
+        them; later presses queue behind them, and the drain hands them over."""
+        try:
+            self._queue([body for body, _, _ in late])
+        except Exception:
+            self._presses.give_back(late)  # a worker takes them after all
+            raise
+        with self._owned_lock:  # not cleared by a drain that found the outbox empty just now
+            behind = self._server_down.is_set()
+            self._server_down.set()
+        self._wake_outbox.set()
+        for _, done, _ in late:
+            done()
+        if not behind:
+            log.warning("%d presses waited %g s for a worker: they are answered `queued`, and later presses kept "
+                        "in the outbox behind them until it is empty", len(late), QUEUED_AFTER_S)
 
     def _hand_over(self, flight: _Flight) -> None:
         """Store the presses of ``flight`` in the outbox, answer them `queued` and ack them to the broker; its
@@ -418,17 +487,23 @@ class Bridge:
             if failure is not None:
                 if isinstance(failure, TokenRefused):
                     self._token_refused(failure)
-                elif not isinstance(failure, ServerDown):
+                elif isinstance(failure, ServerDown):
+                    log.warning("server unreachable (%s): %d presses answered `queued` wait in the outbox", failure,
+                                len(rows))
+                else:
                     log.error("handing over %d presses failed (%r); the outbox tries again", len(rows), failure)
                 with self._owned_lock:  # later presses queue behind these, in order
                     self._server_down.set()
             else:
                 self._token_taken()
-                for (body, _, _), answer, row in zip(flight.batch, answers or (), flight.rows or ()):
-                    if row is not None:
-                        self._answer(body, answer)
-                self.outbox.remove_many(rows)
-                log.info("the server answered %d presses late; their final acks are sent", len(rows))
+                finals = [(row, body, answer) for (body, _, _), answer, row
+                          in zip(flight.batch, answers or (), flight.rows or ()) if row is not None]
+                if self._send_finals(finals):
+                    log.info("the server answered %d presses late; their final acks are sent", len(rows))
+                    self._let_go(FINAL_ACK_WAIT_S)
+                else:
+                    log.info("the server answered %d presses late, with the broker away or the bridge stopping: "
+                             "they wait in the outbox for their final acks", len(rows))
         except Exception:
             log.exception("could not finish %d presses; the outbox tries again", len(rows))
         finally:
@@ -465,15 +540,56 @@ class Bridge:
         for body in bodies:
             self._publish_ack(body["device_id"], wire.ack(body["event_id"], "queued"))
 
-    def _answer(self, body: dict[str, Any], answer: dict[str, Any] | Refused) -> None:
+    def _answer(self, body: dict[str, Any], answer: dict[str, Any] | Refused) -> mqtt.MQTTMessageInfo:
         if isinstance(answer, Refused):
             raw = wire.dumps({k: v for k, v in body.items() if k != "telemetry"})
             self._dead_letter(self.topics.press(body["device_id"]), raw, answer.reason, wire.utcnow())
             answer = wire.ack(body["event_id"], "rejected", None, answer.reason)
-        self._publish_ack(body["device_id"], answer)
+        return self._publish_ack(body["device_id"], answer)
 
-    def _publish_ack(self, device_id: str, ack: dict[str, Any]) -> None:
-        self.client.publish(self.topics.ack(device_id), wire.dumps(ack), qos=1)
+    def _publish_ack(self, device_id: str, ack: dict[str, Any]) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(self.topics.ack(device_id), wire.dumps(ack), qos=1)
+
+    def _send_finals(self, finals: list[tuple[int, dict[str, Any], dict[str, Any] | Refused]]) -> bool:
+        """Send the final ack of each ``(outbox row, press, server's answer)``; each row goes once the broker has
+        taken its ack (``_let_go``, later). False, with nothing sent and every row kept, unless a client connected to
+        the broker can take them: never once stop() has begun to disconnect, nor while the broker is away. The
+        drain hands those over again later (after the reconnect, or the next start); the server answers them
+        the same, and each device gets its final ack once."""
+        with self._gate:
+            if self._closing or not self.connected.is_set():
+                return False
+            sent: list[tuple[int, mqtt.MQTTMessageInfo]] = []
+            try:
+                for row, body, answer in finals:
+                    sent.append((row, self._answer(body, answer)))
+            finally:  # those sent are out, whatever stopped the rest: never sent again
+                with self._owned_lock:
+                    self._awaiting.update(sent)
+                    self._owned.difference_update(row for row, _ in sent)
+        return True
+
+    def _let_go(self, wait: float = 0.0) -> None:
+        """Remove the outbox rows whose final ack the broker has taken, waiting up to ``wait`` s for those out.
+
+        An ack paho could not write (the connection went in the instant after the check) stays with paho, which
+        sends it after a reconnect; its row stays too, for the drain: a device may then get that answer twice
+        (the protocol allows it), never not at all."""
+        with self._owned_lock:
+            out = list(self._awaiting.values())
+        deadline = time.monotonic() + wait
+        for info in out:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(remaining)
+        with self._owned_lock:
+            taken = [row for row, info in self._awaiting.items()
+                     if info.rc == mqtt.MQTT_ERR_SUCCESS and info.is_published()]
+            self.outbox.remove_many(taken)
+            for row in [row for row, info in self._awaiting.items() if info.rc != mqtt.MQTT_ERR_SUCCESS] + taken:
+                del self._awaiting[row]
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str, received_at: Any) -> None:
         key = hashlib.sha256(topic.encode(errors="replace") + b"\0" + payload + b"\0"
@@ -491,38 +607,38 @@ class Bridge:
             self._wake_outbox.wait(timeout=self.settings.retry_s)
             self._wake_outbox.clear()
             try:
-                while not self._stop.is_set():
-                    with self._owned_lock:
-                        items = self.outbox.oldest(100)
+                while not self._stop.is_set() and self.connected.is_set():
+                    # Under _order_lock: no press taken from the queue is on its way here when the outbox is empty.
+                    with self._order_lock, self._owned_lock:
+                        items = [item for item in self.outbox.oldest(100 + len(self._awaiting))
+                                 if item.id not in self._awaiting]
                         if not items:
-                            self._server_down.clear()
+                            self._server_down.clear()  # presses go to the server straight away again
                             break
                         # Rows of presses still out with their first request are that request's to finish;
                         # the drain goes on behind them once it has (or has failed).
                         held = next((i for i, item in enumerate(items) if item.id in self._owned), None)
                     todo = items[:held]
                     while todo:
+                        self._let_go()  # the rows of the final acks sent last time round (taken by now, mostly)
                         # Presses in batches, as the workers hand them over: a backlog drains as fast.
                         n = next((i for i, item in enumerate(todo[:BATCH_MAX]) if item.kind != PRESS),
                                  min(len(todo), BATCH_MAX))
                         presses, todo = todo[:n], todo[n:]
                         if presses:
                             answers = self.server.post_incidents([item.body for item in presses])
-                            for item, answer in zip(presses, answers):
-                                self._answer(item.body, answer)
-                            self.outbox.remove_many([item.id for item in presses])
+                            self._token_taken()
+                            if not self._send_finals([(item.id, item.body, answer)
+                                                      for item, answer in zip(presses, answers)]):
+                                break  # the broker is away (or the bridge stopping): they wait for it
                         else:
                             item, todo = todo[0], todo[1:]
                             self.server.request("POST", "/api/v1/dead-letters", json=item.body)
                             self.outbox.remove(item.id)
-                        self._token_taken()
-                    if held is not None:
+                            self._token_taken()
+                    if held is not None or todo:
                         break
-                    # Let presses that arrived meanwhile queue behind the drained ones.
-                    with self._owned_lock:
-                        if self.outbox.count() == 0:
-                            self._server_down.clear()
-                            break
+                self._let_go(FINAL_ACK_WAIT_S)  # before it waits: no row of an ack taken is left behind
             except ServerDown as exc:
                 if isinstance(exc, TokenRefused):
                     self._token_refused(exc)

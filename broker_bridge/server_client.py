@@ -15,7 +15,8 @@ TIMEOUT_S = (2.0, 10.0)
 
 
 class ServerDown(Exception):
-    """The server could not be reached or failed (5xx): try again later."""
+    """The server could not be reached, failed (5xx) or did not take the request now (408, 425, 429): try
+    again later."""
 
 
 class TokenRefused(ServerDown):
@@ -32,6 +33,22 @@ class Refused:
 
     status: int
     reason: str
+
+
+# 4xx answers about the request's passage, not its content: the same request a little later is taken. 408:
+# the HTTP layer gave up waiting for the body (a bridge stalled mid-send, a slow link); 425: sent too early
+# (TLS early data); 429: too many requests just now (a proxy's or the server's rate limit).
+TRANSIENT_4XX = frozenset({408, 425, 429})
+
+
+def refusal(status: int, reason: str) -> Refused:
+    """What a 4xx answer means for the press: a ``Refused`` (the press's own answer: it is rejected);
+    TokenRefused for 401 and 403, ServerDown for TRANSIENT_4XX (the press waits, ``queued``, and goes again)."""
+    if status in (401, 403):
+        raise TokenRefused(f"HTTP {status}: {reason}"[:300])
+    if status in TRANSIENT_4XX:
+        raise ServerDown(f"HTTP {status}: {reason}"[:300])
+    return Refused(status, f"server refused the press ({status}): {reason}"[:500])
 
 
 class ServerClient:
@@ -57,8 +74,8 @@ class ServerClient:
         return session
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Return the decoded JSON body (None for 204), a ``Refused`` for a 4xx; raise TokenRefused for a 401
-        or 403, ServerDown otherwise."""
+        """Return the decoded JSON body (None for 204), a ``Refused`` for a 4xx (see ``refusal``); raise
+        TokenRefused for a 401 or 403, ServerDown for a transient 4xx, a 5xx or no answer."""
         try:
             r = self._session().request(method, self.base_url + path, timeout=TIMEOUT_S, **kwargs)
         except requests.exceptions.InvalidJSONError as exc:
@@ -76,9 +93,7 @@ class ServerClient:
                     reason = f"{reason}: {err['detail']}"
             except (ValueError, KeyError, TypeError):
                 reason = r.text[:200]
-            if r.status_code in (401, 403):
-                raise TokenRefused(f"HTTP {r.status_code}: {reason}"[:300])
-            return Refused(r.status_code, f"server refused the press ({r.status_code}): {reason}"[:500])
+            return refusal(r.status_code, reason)
         return None if r.status_code == 204 or not r.content else r.json()
 
     def post_incident(self, body: dict[str, Any]) -> dict[str, Any] | Refused:

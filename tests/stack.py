@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -289,6 +291,8 @@ class Presser:
         self.topics = topics
         self.acks: dict[str, list[dict[str, Any]]] = {}
         self.raw_acks: list[tuple[str, dict[str, Any]]] = []
+        # When (time.monotonic()) the first ack of each event_id arrived.
+        self.first_ack_at: dict[str, float] = {}
         self.tickets: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -311,6 +315,7 @@ class Presser:
         with self._lock:
             if leaf == "ack":
                 self.raw_acks.append((device_id, data))
+                self.first_ack_at.setdefault(data.get("event_id") or "", time.monotonic())
                 self.acks.setdefault(data.get("event_id") or f"?{len(self.raw_acks)}", []).append(data)
             elif leaf == "tickets":
                 self.tickets[device_id] = data
@@ -350,6 +355,92 @@ class Presser:
 
 
 # ---------------------------------------------------------------- faults
+
+
+class SlowLink:
+    """A real TCP hop to the server on 127.0.0.1:``port`` that holds back what passes, as a slow or stalling
+    network (or a client process stalled mid-send) would; point a part's server URL at ``url``.
+
+    Requests whose first bytes are ``prefix`` (the presses, by default) wait ``delay_s`` before they go on;
+    ``stall_next()``: the next one's body is sent but for its last byte (the server's body deadline then
+    answers 408). Answers pass as they come.
+    """
+
+    def __init__(self, port: int, prefix: bytes = b"POST /api/v1/incidents"):
+        self.upstream, self.prefix = port, prefix
+        self.delay_s = 0.0
+        self.stalled = 0  # requests stalled so far
+        self._stall = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stall_next(self) -> None:
+        with self._lock:
+            self._stall += 1
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                continue
+            threading.Thread(target=self._requests, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._answers, args=(server, client), daemon=True).start()
+
+    def _answers(self, server: socket.socket, client: socket.socket) -> None:
+        try:
+            while data := server.recv(65536):
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (client, server):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def _requests(self, client: socket.socket, server: socket.socket) -> None:
+        to_send: int | None = None  # of a stalled request: the bytes still passed on
+        try:
+            while data := client.recv(65536):
+                if to_send is None and data.startswith(self.prefix):
+                    if self.delay_s:
+                        time.sleep(self.delay_s)
+                    with self._lock:
+                        stall, self._stall = self._stall > 0, max(0, self._stall - 1)
+                    if stall:
+                        self.stalled += 1
+                        head = data.index(b"\r\n\r\n") + 4  # the request line and headers come in one piece
+                        length = int(re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", data[:head]).group(1))
+                        to_send = head + length - 1
+                if to_send is not None:
+                    part, to_send = data[:to_send], max(0, to_send - len(data))
+                    if part:
+                        server.sendall(part)
+                    continue
+                server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (client, server):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 def counted(stack: Stack, devices: list[str]) -> dict[str, int]:

@@ -1,8 +1,15 @@
-"""The bridge's pure parts: enrichment and in-order acknowledgement."""
+"""The bridge's pure parts: enrichment, in-order acknowledgement, the outbox, the queue of presses waiting for
+a worker, and what an HTTP status means for a press."""
+
+import threading
+
+import pytest
 
 from broker_bridge.acks import InOrderAcker
 from broker_bridge.enrich import enrich
 from broker_bridge.outbox import PRESS, Outbox, press_key
+from broker_bridge.presses import PressQueue
+from broker_bridge.server_client import Refused, ServerDown, TokenRefused, refusal
 
 
 def test_press_snapshot_wins_over_retained_telemetry_and_probes_merge():
@@ -70,3 +77,63 @@ def test_outbox_puts_many_in_one_go_and_says_which_were_there_already(tmp_path):
     box.remove_many([])
     assert [i.key for i in box.oldest()] == ["e2"]
     box.close()
+
+
+def _press(n: int, arrived: float):
+    return ({"event_id": f"e{n}"}, lambda: None, arrived)
+
+
+def test_press_queue_gives_the_presses_that_waited_too_long_oldest_first_and_leaves_the_rest():
+    q = PressQueue()
+    for n, arrived in enumerate([1.0, 1.5, 2.0, 2.5]):
+        q.put(_press(n, arrived))
+    assert [b["event_id"] for b, _, _ in q.take_late(2.0)] == ["e0", "e1", "e2"]
+    assert q.take_late(2.0) == []
+    assert [b["event_id"] for b, _, _ in q.take(50)] == ["e3"]
+
+
+def test_press_queue_takes_batches_in_order_and_gives_back_to_the_front():
+    q = PressQueue()
+    for n in range(5):
+        q.put(_press(n, float(n)))
+    first = q.take(3)
+    assert [b["event_id"] for b, _, _ in first] == ["e0", "e1", "e2"]
+    q.give_back(first[1:])
+    assert [b["event_id"] for b, _, _ in q.take(50)] == ["e1", "e2", "e3", "e4"]
+    assert q.take(50) == []
+
+
+def test_press_queue_closed_lets_workers_take_what_is_left_then_tells_them_to_stop():
+    q = PressQueue()
+    q.put(_press(0, 0.0))
+    q.close()
+    assert q.wait() is True and len(q.take(50)) == 1
+    assert q.wait() is False
+    # A worker waiting on an empty queue is woken by close.
+    waiting = PressQueue()
+    result = []
+    t = threading.Thread(target=lambda: result.append(waiting.wait()))
+    t.start()
+    waiting.close()
+    t.join(5)
+    assert result == [False]
+
+
+@pytest.mark.parametrize("status", [408, 425, 429])
+def test_a_transient_4xx_is_the_server_not_taking_the_press_now_never_its_refusal(status):
+    """408 (the HTTP layer timed out a slow body), 425 and 429 say nothing about the press: it waits in the
+    outbox (`queued`) and goes again, never `rejected`."""
+    with pytest.raises(ServerDown, match=f"HTTP {status}"):
+        refusal(status, "request timeout")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_is_the_server_taking_nothing_now(status):
+    with pytest.raises(TokenRefused):
+        refusal(status, "no")
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 413, 422])
+def test_other_4xx_are_the_press_own_answer(status):
+    answer = refusal(status, "bad press")
+    assert isinstance(answer, Refused) and answer.status == status and "bad press" in answer.reason
