@@ -94,7 +94,13 @@ class ServerClient:
             except (ValueError, KeyError, TypeError):
                 reason = r.text[:200]
             return refusal(r.status_code, reason)
-        return None if r.status_code == 204 or not r.content else r.json()
+        if r.status_code == 204 or not r.content:
+            return None
+        try:
+            return r.json()
+        except ValueError:
+            # Not the server's answer (a proxy's page, a body cut short): nothing was said about the press.
+            raise ServerDown(f"HTTP {r.status_code} with a body that is not JSON") from None
 
     def post_incident(self, body: dict[str, Any]) -> dict[str, Any] | Refused:
         return self.request("POST", "/api/v1/incidents", json=body, headers={"Idempotency-Key": body["event_id"]})
@@ -106,4 +112,7 @@ class ServerClient:
         answer = self.request("POST", "/api/v1/incidents/batch", json={"items": bodies})
         if isinstance(answer, Refused):
             return [self.post_incident(body) for body in bodies]
-        return answer["items"]
+        items = answer.get("items") if isinstance(answer, dict) else None
+        if not isinstance(items, list) or len(items) != len(bodies):
+            raise ServerDown("the batch's answer does not answer each press")
+        return items

@@ -137,3 +137,44 @@ def test_a_refused_token_is_the_server_taking_nothing_now(status):
 def test_other_4xx_are_the_press_own_answer(status):
     answer = refusal(status, "bad press")
     assert isinstance(answer, Refused) and answer.status == status and "bad press" in answer.reason
+
+
+@pytest.fixture
+def answering():
+    """A real HTTP server on loopback that answers every POST with the status and body the test sets."""
+    import http.server
+
+    said = {"status": 200, "body": b"<html>a proxy's page</html>"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(said["status"])
+            self.send_header("Content-Length", str(len(said["body"])))
+            self.end_headers()
+            self.wfile.write(said["body"])
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", said
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("body", [b"<html>a proxy's page</html>", b'{"items": [', b'{"items": [{"result": "created"}]}',
+                                  b'["not", "an", "object"]'])
+def test_an_answer_that_is_not_the_servers_is_the_server_down_not_a_crash(answering, body):
+    """A 2xx whose body is no answer to the presses (a proxy's page, a body cut short, a batch answering fewer
+    presses than it was given): the presses wait in the outbox (ServerDown), rather than an exception that
+    leaves them unanswered and unacked until the bridge reconnects."""
+    from broker_bridge.server_client import ServerClient
+
+    url, said = answering
+    said["body"] = body
+    client = ServerClient(url, "token")
+    bodies = [{"event_id": f"e{i}", "device_id": "d1"} for i in range(2)]
+    with pytest.raises(ServerDown):
+        client.post_incidents(bodies)
