@@ -58,6 +58,10 @@ RECEIVE_MAXIMUM = 200
 # The most presses one worker hands to the server in one request; at 50 a
 # batch the server's per-request cost is a small part of a press's.
 BATCH_MAX = 50
+# The most presses the outbox's drain hands over in one request. One thread drains, one request at a time
+# (presses stay in order), so each request carries more than a worker's: a backlog goes at the pace of the
+# server's commits, not of the round trips (the server takes up to 500 in one transaction).
+DRAIN_BATCH_MAX = 250
 # The first bytes of a rejected payload kept as a dead letter; enough to see what it was.
 DEAD_LETTER_PREFIX = 512
 FEED_CURSOR = "feed_cursor"
@@ -610,7 +614,7 @@ class Bridge:
                 while not self._stop.is_set() and self.connected.is_set():
                     # Under _order_lock: no press taken from the queue is on its way here when the outbox is empty.
                     with self._order_lock, self._owned_lock:
-                        items = [item for item in self.outbox.oldest(100 + len(self._awaiting))
+                        items = [item for item in self.outbox.oldest(2 * DRAIN_BATCH_MAX + len(self._awaiting))
                                  if item.id not in self._awaiting]
                         if not items:
                             self._server_down.clear()  # presses go to the server straight away again
@@ -622,8 +626,8 @@ class Bridge:
                     while todo:
                         self._let_go()  # the rows of the final acks sent last time round (taken by now, mostly)
                         # Presses in batches, as the workers hand them over: a backlog drains as fast.
-                        n = next((i for i, item in enumerate(todo[:BATCH_MAX]) if item.kind != PRESS),
-                                 min(len(todo), BATCH_MAX))
+                        n = next((i for i, item in enumerate(todo[:DRAIN_BATCH_MAX]) if item.kind != PRESS),
+                                 min(len(todo), DRAIN_BATCH_MAX))
                         presses, todo = todo[:n], todo[n:]
                         if presses:
                             answers = self.server.post_incidents([item.body for item in presses])
