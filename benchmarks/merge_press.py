@@ -49,7 +49,7 @@ from typing import Any
 from sqlalchemy import event
 
 from dashdesk import wire
-from server import incidents
+from server.domain import incidents
 from server.db import Database
 
 from . import common as c

@@ -50,11 +50,12 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import JSON, Table, create_engine, func, select
 
 from dashdesk import wire
-from server import migrate, rules, users
+from server import migrate
+from server.domain import rules, users
 from server.app import load_categories, seed as seed_categories
 from server.db import Database
 from server.models import (OPEN_STATUSES, ButtonMapping, Category, Device, Event, Press, Site, Ticket, User,
-                           UTCDateTime)
+    UTCDateTime)
 
 AGENT_PASSWORD = "bench-agent-password"
 AGENTS = tuple(f"agent{i:02d}" for i in range(1, 9))

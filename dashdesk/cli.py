@@ -306,8 +306,8 @@ def token() -> None:
 @click.pass_obj
 def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None) -> None:
     """Create an API token and print it (it is shown only this once)."""
-    from server.audit import cli_actor
-    from server.auth import TokenError, create_token
+    from server.domain.audit import cli_actor
+    from server.api.auth import TokenError, create_token
 
     database = _database(cfg, data_dir)
     try:
@@ -323,7 +323,7 @@ def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None
 @click.pass_obj
 def token_list(cfg: dict[str, Any], data_dir: str | None) -> None:
     """The API tokens: id, name, role, when made, last used, and whether revoked (never the token itself)."""
-    from server.auth import list_tokens
+    from server.api.auth import list_tokens
 
     def when(t: Any) -> str:
         return t.isoformat(timespec="seconds") if t else "never"
@@ -346,8 +346,8 @@ def token_list(cfg: dict[str, Any], data_dir: str | None) -> None:
 def token_revoke(cfg: dict[str, Any], name_or_id: str, data_dir: str | None) -> None:
     """Revoke an API token, named by its id (as `token list` shows it) or its name: it is refused (401) from
     then on (by a running server within 2 s). Audited, as on the admin page."""
-    from server.audit import cli_actor
-    from server.auth import TokenError, find_token, revoke
+    from server.domain.audit import cli_actor
+    from server.api.auth import TokenError, find_token, revoke
 
     database = _database(cfg, data_dir)
     try:
@@ -397,8 +397,8 @@ def user() -> None:
 @click.pass_obj
 def user_create(cfg: dict[str, Any], username: str, role: str, password_stdin: bool, data_dir: str | None) -> None:
     """Create a user who can sign in to the service desk."""
-    from server.audit import cli_actor
-    from server.users import UserError, create_user
+    from server.domain.audit import cli_actor
+    from server.domain.users import UserError, create_user
 
     database = _database(cfg, data_dir)
     try:
@@ -417,8 +417,8 @@ def user_create(cfg: dict[str, Any], username: str, role: str, password_stdin: b
 @click.pass_obj
 def user_password(cfg: dict[str, Any], username: str, password_stdin: bool, data_dir: str | None) -> None:
     """Set a new password for a user."""
-    from server.audit import cli_actor
-    from server.users import UserError, set_password
+    from server.domain.audit import cli_actor
+    from server.domain.users import UserError, set_password
 
     database = _database(cfg, data_dir)
     try:
@@ -440,8 +440,8 @@ def user_disable(cfg: dict[str, Any], username: str, enable: bool, data_dir: str
 
     The last active admin is never disabled (make another user an admin first).
     """
-    from server.audit import cli_actor
-    from server.users import UserError, set_active
+    from server.domain.audit import cli_actor
+    from server.domain.users import UserError, set_active
 
     database = _database(cfg, data_dir)
     try:
@@ -460,8 +460,8 @@ def user_disable(cfg: dict[str, Any], username: str, enable: bool, data_dir: str
 @click.pass_obj
 def user_role(cfg: dict[str, Any], username: str, role: str, data_dir: str | None) -> None:
     """Make a user an agent or an admin (the last active admin is never demoted)."""
-    from server.audit import cli_actor
-    from server.users import UserError, set_role
+    from server.domain.audit import cli_actor
+    from server.domain.users import UserError, set_role
 
     database = _database(cfg, data_dir)
     try:
@@ -478,7 +478,7 @@ def user_role(cfg: dict[str, Any], username: str, role: str, data_dir: str | Non
 @click.pass_obj
 def user_list(cfg: dict[str, Any], data_dir: str | None) -> None:
     """The users, their role, whether active, and their last sign-in."""
-    from server.users import list_users
+    from server.domain.users import list_users
 
     database = _database(cfg, data_dir)
     try:
@@ -493,7 +493,7 @@ def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | 
                      device_url: str | None = None) -> Any:
     """The accounts of the broker ``cfg`` names, as the server hands them out (``server.credentials``);
     refused when the broker has none."""
-    from server.credentials import BrokerAccounts
+    from server.domain.broker_accounts import BrokerAccounts
 
     from .broker_auth import COMMAND_TIMEOUT_S, accounts_enabled
 
@@ -506,8 +506,8 @@ def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | 
 
 def _credentials(cfg: dict[str, Any], data_dir: str | None, accounts: Any, run: Any) -> Any:
     """``run(context, actor)`` with the server's database (which audits each call) and ``accounts``."""
-    from server.audit import cli_actor
-    from server.credentials import Context
+    from server.domain.audit import cli_actor
+    from server.domain.broker_accounts import Context
 
     database = _database(cfg, data_dir)
     try:
@@ -540,7 +540,7 @@ def broker_device_credentials(cfg: dict[str, Any], device_id: str, mqtt_url: str
     """
     from sqlalchemy import select
 
-    from server import credentials
+    from server.domain import broker_accounts as credentials
     from server.models import Device
 
     if not wire.valid_id(device_id):
@@ -580,7 +580,7 @@ def broker_retire(cfg: dict[str, Any], device_id: str, reason: str, mqtt_url: st
     ticket server does not know (or has retired already) only loses its broker account; a broker that does
     not answer leaves the retirement standing (run the command again to delete the account).
     """
-    from server import credentials, devices
+    from server.domain import broker_accounts as credentials, devices
 
     if not wire.valid_id(device_id):
         raise click.BadParameter(f"DEVICE_ID must match {wire.ID_PATTERN.pattern}")
@@ -616,7 +616,7 @@ def config_file() -> None:
 @click.pass_obj
 def config_export(cfg: dict[str, Any], file: str, data_dir: str | None) -> None:
     """Write the configuration to FILE ("-": standard output)."""
-    from server.config_io import export_text
+    from server.domain.config_io import export_text
 
     database = _database(cfg, data_dir)
     try:
@@ -643,10 +643,10 @@ def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, da
     With broker accounts on, the devices it retires lose theirs (disconnected); exit 1 if the
     broker did not delete them all (the import stands; `dashdesk broker retire` tries again).
     """
-    from server import credentials
+    from server.domain import broker_accounts as credentials
     from server.app import load_categories
-    from server.audit import cli_actor
-    from server.config_io import ConfigRejected, decode, run
+    from server.domain.audit import cli_actor
+    from server.domain.config_io import ConfigRejected, decode, run
 
     from .broker_auth import COMMAND_TIMEOUT_S
 

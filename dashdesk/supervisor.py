@@ -177,7 +177,7 @@ class Supervisor:
         env = {"DASHDESK_DATABASE_URL": url, "DASHDESK_DATA_DIR": str(self.data_dir)}
         env["DASHDESK_API_TOKEN"] = self._token_file(db, "bridge.token", "bridge", "bridge")
         if self.demo:
-            from server.demo import setup_demo
+            from server.domain.demo import setup_demo
 
             setup_demo(db)
             if not os.environ.get("DASHDESK_ADMIN_TOKEN"):
@@ -190,8 +190,8 @@ class Supervisor:
 
     def _demo_enrolment(self, db: Any) -> str | None:
         """A one-time link that sets up a phone as a button of the demo shop; None if phones cannot connect."""
-        from server import enrolments
-        from server.demo import DEMO_DEVICE, DEMO_SITE
+        from server.domain import enrolments
+        from server.domain.demo import DEMO_DEVICE, DEMO_SITE
 
         app_cfg = self.cfg.get("app", {}) or {}
         if not self.ws_port and not app_cfg.get("broker_ws_url"):
@@ -205,7 +205,7 @@ class Supervisor:
         """The desk's web user ``admin`` for the demo, its password made once and kept in DIR/admin.password."""
         import secrets
 
-        from server.users import bootstrap_admin
+        from server.domain.users import bootstrap_admin
 
         path = self.data_dir / "admin.password"
         if not path.exists():
@@ -219,7 +219,7 @@ class Supervisor:
     def _token_file(self, db: Any, filename: str, name: str, role: str) -> str:
         """The API token of ``role`` kept in ``DIR/filename`` (0600), made if there is none; one revoked (or of
         another role) is replaced by a new one, so the parts always start with a token that works."""
-        from server.auth import ensure_token
+        from server.api.auth import ensure_token
 
         path = self.data_dir / filename
         old = path.read_text().strip() if path.exists() else ""

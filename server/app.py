@@ -19,12 +19,14 @@ from werkzeug.routing import IntegerConverter, ValidationError
 from dashdesk import config as dd_config
 from dashdesk import wire
 
-from . import inputs, migrate, openapi, users
-from .auth import TokenCache, create_token
-from .credentials import BrokerAccounts
-from .db import Database, DatabaseBusy
-from .incidents import Settings
-from .models import Category
+from server.domain import inputs, users
+from server import migrate
+from server.api import openapi
+from server.api.auth import TokenCache, create_token
+from server.domain.broker_accounts import BrokerAccounts
+from server.db import Database, DatabaseBusy
+from server.domain.incidents import Settings
+from server.models import Category
 
 # A press is at most 16 KiB on the wire; an enriched one stays well below this.
 MAX_BODY_BYTES = 256 * 1024
@@ -161,10 +163,10 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     # The whole configuration, for parts that read their own section (the phone app's [app]).
     app.config["DASHDESK_CONFIG"] = cfg
 
-    from .api import api
-    from .api_docs import api_docs
-    from .security import init_security
-    from .web import init_web
+    from server.api.core import api
+    from server.api.docs import api_docs
+    from server.pages.security import init_security
+    from server.desk.views import init_web
 
     init_security(app, server_cfg)
     app.register_blueprint(api)
@@ -223,7 +225,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
             return {"status": "error", "detail": type(exc).__name__}, 503
         return {"status": "ok"}, 200
 
-    from .web import is_page_request, page_error
+    from server.desk.views import is_page_request, page_error
 
     # Every error of a page (the desk's, the admin pages') is the HTML error page; the API's are JSON.
     @app.error_processor

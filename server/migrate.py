@@ -20,7 +20,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision`` (creating it if new: an SQLite file 0600)."""
-    from .db import create_private
+    from server.db import create_private
 
     create_private(url)
     with warnings.catch_warnings():

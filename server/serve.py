@@ -29,8 +29,8 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import BadRequest, Error, RequestHeaderFieldsTooLarge
 
-from . import inputs
-from .app import error_code
+from server.domain import inputs
+from server.app import error_code
 
 log = logging.getLogger(__name__)
 
@@ -390,9 +390,9 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, worker
 
     One process: ``workers`` may only be None or 1 (``dashdesk server --workers`` says what to do instead).
     """
-    from .app import create_app
-    from .users import unknown_user_hash
-    from .web import STOPPING
+    from server.app import create_app
+    from server.domain.users import unknown_user_hash
+    from server.desk.views import STOPPING
 
     if workers not in (None, 1):
         raise ValueError(f"the server runs as one process, not {workers}")

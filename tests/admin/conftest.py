@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from server.app import create_app
 from server.models import AuditLog
-from server.users import create_user
+from server.domain.users import create_user
 from tests.web.conftest import (ADMIN_PASSWORD, AGENT_PASSWORD, API, TOKEN, Desk, admin, ann, app,  # noqa: F401
                                 api, cheap_password_hashes, csrf_of, press)
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import text
 
-from server.auth import create_token
+from server.api.auth import create_token
 
 from .conftest import API, api, audit_rows, press
 
@@ -107,7 +107,7 @@ def _api_routes(app):
 def test_a_bridge_token_may_call_only_what_the_bridge_calls(known):
     """Tickets, devices, categories, dead letters and every admin endpoint: 403 JSON for a bridge token; only
     the bridge's own requests (presses, the feed, dead letters, telemetry and status) get past."""
-    from server.auth import BRIDGE_ENDPOINTS
+    from server.api.auth import BRIDGE_ENDPOINTS
 
     ticket = press(known, device_id="shop-1")["ticket"]["id"]
     bridge = create_token(known.extensions["dashdesk"].db, "a bridge", "bridge")

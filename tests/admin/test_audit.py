@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from server import audit, sites
+from server.domain import audit, sites
 from server.models import AuditLog, Site
 
 from .conftest import api, audit_rows, post

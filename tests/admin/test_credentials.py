@@ -15,7 +15,7 @@ import pytest
 
 from dashdesk import broker
 from server.app import create_app
-from server.users import create_user
+from server.domain.users import create_user
 
 from .conftest import ADMIN_PASSWORD, AGENT_PASSWORD, TOKEN, Desk, api, audit_rows, post, press
 

@@ -131,7 +131,7 @@ def test_dedup_scope_site_merges_a_shops_presses_and_device_keeps_them_apart(sho
 
 def category_form(app, slug, **change):
     """The category's form as the page fills it, with ``change`` applied."""
-    from server.admin import _category_form
+    from server.admin.views import _category_form
     from server.models import Category
     from sqlalchemy import select
 

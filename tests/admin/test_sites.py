@@ -8,7 +8,7 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from server import sites
+from server.domain import sites
 from server.models import Site
 
 from .conftest import api, audit_rows, post, press

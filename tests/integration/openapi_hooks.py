@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from schemathesis.generation.meta import TestPhase
 from schemathesis.generation.modes import GenerationMode
 
-from server import sites
+from server.domain import sites
 
 # The run's own API token (its id): revoking it would make every later request 401.
 OWN_TOKEN_ID = os.environ.get("DASHDESK_RUN_TOKEN_ID", "")

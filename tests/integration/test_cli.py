@@ -12,7 +12,7 @@ import requests
 from dashdesk.broker import free_port
 from server.db import Database
 from server.migrate import head
-from server.users import authenticate
+from server.domain.users import authenticate
 from tests.stack import wait_until
 
 

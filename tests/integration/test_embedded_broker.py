@@ -36,7 +36,7 @@ from dashdesk import broker
 from device.agent import DeviceAgent
 from device.config import load_device_config
 from tests.stack import (NoFinalAck, Presser, Stack, Up, counted, kill_bridge_mid_stream,
-                         presses_across_broker_restart, wait_until)
+    presses_across_broker_restart, wait_until)
 
 # A dependency of dashdesk[broker] (in [all] and [test]): its absence is a broken install.
 import amqtt  # noqa: E402,F401

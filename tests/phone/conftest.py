@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from server.app import create_app
 from server.models import AuditLog
-from server.users import create_user
+from server.domain.users import create_user
 from tests.web.conftest import (ADMIN_PASSWORD, AGENT_PASSWORD, API, TOKEN, Desk, cheap_password_hashes,  # noqa: F401
                                 csrf_of)
 

@@ -14,12 +14,13 @@ import pytest
 from sqlalchemy import update
 
 from dashdesk import wire
-from server import enrolments, phone
+from server.domain import enrolments
+from server.phone import views as phone
 from server.models import Enrolment
 
 from .conftest import api, enrolment, enrolment_json, phone_get, redeem
 
-VENDOR = Path(phone.__file__).with_name("static") / "app" / "vendor"
+VENDOR = phone.STATIC / "vendor"
 
 
 def test_the_app_is_public_and_never_sends_you_to_sign_in(app):

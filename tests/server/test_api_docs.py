@@ -7,8 +7,8 @@ import hashlib
 import re
 from pathlib import Path
 
-from server.api_docs import SWAGGER_UI_VERSION
-from server.security import CSP
+from server.api.docs import SWAGGER_UI_VERSION
+from server.pages.security import CSP
 
 VENDOR = Path(__file__).resolve().parents[2] / "server" / "static" / "swagger_ui"
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from dashdesk import wire
-from server import incidents
+from server.domain import incidents
 from server.models import Press
 
 from .test_incidents import app, press  # noqa: F401  (the app fixture: both press paths)

@@ -204,7 +204,7 @@ def test_the_bridge_takes_its_own_url_or_its_account_from_the_data_dir(tmp_path)
 def test_broker_accounts_are_on_for_the_command_line_the_bridge_and_the_server_alike(tmp_path, monkeypatch, capsys,
                                                                                      auth):
     from dashdesk.cli import main
-    from server.credentials import BrokerAccounts
+    from server.domain.broker_accounts import BrokerAccounts
 
     secrets = broker_auth.prepare(tmp_path / "data")
     env = {"DASHDESK_MQTT_URL": "mqtt://127.0.0.1:2883", "DASHDESK_BROKER__AUTH": auth,
@@ -244,7 +244,7 @@ def test_account_manager_from_config_needs_an_admin_account(tmp_path):
 
 def test_the_servers_accounts_read_the_admin_password_once_written_and_again_only_when_it_changes(tmp_path):
     """`dashdesk up` may write the passwords file after the server started; until it changes, it is read once."""
-    from server.credentials import BrokerAccounts
+    from server.domain.broker_accounts import BrokerAccounts
 
     data = tmp_path / "data"
     cfg = config.load(tmp_path / "none.toml", env={"DASHDESK_DATA_DIR": str(data), "DASHDESK_BROKER__AUTH": "dynsec",

@@ -1,6 +1,6 @@
 from datetime import datetime, timedelta, timezone
 
-from server import rules
+from server.domain import rules
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 SLA = {"1": {"respond_min": 15, "resolve_min": 240}, "3": {"respond_min": 120}}

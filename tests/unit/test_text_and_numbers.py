@@ -7,9 +7,9 @@ import json
 import pytest
 
 from dashdesk import wire
-from server import inputs, rules
-from server.fields import JsonInteger, JsonNumber, QueryInteger, Telemetry
-from server.schemas import ID
+from server.domain import inputs, rules
+from server.api.fields import JsonInteger, JsonNumber, QueryInteger, Telemetry
+from server.api.schemas import ID
 from marshmallow import ValidationError
 
 NOT_ASCII_DIGITS = ["\u00b9", "\u00b2\u00b3", "\u0661\u0662", "\uff11\uff12", "\u0967", "\U0001d7d9", " 7", "7 ", "+7",

@@ -12,8 +12,8 @@ from dashdesk import wire
 from server.app import create_app
 from argon2 import PasswordHasher
 
-from server import users
-from server.users import create_user
+from server.domain import users
+from server.domain.users import create_user
 
 TOKEN = "web-unit-admin-token"
 ADMIN_PASSWORD = "admin-password-123"

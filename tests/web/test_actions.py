@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from dashdesk import wire
-from server import rules
+from server.domain import rules
 from server.models import Category, Event, Press, Ticket
 
 from .conftest import api, press

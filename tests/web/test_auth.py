@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from server.app import create_app
 from server.models import User
-from server.users import UserError, authenticate, bootstrap_admin, create_user, secret_key
+from server.domain.users import UserError, authenticate, bootstrap_admin, create_user, secret_key
 
 from .conftest import ADMIN_PASSWORD, AGENT_PASSWORD, Desk, api, press
 
@@ -219,7 +219,7 @@ def test_failed_sign_ins_are_limited_per_address_and_username_and_successes_are_
 
 
 def test_a_new_password_ends_the_sessions_signed_in_with_the_old_one(app):
-    from server.users import set_password
+    from server.domain.users import set_password
 
     ann = Desk(app, "ann")
     assert ann.c.get("/").status_code == 200
@@ -232,7 +232,7 @@ def test_a_new_password_ends_the_sessions_signed_in_with_the_old_one(app):
 def test_a_rehash_at_sign_in_keeps_that_session(app, monkeypatch):
     from argon2 import PasswordHasher
 
-    from server import users
+    from server.domain import users
 
     db = app.extensions["dashdesk"].db
 

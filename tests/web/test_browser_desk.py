@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.db import Database
-from server.users import create_user
+from server.domain.users import create_user
 from tests.browser import fill_sign_in, keep_screenshot, sign_in
 from tests.stack import ADMIN_PASSWORD, wait_until
 

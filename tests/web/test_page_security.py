@@ -8,8 +8,8 @@ import re
 import pytest
 
 from server.app import create_app
-from server.phone import CSP as PHONE_CSP
-from server.security import CSP, secure_cookies_setting
+from server.phone.views import CSP as PHONE_CSP
+from server.pages.security import CSP, secure_cookies_setting
 
 from .conftest import ADMIN_PASSWORD, AGENT_PASSWORD, TOKEN, Desk, api, csrf_of, press
 
@@ -80,7 +80,7 @@ def test_the_form_expired_page_and_a_server_failure_have_the_policy(app, ann, mo
     r = ann.c.post("/logout")  # no CSRF token
     assert r.status_code == 400
     check_page(r, "/logout")
-    from server import web
+    from server.desk import views as web
 
     def broken(*_a, **_k):
         raise RuntimeError("the database went away")

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from dashdesk import wire
 from server.app import create_app
 from server.models import WebSession
-from server.users import create_user, set_active, set_password, set_role
+from server.domain.users import create_user, set_active, set_password, set_role
 
 from .conftest import ADMIN_PASSWORD, AGENT_PASSWORD, TOKEN, Desk, api, csrf_of
 
@@ -162,7 +162,7 @@ def test_a_session_ends_at_its_lifetime_and_expired_rows_go_at_the_next_sign_in(
 
 
 def test_the_last_seen_time_is_written_at_most_every_few_minutes(app, ann):
-    from server import web_sessions
+    from server.domain import web_sessions
 
     db = app.extensions["dashdesk"].db
     (row,) = rows(app)
@@ -179,7 +179,7 @@ def test_a_page_does_not_wait_for_another_writer_to_note_that_its_session_was_se
     due to write it answers at once without it (it waited for the lock, then answered 503, before)."""
     import sqlite3
 
-    from server import web_sessions
+    from server.domain import web_sessions
 
     db = app.extensions["dashdesk"].db
     (row,) = rows(app)
@@ -214,7 +214,7 @@ def long_stream_app(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("how", ["sign-out", "disable"])
 def test_an_open_stream_stops_within_a_second_or_two_of_the_session_ending(long_stream_app, how):
-    from server import web
+    from server.desk import views as web
 
     app = long_stream_app
     ann = Desk(app, "ann")

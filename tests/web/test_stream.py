@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from server import web
+from server.desk import views as web
 
 from .conftest import api, press
 

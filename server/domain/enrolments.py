@@ -35,10 +35,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, devices, inputs, schemas, sites
-from .fields import JsonNumber, Plain
-from .auth import auth
-from .models import ButtonMapping, Category, Device, Enrolment, Site
+from server.domain import audit, devices, inputs, sites
+from server.api import schemas
+from server.api.fields import JsonNumber, Plain
+from server.api.auth import auth
+from server.models import ButtonMapping, Category, Device, Enrolment, Site
 
 # 16 random bytes (22 URL-safe characters): not guessable, short enough for a QR code a phone reads
 # from across a counter.
@@ -391,7 +392,7 @@ admin_pages.enable_openapi = False  # type: ignore[attr-defined]
 
 @admin_pages.before_request
 def _admins_only() -> Any:
-    from .web import login_manager
+    from server.desk.views import login_manager
 
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
@@ -401,7 +402,7 @@ def _admins_only() -> Any:
 
 
 def _register_page_handlers() -> None:
-    from .web import _no_store
+    from server.desk.views import _no_store
 
     admin_pages.after_request(_no_store)
 
@@ -522,7 +523,7 @@ def _api_refuse(exc: EnrolmentError) -> NoReturn:
 
 
 def _caller_actor() -> str:
-    from .api import caller_actor
+    from server.api.core import caller_actor
 
     return caller_actor()
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .inputs import parse_int
+from server.domain.inputs import parse_int
 
 HIGHEST_PRIORITY = 1
 LOWEST_PRIORITY = 4

@@ -14,10 +14,11 @@ from flask import Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, categories, config_io, credentials, devices, inputs, rules, schemas, sites
-from .api import SLA_RULE, admin_abort, api, caller_actor, category_dict, device_dict, ext
-from .auth import auth
-from .models import AuditLog, Category, Device, Site
+from server.domain import audit, categories, config_io, broker_accounts as credentials, devices, inputs, rules, sites
+from server.api import schemas
+from server.api.core import SLA_RULE, admin_abort, api, caller_actor, category_dict, device_dict, ext
+from server.api.auth import auth
+from server.models import AuditLog, Category, Device, Site
 
 
 
@@ -442,4 +443,4 @@ def import_config(q: dict[str, Any]) -> dict[str, Any]:
 
 
 # The users and API tokens endpoints live in their own module, on this blueprint.
-from . import api_accounts  # noqa: E402,F401
+from server.api import accounts as api_accounts  # noqa: E402,F401

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import inputs
-from .models import User, WebSession
+from server.domain import inputs
+from server.models import User, WebSession
 
 # A session's last_seen_at is written at most this often: one write per page request would cost
 # more than the session is worth.

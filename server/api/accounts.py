@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import auth as auth_tokens
-from . import schemas, users
-from .api import api, caller_actor, ext
-from .auth import TokenError, add_token, auth, revoke
-from .models import ApiToken, User
+from server.api import auth as auth_tokens
+from server.api import schemas
+from server.domain import users
+from server.api.core import api, caller_actor, ext
+from server.api.auth import TokenError, add_token, auth, revoke
+from server.models import ApiToken, User
 
 
 def _t(value: Any) -> str | None:

@@ -36,9 +36,9 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, categories, devices, sites
-from .db import Database
-from .models import DEVICE_KINDS, DEVICE_STATUSES, ButtonMapping, Category, Device, Site
+from server.domain import audit, categories, devices, sites
+from server.db import Database
+from server.models import DEVICE_KINDS, DEVICE_STATUSES, ButtonMapping, Category, Device, Site
 
 VERSION = 1
 KINDS = ("categories", "sites", "devices", "mappings")

@@ -21,8 +21,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.field_converter import FieldConverterMixin
 from marshmallow import fields
 
-from . import schemas
-from .auth import BRIDGE_ENDPOINTS
+from server.api import schemas
+from server.api.auth import BRIDGE_ENDPOINTS
 
 # Flask's `<int:...>` and plain `<...>` path arguments as the document writes them.
 _ARGUMENT = re.compile(r"<(?:[^<:>]+:)?([^<>]+)>")

@@ -12,9 +12,9 @@ from typing import Any, Mapping
 
 from sqlalchemy.orm import Session
 
-from . import audit
-from .inputs import text_problem
-from .models import DEDUP_SCOPES, Category
+from server.domain import audit
+from server.domain.inputs import text_problem
+from server.models import DEDUP_SCOPES, Category
 
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 # White space as Python's str.strip() and as JSON Schema's (ECMAScript's) \s see it, spelt out: the two differ.

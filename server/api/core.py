@@ -14,11 +14,13 @@ from werkzeug.routing import BaseConverter
 
 from dashdesk import wire
 
-from . import audit, categories, credentials, devices, incidents, inputs, rules, schemas, sites, tickets
-from . import devices as devices_mod
-from .auth import auth
-from .models import (OPEN_STATUSES, TICKET_STATUSES, ButtonMapping, Category, DeadLetter, Device, Event, Press,
-                     Site, Ticket)
+from server.domain import (audit, categories, broker_accounts as credentials, devices, incidents, inputs, rules,
+    sites, tickets)
+from server.api import schemas
+from server.domain import devices as devices_mod
+from server.api.auth import auth
+from server.models import (OPEN_STATUSES, TICKET_STATUSES, ButtonMapping, Category, DeadLetter, Device, Event, Press,
+    Site, Ticket)
 
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="API")
 
@@ -596,4 +598,4 @@ def list_dead_letters() -> dict[str, Any]:
 
 
 # The admin endpoints (sites, device approval, copy-mapping, audit) live in their own module, on this blueprint.
-from . import api_admin  # noqa: E402,F401
+from server.api import admin_core as api_admin  # noqa: E402,F401

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from .models import AuditLog
+from server.models import AuditLog
 
 MAX_DETAIL_CHARS = 4000
 
@@ -110,7 +110,7 @@ def details_text(details: Any, limit: int = 400) -> str:
     """
     # The pages' own format (server.web), imported here: what records audit rows (the API, the command
     # line) loads no page code.
-    from .web import readable_time
+    from server.desk.views import readable_time
 
     def text(value: Any, changes: bool = False) -> str:
         if isinstance(value, dict):

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import audit, inputs
-from .db import Database
-from .models import ApiToken
+from server.domain import audit, inputs
+from server.db import Database
+from server.models import ApiToken
 
 auth = HTTPTokenAuth(scheme="Bearer", description="an API token made by an admin or at bootstrap")
 

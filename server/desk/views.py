@@ -35,10 +35,11 @@ from wtforms.validators import DataRequired, Length
 
 from dashdesk import wire
 
-from . import inputs, rules, tickets, users, web_sessions
-from .db import DatabaseBusy
-from . import sites as sites_mod
-from .models import OPEN_STATUSES, QUEUE_WHERE, QUEUE_WHERE_PG, Category, Device, Event, Press, Site, Ticket, User
+from server.domain import inputs, rules, tickets, users, web_sessions
+from server.db import DatabaseBusy
+from server.domain import sites as sites_mod
+from server.models import (OPEN_STATUSES, QUEUE_WHERE, QUEUE_WHERE_PG, Category, Device, Event, Press, Site, Ticket,
+    User)
 
 web = Blueprint("web", __name__)
 web.enable_openapi = False  # type: ignore[attr-defined]  # APIFlask: pages are not part of the API document
@@ -844,10 +845,10 @@ def init_web(app: Flask, exempt: list[Any]) -> None:
     for blueprint in exempt:
         csrf.exempt(blueprint)
     app.register_blueprint(web)
-    from .admin import admin  # the admin pages (/admin) use this module's sign-in and error pages
+    from server.admin.views import admin  # the admin pages (/admin) use this module's sign-in and error pages
 
     app.register_blueprint(admin)
-    from .phone import init_phone  # the phone app (/app, no sign-in) and its enrolments (/admin/enrolments)
+    from server.phone.views import init_phone  # the phone app (/app, no sign-in) and its enrolments (/admin/enrolments)
 
     init_phone(app, csrf)
     app.jinja_env.globals.update(ticket_number=rules.ticket_number)

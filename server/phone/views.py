@@ -30,15 +30,16 @@ from sqlalchemy import select
 
 from dashdesk import wire
 
-from . import devices as device_rules
-from . import enrolments
-from .models import Device, Press, Ticket
+from server.domain import devices as device_rules
+from server.domain import enrolments
+from server.models import Device, Press, Ticket
 
-phone = Blueprint("phone", __name__, url_prefix="/app", static_folder="static/app", static_url_path="/static")
+# The app's files live with the server's other static files and templates.
+SERVER_ROOT = Path(__file__).resolve().parent.parent
+STATIC = SERVER_ROOT / "static" / "app"
+TEMPLATES = SERVER_ROOT / "templates" / "phone"
+phone = Blueprint("phone", __name__, url_prefix="/app", static_folder=STATIC, static_url_path="/static")
 phone.enable_openapi = False  # type: ignore[attr-defined]  # APIFlask: the app's own endpoints
-
-STATIC = Path(__file__).with_name("static") / "app"
-TEMPLATES = Path(__file__).with_name("templates") / "phone"
 MQTT_JS_VERSION = "5.16.0"
 # A press held this long is a long press (urgent), as on a physical button.
 LONG_PRESS_MS = 800
@@ -202,7 +203,7 @@ def _refused(response: Response) -> bool:
 
 
 def _limited(view: Any) -> Any:
-    from .web import limiter
+    from server.desk.views import limiter
 
     return limiter.shared_limit(_enrol_limit, scope="enrol", deduct_when=_refused)(view)
 
@@ -245,7 +246,7 @@ def enroll(code: str) -> Any:
     credentials = None
     broker = getattr(_ext(), "broker", None)
     if broker is not None and broker.enabled:
-        from . import credentials as broker_credentials
+        from server.domain import broker_accounts as broker_credentials
 
         outcome = broker_credentials.issue(_ext(), redeemed.device_id, f"enrolment:{redeemed.enrolment_id}")
         if outcome.failed:
@@ -325,7 +326,7 @@ def config() -> Any:
 
 
 def _ticket_state(row: Ticket) -> dict[str, Any]:
-    from . import rules
+    from server.domain import rules
 
     return {"id": row.id, "number": rules.ticket_number(row.id), "status": row.status,
             "category": row.category.slug, "priority": row.priority,

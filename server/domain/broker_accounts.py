@@ -37,9 +37,9 @@ from sqlalchemy.orm import Session
 
 from dashdesk import broker_auth
 
-from . import audit
-from .db import Database
-from .models import Device
+from server.domain import audit
+from server.db import Database
+from server.models import Device
 
 log = logging.getLogger("dashdesk.server.credentials")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from .db import Database
-from .models import ButtonMapping, Category, Device, Site
+from server.db import Database
+from server.models import ButtonMapping, Category, Device, Site
 
 DEMO_SITE = ("shop-demo", "Demo shop")
 DEMO_DEVICE = "shop-demo"

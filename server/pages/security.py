@@ -21,7 +21,7 @@ from flask import Flask, Response, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import inputs
+from server.domain import inputs
 
 # Every HTML page but the phone app's. img-src data:: the API docs' stylesheet draws its icons with data: URLs.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "

@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import rules
-from .db import Database
-from .models import OPEN_STATUSES, Category, Device, Event, Press, Ticket
-from .prepared import Runner, Statement, Statements, insert_sql, select_sql, statements_for
+from server.domain import rules
+from server.db import Database
+from server.models import OPEN_STATUSES, Category, Device, Event, Press, Ticket
+from server.prepared import Runner, Statement, Statements, insert_sql, select_sql, statements_for
 
 FALLBACK_CATEGORY = "other"
 # The title of a test ticket starts with this, wherever it is seen.

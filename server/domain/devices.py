@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, inputs, rules, sites, tickets
-from .models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category, Device,
-                     Event, Press, Site, Ticket)
+from server.domain import audit, inputs, rules, sites, tickets
+from server.models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category,
+    Device, Event, Press, Site, Ticket)
 
 # A rollout template goes to at most this many devices at once.
 MAX_COPY_TARGETS = 2000

@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import Response, flash, render_template, request
 
-from . import config_io, credentials
-from .admin import admin, me
-from .web import ext
+from server.domain import config_io, broker_accounts as credentials
+from server.admin.views import admin, me
+from server.desk.views import ext
 
 
 @admin.url_value_preprocessor

@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
-from . import audit, categories, credentials, devices, inputs, rules, sites
-from .api import open_tickets_by_device
-from .models import (DEDUP_SCOPES, DEVICE_STATUSES, AuditLog, ButtonMapping, Category, Device, Press, Site, Ticket,
-                     OPEN_STATUSES)
-from .web import _no_store, duration, ext, login_manager, telemetry_rows
+from server.domain import audit, categories, broker_accounts as credentials, devices, inputs, rules, sites
+from server.api.core import open_tickets_by_device
+from server.models import (DEDUP_SCOPES, DEVICE_STATUSES, AuditLog, ButtonMapping, Category, Device, Press, Site,
+    Ticket, OPEN_STATUSES)
+from server.desk.views import _no_store, duration, ext, login_manager, telemetry_rows
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 admin.enable_openapi = False  # type: ignore[attr-defined]  # APIFlask: pages are not part of the API document
@@ -717,4 +717,4 @@ def audit_log() -> Any:
 
 
 # The users, API tokens and configuration pages, on this blueprint.
-from . import admin_accounts, admin_config  # noqa: E402,F401
+from server.admin import accounts as admin_accounts, config as admin_config  # noqa: E402,F401

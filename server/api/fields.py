@@ -19,7 +19,7 @@ from marshmallow import ValidationError, validate
 
 from dashdesk import wire
 
-from . import inputs
+from server.domain import inputs
 
 
 class JsonInteger(fields.Integer):

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import inputs, rules
-from .models import OPEN_STATUSES, TICKET_STATUSES, Event, Press, Ticket, User
+from server.domain import inputs, rules
+from server.models import OPEN_STATUSES, TICKET_STATUSES, Event, Press, Ticket, User
 
 # status -> the statuses an agent may move it to. ``closed`` is final: a new press opens a new ticket.
 TRANSITIONS: dict[str, frozenset[str]] = {

@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from . import audit, web_sessions
-from .db import Database
-from .models import USER_ROLES, User
+from server.domain import audit, web_sessions
+from server.db import Database
+from server.models import USER_ROLES, User
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 MIN_PASSWORD = 8

@@ -23,9 +23,9 @@ from typing import Any, Mapping
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from . import audit
-from .inputs import parse_int, text_problem
-from .models import Device, Site
+from server.domain import audit
+from server.domain.inputs import parse_int, text_problem
+from server.models import Device, Site
 
 # A site's code, once in lower case: codes are case-insensitive (``SHOP-001`` is ``shop-001``), kept in lower case.
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
