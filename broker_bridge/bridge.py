@@ -68,7 +68,7 @@ FEED_CURSOR = "feed_cursor"
 # While the server refuses the bridge's token, the error is logged again this often (with the presses waiting).
 TOKEN_REFUSED_LOG_EVERY_S = 60.0
 # A press the server has not answered this long after it arrived is answered `queued` from the outbox while
-# its request goes on: devices get an ack within 2 s (docs/protocol.md), with room for the outbox's write,
+# its request goes on: devices get an ack within 2 s (docs/devices.md), with room for the outbox's write,
 # the ack's way back and a busy machine. The server answers in milliseconds otherwise.
 QUEUED_AFTER_S = 1.0
 # How often the bridge looks for presses the server is slow with, or that wait for a worker.

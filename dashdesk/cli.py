@@ -87,7 +87,7 @@ def _one_process(workers: int | None) -> int | None:
         raise click.BadParameter(
             f"{workers}: the server runs as one process (its threads answer requests, --threads); "
             "on SQLite that is all there is (one server per database), with PostgreSQL run several "
-            "`dashdesk server --http-port PORT` behind a proxy, see docs/production.md")
+            "`dashdesk server --http-port PORT` behind a proxy, see docs/operating.md")
     return workers
 
 
@@ -97,7 +97,7 @@ def _one_process(workers: int | None) -> int | None:
 @click.option("--workers", type=int, default=None, callback=lambda _ctx, _param, n: _one_process(n),
               help="Processes: only 1 (one process serves with --threads; SQLite's writes queue on one lock "
                    "anyway; one server per SQLite database). With PostgreSQL, run several servers behind a proxy "
-                   "(docs/production.md).")
+                   "(docs/operating.md).")
 @click.option("--threads", type=click.IntRange(min=2, max=256), default=32, show_default=True,
               help="Threads answering requests; each open desk page holds one for its live updates (up to half "
                    "of them). Slow or idle clients hold none.")

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # ------------------------------------------------------------------ tuning
 #
-# [server] keys (config/dashdesk.toml, docs/production.md) override the first four.
+# [server] keys (config/dashdesk.toml, docs/operating.md) override the first four.
 
 # From a request's first byte to the end of its headers. A browser, the bridge or curl sends them
 # in one packet; ten seconds is a slow phone link many times over, and an attacker trickling a
