@@ -307,7 +307,7 @@ def token() -> None:
 def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None) -> None:
     """Create an API token and print it (it is shown only this once)."""
     from server.domain.audit import cli_actor
-    from server.api.auth import TokenError, create_token
+    from server.domain.tokens import TokenError, create_token
 
     database = _database(cfg, data_dir)
     try:
@@ -323,7 +323,7 @@ def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None
 @click.pass_obj
 def token_list(cfg: dict[str, Any], data_dir: str | None) -> None:
     """The API tokens: id, name, role, when made, last used, and whether revoked (never the token itself)."""
-    from server.api.auth import list_tokens
+    from server.domain.tokens import list_tokens
 
     def when(t: Any) -> str:
         return t.isoformat(timespec="seconds") if t else "never"
@@ -347,7 +347,7 @@ def token_revoke(cfg: dict[str, Any], name_or_id: str, data_dir: str | None) -> 
     """Revoke an API token, named by its id (as `token list` shows it) or its name: it is refused (401) from
     then on (by a running server within 2 s). Audited, as on the admin page."""
     from server.domain.audit import cli_actor
-    from server.api.auth import TokenError, find_token, revoke
+    from server.domain.tokens import TokenError, find_token, revoke
 
     database = _database(cfg, data_dir)
     try:

@@ -219,7 +219,7 @@ class Supervisor:
     def _token_file(self, db: Any, filename: str, name: str, role: str) -> str:
         """The API token of ``role`` kept in ``DIR/filename`` (0600), made if there is none; one revoked (or of
         another role) is replaced by a new one, so the parts always start with a token that works."""
-        from server.api.auth import ensure_token
+        from server.domain.tokens import ensure_token
 
         path = self.data_dir / filename
         old = path.read_text().strip() if path.exists() else ""

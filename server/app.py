@@ -4,29 +4,37 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from apiflask import APIFlask, abort
 from apiflask.exceptions import HTTPError
-from sqlalchemy import select, text
 from flask import request
+from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, ValidationError
 
 from dashdesk import config as dd_config
 from dashdesk import wire
 
-from server.domain import inputs, users
 from server import migrate
-from server.api import openapi
-from server.api.auth import TokenCache, create_token
-from server.domain.broker_accounts import BrokerAccounts
+from server.admin import admin, enrolment_pages
+from server.api import api, api_docs, enrolments_api, openapi
+from server.context import KEY, Extension
 from server.db import Database, DatabaseBusy
+from server.desk import web
+from server.domain import inputs, users
+from server.domain.broker_accounts import BrokerAccounts
 from server.domain.incidents import Settings
+from server.domain.tokens import TokenCache, create_token
+from server.errors import error_body
 from server.models import Category
+from server.pages.errors import is_page_request, page_error
+from server.pages.security import init_security
+from server.pages.session import csrf, init_pages
+from server.phone import phone
+
 
 # A press is at most 16 KiB on the wire; an enriched one stays well below this.
 MAX_BODY_BYTES = 256 * 1024
@@ -59,16 +67,6 @@ class AsciiIntConverter(IntegerConverter):
 def _under(path: tuple[Any, ...], prefixes: tuple[tuple[Any, ...], ...]) -> bool:
     return any(len(path) >= len(p) and all(want is int and isinstance(got, int) or want == got
                                            for want, got in zip(p, path)) for p in prefixes)
-
-
-@dataclass
-class Extension:
-    db: Database
-    settings: Settings
-    tokens: TokenCache
-    default_sla: dict[str, Any]
-    # Devices' broker accounts ([broker] auth = "dynsec"); off unless the configuration says so.
-    broker: BrokerAccounts = field(default_factory=lambda: BrokerAccounts(False, "mqtt://127.0.0.1:1883"))
 
 
 def database_url(cfg: dict[str, Any]) -> str:
@@ -150,7 +148,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     categories, default_sla = load_categories()
     seed(db, categories, default_sla)
     bootstrap(db, os.environ)
-    app.extensions["dashdesk"] = Extension(
+    app.extensions[KEY] = Extension(
         db=db,
         settings=Settings(reopen_window_s=float(server_cfg.get("reopen_window_s", 86400)),
                           cancel_window_s=float(server_cfg.get("cancel_window_s", 120)),
@@ -163,15 +161,17 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     # The whole configuration, for parts that read their own section (the phone app's [app]).
     app.config["DASHDESK_CONFIG"] = cfg
 
-    from server.api.core import api
-    from server.api.docs import api_docs
-    from server.pages.security import init_security
-    from server.desk.views import init_web
-
     init_security(app, server_cfg)
     app.register_blueprint(api)
     app.register_blueprint(api_docs)
-    init_web(app, exempt=[api])
+    init_pages(app, exempt=[api, enrolments_api])
+    app.register_blueprint(web)
+    app.register_blueprint(admin)
+    # The phone app: no sign-in, no CSRF (nothing there rides on a cookie).
+    csrf.exempt(phone)
+    app.register_blueprint(phone)
+    app.register_blueprint(enrolment_pages)
+    app.register_blueprint(enrolments_api)
 
     @app.before_request
     def strict_json() -> None:
@@ -225,18 +225,13 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
             return {"status": "error", "detail": type(exc).__name__}, 503
         return {"status": "ok"}, 200
 
-    from server.desk.views import is_page_request, page_error
-
     # Every error of a page (the desk's, the admin pages') is the HTML error page; the API's are JSON.
     @app.error_processor
     def error_response(error: HTTPError) -> Any:
         if is_page_request():
             body, code = page_error(error.status_code, error.message)
             return body, code, error.headers
-        body: dict[str, Any] = {"code": error_code(error.status_code), "message": error.message}
-        if error.detail:
-            body["detail"] = error.detail
-        return {"error": body}, error.status_code, error.headers
+        return error_body(error.status_code, error.message, detail=error.detail), error.status_code, error.headers
 
     @app.errorhandler(DatabaseBusy)
     def database_busy(exc: DatabaseBusy) -> Any:
@@ -245,7 +240,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
         if is_page_request():
             body, code = page_error(503, None)
             return body, code, retry
-        return {"error": {"code": error_code(503), "message": str(exc)}}, 503, retry
+        return error_body(503, str(exc)), 503, retry
 
     @app.errorhandler(HTTPException)
     def http_exception(exc: HTTPException) -> Any:
@@ -253,8 +248,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
         if is_page_request():
             body, code = page_error(code, exc.description, exc)
             return body, code, _error_headers(exc)
-        body = {"error": {"code": error_code(code), "message": exc.description or exc.name}}
-        return body, code, _error_headers(exc)
+        return error_body(code, exc.description or exc.name), code, _error_headers(exc)
 
     return app
 
@@ -263,11 +257,3 @@ def _error_headers(exc: HTTPException) -> dict[str, str]:
     """The headers an error keeps on its HTML page: which methods a 405 allows, when to retry a 429 or 503."""
     keep = ("Allow", "Retry-After")
     return {k: v for k, v in exc.get_headers() if k in keep}
-
-
-def error_code(status: int) -> str:
-    """The ``code`` of an error body for an HTTP status."""
-    return {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-            405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-            414: "uri_too_long", 422: "invalid", 429: "too_many_requests", 431: "headers_too_large",
-            500: "internal_error", 503: "unavailable"}.get(status, f"http_{status}")

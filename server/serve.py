@@ -30,7 +30,7 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import BadRequest, Error, RequestHeaderFieldsTooLarge
 
 from server.domain import inputs
-from server.app import error_code
+from server.errors import error_code
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +392,7 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, worker
     """
     from server.app import create_app
     from server.domain.users import unknown_user_hash
-    from server.desk.views import STOPPING
+    from server.desk.stream import STOPPING
 
     if workers not in (None, 1):
         raise ValueError(f"the server runs as one process, not {workers}")

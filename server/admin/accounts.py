@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
+from server.admin.blueprint import admin, me, refused
+from server.context import ext
 from server.domain import audit, users, web_sessions
-from server.admin.views import admin, me, refused
-from server.api.auth import TOKEN_ROLES, TokenError, add_token, revoke
+from server.domain.tokens import TOKEN_ROLES, TokenError, add_token, revoke
 from server.models import USER_ROLES, ApiToken, User
-from server.desk.views import ext, renew_session
+from server.pages.session import renew_session
+
 
 ROLE_LABELS = {"agent": "Agent", "admin": "Admin"}
 TOKEN_ROLE_HINTS = {"admin": "everything, the admin API included", "bridge": "hand over presses, read the feed "

@@ -12,9 +12,10 @@ from typing import Any
 
 from flask import Response, flash, render_template, request
 
-from server.domain import config_io, broker_accounts as credentials
-from server.admin.views import admin, me
-from server.desk.views import ext
+from server.admin.blueprint import admin, me
+from server.context import ext
+from server.domain import broker_accounts as credentials
+from server.domain import config_io
 
 
 @admin.url_value_preprocessor

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
-from server.api import auth as auth_tokens
 from server.api import schemas
-from server.domain import users
+from server.api.auth import auth
 from server.api.core import api, caller_actor, ext
-from server.api.auth import TokenError, add_token, auth, revoke
+from server.domain import tokens as auth_tokens
+from server.domain import users
+from server.domain.tokens import TokenError, add_token, revoke
 from server.models import ApiToken, User
 
 

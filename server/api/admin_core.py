@@ -14,12 +14,12 @@ from flask import Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain import audit, categories, config_io, broker_accounts as credentials, devices, inputs, rules, sites
 from server.api import schemas
-from server.api.core import SLA_RULE, admin_abort, api, caller_actor, category_dict, device_dict, ext
 from server.api.auth import auth
+from server.api.core import SLA_RULE, admin_abort, api, caller_actor, category_dict, device_dict, ext
+from server.domain import audit, categories, config_io, devices, inputs, rules, sites
+from server.domain import broker_accounts as credentials
 from server.models import AuditLog, Category, Device, Site
-
 
 
 # ---------------------------------------------------------------- sites
@@ -443,4 +443,3 @@ def import_config(q: dict[str, Any]) -> dict[str, Any]:
 
 
 # The users and API tokens endpoints live in their own module, on this blueprint.
-from server.api import accounts as api_accounts  # noqa: E402,F401

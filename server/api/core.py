@@ -7,20 +7,32 @@ from datetime import datetime
 from typing import Any
 
 from apiflask import APIBlueprint, abort
-from flask import current_app, request
+from flask import request
 from sqlalchemy import func, select, true, union_all
 from sqlalchemy.orm import Session, defer, joinedload
 from werkzeug.routing import BaseConverter
 
 from dashdesk import wire
 
-from server.domain import (audit, categories, broker_accounts as credentials, devices, incidents, inputs, rules,
-    sites, tickets)
 from server.api import schemas
-from server.domain import devices as devices_mod
 from server.api.auth import auth
-from server.models import (OPEN_STATUSES, TICKET_STATUSES, ButtonMapping, Category, DeadLetter, Device, Event, Press,
-    Site, Ticket)
+from server.context import ext
+from server.domain import audit, categories, devices, incidents, inputs, rules, sites, tickets
+from server.domain import broker_accounts as credentials
+from server.domain import devices as devices_mod
+from server.models import (
+    OPEN_STATUSES,
+    TICKET_STATUSES,
+    ButtonMapping,
+    Category,
+    DeadLetter,
+    Device,
+    Event,
+    Press,
+    Site,
+    Ticket,
+)
+
 
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="API")
 
@@ -35,10 +47,6 @@ def _name_but(*words: str) -> type[BaseConverter]:
 # A device id or a site code in a path (`<device:device_id>`, `<site:code>`): registered before the routes use them.
 api.record_once(lambda state: state.app.url_map.converters.update(
     {name: _name_but(*words) for name, (_, words) in schemas.RESERVED_IN_PATH.items()}))
-
-
-def ext() -> Any:
-    return current_app.extensions["dashdesk"]
 
 
 def _t(value: datetime | None) -> str | None:
@@ -513,33 +521,6 @@ def post_status(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
     return "", 204
 
 
-def open_tickets_by_device(s: Session, devices: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Each device's open tickets: those with a press of the device that was not cancelled, or of a
-    device it replaced (``Device.replaced_by``: the new button took over the broken one's tickets)."""
-    out: dict[str, list[dict[str, Any]]] = {d: [] for d in devices}
-    # Whose list a press of each device goes to: its own (if asked for), and its successor's.
-    owners: dict[str, list[str]] = {d: [d] for d in devices}
-    for old, successors in devices_mod.predecessors(s, devices).items():
-        owners.setdefault(old, []).extend(sorted(successors - set(owners.get(old, []))))
-    pressers = list(owners)
-    seen: set[tuple[str, int]] = set()
-    for chunk in (pressers[i:i + 500] for i in range(0, len(pressers), 500)):
-        rows = s.execute(select(Press.device_id, Ticket).join(Ticket, Press.ticket_id == Ticket.id)
-                         .options(joinedload(Ticket.category))
-                         .where(Press.device_id.in_(chunk), Press.cancelled.is_(False),
-                                Ticket.status.in_(OPEN_STATUSES))
-                         .distinct().order_by(Ticket.id)).all()
-        for device_id, ticket in rows:
-            for owner in owners[device_id]:
-                if (owner, ticket.id) not in seen:
-                    seen.add((owner, ticket.id))
-                    out[owner].append(incidents.ticket_summary(ticket))
-    if len(pressers) > len(devices):
-        for listed in out.values():
-            listed.sort(key=lambda t: t["id"])
-    return out
-
-
 @api.get("/devices/<device:device_id>/tickets")
 @api.auth_required(auth)
 @api.output(schemas.OpenTickets)
@@ -547,7 +528,7 @@ def open_tickets_by_device(s: Session, devices: list[str]) -> dict[str, list[dic
 def device_tickets(device_id: str) -> dict[str, Any]:
     with ext().db.read() as s:
         _device_or_404(s, device_id)
-        return {"tickets": open_tickets_by_device(s, [device_id])[device_id]}
+        return {"tickets": devices_mod.open_tickets_by_device(s, [device_id])[device_id]}
 
 
 # ---------------------------------------------------------------- event feed
@@ -566,7 +547,7 @@ def list_events(q: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"items": [event_dict(e) for e in rows], "last_id": last}
         if q["with_tickets"]:
             devices = sorted({d for e in rows for d in e.devices})
-            out["device_tickets"] = open_tickets_by_device(s, devices)
+            out["device_tickets"] = devices_mod.open_tickets_by_device(s, devices)
         return out
 
 
@@ -595,7 +576,3 @@ def list_dead_letters() -> dict[str, Any]:
         return {"items": [{"id": d.id, "topic": d.topic, "payload_prefix": d.payload_prefix,
                            "payload_size": d.payload_size, "reason": d.reason,
                            "received_at": _t(d.received_at)} for d in rows]}
-
-
-# The admin endpoints (sites, device approval, copy-mapping, audit) live in their own module, on this blueprint.
-from server.api import admin_core as api_admin  # noqa: E402,F401

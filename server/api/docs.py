@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, url_for
 
+
 # swagger-ui-dist from npm; change it with the files (static/swagger_ui/README.md says how).
 SWAGGER_UI_VERSION = "5.36.0"
 

@@ -24,6 +24,7 @@ from marshmallow import fields
 from server.api import schemas
 from server.api.auth import BRIDGE_ENDPOINTS
 
+
 # Flask's `<int:...>` and plain `<...>` path arguments as the document writes them.
 _ARGUMENT = re.compile(r"<(?:[^<:>]+:)?([^<>]+)>")
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -23,10 +23,10 @@ from marshmallow import RAISE, ValidationError, post_load, pre_load
 
 from dashdesk import wire
 
-from server.domain.categories import LANGUAGE, MAX_RECIPIENTS, RECIPIENT, SPACE
 # Numbers and booleans as JSON and query strings carry them, text that can be stored and shown, telemetry
 # without lone surrogates (server.fields, server.inputs).
 from server.api.fields import JsonBoolean, JsonInteger, Plain, QueryBoolean, QueryInteger, Telemetry
+from server.domain.categories import LANGUAGE, MAX_RECIPIENTS, RECIPIENT, SPACE
 from server.models import DEDUP_SCOPES, DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, TICKET_STATUSES
 
 

@@ -7,9 +7,7 @@ or not at all.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -18,6 +16,7 @@ from sqlalchemy.orm import Session
 from dashdesk import wire
 
 from server.models import AuditLog
+
 
 MAX_DETAIL_CHARS = 4000
 
@@ -96,41 +95,3 @@ def as_dict(row: AuditLog) -> dict[str, Any]:
             "action": row.action, "target": row.target, "details": row.details}
 
 
-# A time as the API writes it (wire.format_time): shown as people read it.
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
-
-
-def details_text(details: Any, limit: int = 400) -> str:
-    """An audit row's details as a line people read, cut at ``limit`` characters.
-
-    ``{"site": "adm-01", "changes": {"status": ["active", "retired"]}}`` reads
-    ``site: adm-01; changes: (status: active → retired)``: keys in the order recorded, a dict inside
-    parentheses, a list comma-separated (one inside another in parentheses), what a ``changes`` dict
-    holds as ``old → new``, nothing (None, "", empty) as "—", yes/no, times as ``2026-11-23 21:44:04 UTC``.
-    """
-    # The pages' own format (server.web), imported here: what records audit rows (the API, the command
-    # line) loads no page code.
-    from server.desk.views import readable_time
-
-    def text(value: Any, changes: bool = False) -> str:
-        if isinstance(value, dict):
-            return "; ".join(f"{k}: {part(v[0])} → {part(v[1])}" if changes and isinstance(v, list) and len(v) == 2
-                             else f"{k}: {part(v, changes=k == 'changes')}" for k, v in value.items()) or "—"
-        if isinstance(value, (list, tuple)):
-            return ", ".join(part(v, in_list=True) for v in value) or "—"
-        if value is None or value == "":
-            return "—"
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        if isinstance(value, datetime) or isinstance(value, str) and _RFC3339.fullmatch(value):
-            return readable_time(value)
-        return str(value)
-
-    def part(value: Any, changes: bool = False, in_list: bool = False) -> str:
-        """A value inside another: a dict in parentheses, and a list in a list."""
-        out = text(value, changes)
-        wrap = isinstance(value, dict) or in_list and isinstance(value, (list, tuple))
-        return f"({out})" if wrap and value else out
-
-    out = text(details)
-    return out if len(out) <= limit else out[:limit].rstrip() + " …"

@@ -211,7 +211,7 @@ class BrokerAccounts:
 @dataclass(frozen=True)
 class Context:
     """Where the functions below work: the database that audits and the broker's accounts. The server's
-    extension (``server.app.Extension``) is one; the command line makes its own."""
+    extension (``server.context.Extension``) is one; the command line makes its own."""
 
     db: Database
     broker: BrokerAccounts

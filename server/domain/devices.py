@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 from dashdesk import wire
 
 from server.domain import audit, inputs, rules, sites, tickets
+from server.domain.incidents import ticket_summary
 from server.models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category,
     Device, Event, Press, Site, Ticket)
 
@@ -535,3 +536,30 @@ def _tickets_of(s: Session, device_id: str) -> list[Ticket]:
     return list(s.scalars(select(Ticket).where(Ticket.status.in_(OPEN_STATUSES), Ticket.is_test.is_(False),
                                                (Ticket.id.in_(pressed)) | (Ticket.device_id == device_id))
                           .order_by(Ticket.id)))
+
+
+def open_tickets_by_device(s: Session, devices: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each device's open tickets: those with a press of the device that was not cancelled, or of a
+    device it replaced (``Device.replaced_by``: the new button took over the broken one's tickets)."""
+    out: dict[str, list[dict[str, Any]]] = {d: [] for d in devices}
+    # Whose list a press of each device goes to: its own (if asked for), and its successor's.
+    owners: dict[str, list[str]] = {d: [d] for d in devices}
+    for old, successors in predecessors(s, devices).items():
+        owners.setdefault(old, []).extend(sorted(successors - set(owners.get(old, []))))
+    pressers = list(owners)
+    seen: set[tuple[str, int]] = set()
+    for chunk in (pressers[i:i + 500] for i in range(0, len(pressers), 500)):
+        rows = s.execute(select(Press.device_id, Ticket).join(Ticket, Press.ticket_id == Ticket.id)
+                         .options(joinedload(Ticket.category))
+                         .where(Press.device_id.in_(chunk), Press.cancelled.is_(False),
+                                Ticket.status.in_(OPEN_STATUSES))
+                         .distinct().order_by(Ticket.id)).all()
+        for device_id, ticket in rows:
+            for owner in owners[device_id]:
+                if (owner, ticket.id) not in seen:
+                    seen.add((owner, ticket.id))
+                    out[owner].append(ticket_summary(ticket))
+    if len(pressers) > len(devices):
+        for listed in out.values():
+            listed.sort(key=lambda t: t["id"])
+    return out

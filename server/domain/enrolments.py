@@ -1,4 +1,4 @@
-"""Enrolments: one-time links that turn a phone into a device of a site (the phone app, ``server.phone``).
+"""Enrolments: one-time links that turn a phone into a device of a site (the phone app, ``server.phone``; the pages in ``server.admin.enrolments``, the API in ``server.api.enrolments``).
 
 An admin makes an enrolment for a site (``/admin/enrolments`` or ``POST /api/v1/enrolments``): a
 random code, shown once as the link ``/app/enroll/<code>`` and its QR code, valid for a while
@@ -23,23 +23,15 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, NoReturn
+from typing import Any
 
-from apiflask import APIBlueprint, Schema, abort as api_abort
-from apiflask.fields import Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
 from server.domain import audit, devices, inputs, sites
-from server.api import schemas
-from server.api.fields import JsonNumber, Plain
-from server.api.auth import auth
-from server.models import ButtonMapping, Category, Device, Enrolment, Site
+from server.models import ButtonMapping, Category, Device, Enrolment
 
 # 16 random bytes (22 URL-safe characters): not guessable, short enough for a QR code a phone reads
 # from across a counter.
@@ -346,241 +338,30 @@ def qr_svg(link: str, scale: int = 6) -> str:
 # ---------------------------------------------------------------- where links point
 
 
-def app_settings() -> dict[str, Any]:
-    """The ``[app]`` section of the server's configuration."""
-    cfg = current_app.config.get("DASHDESK_CONFIG") or {}
-    return dict(cfg.get("app", {}) or {})
+def public_base(app_settings: dict[str, Any], host_url: str) -> str:
+    """The server's address as phones reach it: ``[app] public_url``, else ``host_url`` (the one a request came to)."""
+    base = str(app_settings.get("public_url") or "").strip()
+    return (base or host_url).rstrip("/")
 
 
-def public_base() -> str:
-    """The server's address as phones reach it: ``[app] public_url``, else the one this request came to."""
-    base = str(app_settings().get("public_url") or "").strip()
-    return (base or request.host_url).rstrip("/")
-
-
-def link_for(code: str) -> str:
-    return f"{public_base()}/app/enroll/{code}"
+def link_for(code: str, base: str) -> str:
+    return f"{base}/app/enroll/{code}"
 
 
 def qr_path(code: str) -> str:
     return f"/app/enroll/{code}/qr.svg"
 
 
-def default_expiry_h() -> float:
+def default_expiry_h(app_settings: dict[str, Any]) -> float:
+    """``[app] enrolment_expiry_h`` if it is a sensible number of hours, else the default."""
     try:
-        hours = float(app_settings().get("enrolment_expiry_h", DEFAULT_EXPIRY_H))
+        hours = float(app_settings.get("enrolment_expiry_h", DEFAULT_EXPIRY_H))
     except (TypeError, ValueError):
         return DEFAULT_EXPIRY_H
     return hours if 0 < hours <= MAX_EXPIRY_H else DEFAULT_EXPIRY_H
 
 
-def made_dict(made: Made) -> dict[str, Any]:
+def made_dict(made: Made, base: str) -> dict[str, Any]:
     out = as_dict(made.enrolment)
-    out.update(code=made.code, link=link_for(made.code), qr_svg_url=public_base() + qr_path(made.code))
+    out.update(code=made.code, link=link_for(made.code, base), qr_svg_url=base + qr_path(made.code))
     return out
-
-
-def _ext() -> Any:
-    return current_app.extensions["dashdesk"]
-
-
-# ---------------------------------------------------------------- admin pages (/admin/enrolments)
-
-admin_pages = Blueprint("enrolments", __name__, url_prefix="/admin/enrolments")
-admin_pages.enable_openapi = False  # type: ignore[attr-defined]
-
-
-@admin_pages.before_request
-def _admins_only() -> Any:
-    from server.desk.views import login_manager
-
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    if not current_user.is_admin:
-        abort(403, "This page is for admins.")
-    return None
-
-
-def _register_page_handlers() -> None:
-    from server.desk.views import _no_store
-
-    admin_pages.after_request(_no_store)
-
-
-_register_page_handlers()
-
-
-def _page(site_code: str = "", state_: str = "", form: dict[str, Any] | None = None, error: str | None = None,
-          made: dict[str, Any] | None = None, status: int = 200) -> Any:
-    page_no = inputs.page_number(request.args.get("page", "0"))
-    now = wire.utcnow()
-    with _ext().db.read() as s:
-        stmt = listing(site_code, state_)
-        total = s.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-        rows = [as_dict(e, now) for e in s.scalars(stmt.limit(PAGE_SIZE).offset(page_no * PAGE_SIZE)).unique()]
-        site_codes = [tuple(r) for r in s.execute(select(Site.code, Site.name).order_by(Site.code).limit(5000))]
-        sources = list(s.scalars(select(ButtonMapping.device_id).distinct().order_by(ButtonMapping.device_id)
-                                 .limit(2000)))
-    form = form or {"site": site_code, "source_device": "", "expires_in_h": f"{default_expiry_h():g}"}
-    return render_template("phone/enrolments.html", rows=rows, total=total, page=page_no, page_size=PAGE_SIZE,
-                           site_code=site_code, state=state_, states=STATES, form=form, error=error, made=made,
-                           site_codes=site_codes, sources=sources, query=_query,
-                           qr=qr_svg(made["link"]) if made else None), status
-
-
-def _query(**values: Any) -> str:
-    from urllib.parse import urlencode
-
-    return urlencode({k: v for k, v in values.items() if v not in ("", None, 0)})
-
-
-@admin_pages.get("")
-def enrolment_list() -> Any:
-    state_ = request.args.get("state", "")
-    return _page(request.args.get("site", "").strip()[:64], state_ if state_ in STATES else "")
-
-
-@admin_pages.post("")
-def enrolment_create() -> Any:
-    form = {k: request.form.get(k, "").strip() for k in ("site", "source_device", "expires_in_h")}
-    try:
-        with _ext().db.write() as s:
-            made = create(s, form["site"], current_user.username, form["source_device"] or None,
-                          form["expires_in_h"] or None, default_expiry_h())
-            shown = made_dict(made)
-    except EnrolmentError as exc:
-        return _page(form["site"], form=form, error=exc.message[0].upper() + exc.message[1:],
-                     status=422 if exc.status in (400, 409) else exc.status)
-    # Rendered, not redirected: the code is shown this once and kept nowhere but in this page.
-    return _page(shown["site"], made=shown, status=201)
-
-
-@admin_pages.post("/<int:enrolment_id>/revoke")
-def enrolment_revoke(enrolment_id: int) -> Any:
-    try:
-        with _ext().db.write() as s:
-            row = s.scalar(select(Enrolment).options(joinedload(Enrolment.site)).where(Enrolment.id == enrolment_id))
-            if row is None:
-                abort(404, f"There is no enrolment {enrolment_id}.")
-            revoke(s, row, current_user.username)
-            site_code = row.site.code
-    except EnrolmentError as exc:
-        flash(exc.message[0].upper() + exc.message[1:], "error")
-        return redirect(url_for("enrolments.enrolment_list"), 303)
-    flash(f"Enrolment {enrolment_id} withdrawn: its link no longer works.", "ok")
-    return redirect(url_for("enrolments.enrolment_list", site=site_code), 303)
-
-
-# ---------------------------------------------------------------- API (/api/v1/enrolments)
-
-api = APIBlueprint("enrolments_api", __name__, url_prefix="/api/v1", tag="Enrolments")
-
-
-class EnrolmentIn(schemas.Strict):
-    site = String(required=True, validate=[Length(1, 64), schemas.NOT_BLANK],
-                  metadata={"description": "an existing site's code"})
-    source_device = String(load_default=None, allow_none=True, validate=schemas.DEVICE_OR_NONE,
-                           metadata={"description": "the device whose buttons the phone gets; null or empty: one "
-                                                    "button per category"})
-    expires_in_h = JsonNumber(load_default=None, allow_none=True,
-                                      validate=Range(min=0, max=MAX_EXPIRY_H, min_inclusive=False),
-                                      metadata={"exclusiveMinimum": 0, "description": "hours the link works"})
-
-
-class EnrolmentOut(Schema):
-    id = Integer()
-    code_hint = String(metadata={"description": "the code's first 4 characters (the code is kept as a hash)"})
-    site = String()
-    site_name = String()
-    source_device = String(allow_none=True)
-    state = String(metadata={"description": "active, used, expired or revoked"})
-    created_by = String()
-    created_at = String()
-    expires_at = String()
-    used_at = String(allow_none=True)
-    device_id = String(allow_none=True, metadata={"description": "the phone it set up"})
-    revoked_at = String(allow_none=True)
-    revoked_by = String(allow_none=True)
-
-
-class EnrolmentMade(EnrolmentOut):
-    code = String(metadata={"description": "shown this once"})
-    link = String(metadata={"description": "what the phone opens: /app/enroll/{code}"})
-    qr_svg_url = String(metadata={"description": "the link's QR code, SVG"})
-
-
-class EnrolmentList(Schema):
-    items = List(Nested(EnrolmentOut))
-
-
-class EnrolmentQuery(schemas.Query):
-    site = String(validate=[Length(1, 64), Plain()])
-    state = String(validate=OneOf(STATES))
-
-
-def _api_refuse(exc: EnrolmentError) -> NoReturn:
-    api_abort(exc.status, exc.message, detail={"code": exc.code})
-
-
-def _caller_actor() -> str:
-    from server.api.core import caller_actor
-
-    return caller_actor()
-
-
-@api.post("/enrolments")
-@api.auth_required(auth)
-@api.input(EnrolmentIn, arg_name="body")
-@api.output(EnrolmentMade, status_code=201)
-@api.doc(summary="Make a one-time enrolment link for a phone (admin)",
-         description="Returns the `code` (shown this once), the `link` a phone opens (`/app/enroll/{code}`) and "
-                     "`qr_svg_url`, its QR code as SVG. The link works once, until `expires_at` (`expires_in_h`, "
-                     "default `[app] enrolment_expiry_h`, 24 h). The phone gets the button mapping of "
-                     "`source_device`, or one button per category.",
-         responses={201: "made", 404: "no such site or source device", 409: "the source device has no mapping"})
-def post_enrolment(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    actor = _caller_actor()
-    try:
-        with _ext().db.write() as s:
-            made = create(s, body["site"], actor, body.get("source_device"), body.get("expires_in_h"),
-                          default_expiry_h())
-            return made_dict(made), 201
-    except EnrolmentError as exc:
-        _api_refuse(exc)
-
-
-@api.get("/enrolments")
-@api.auth_required(auth)
-@api.input(EnrolmentQuery, location="query", arg_name="q", unknown=None)
-@api.output(EnrolmentList)
-@api.doc(summary="List enrolments, newest first (admin); codes are not shown again")
-def list_enrolments(q: dict[str, Any]) -> dict[str, Any]:
-    now = wire.utcnow()
-    with _ext().db.read() as s:
-        rows = s.scalars(listing(q.get("site", ""), q.get("state", "")).limit(500)).unique()
-        return {"items": [as_dict(e, now) for e in rows]}
-
-
-@api.delete("/enrolments/<code>")
-@api.auth_required(auth)
-@api.output({}, status_code=204)
-@api.doc(summary="Withdraw an unused enrolment link, by its code or its id (admin)",
-         responses={204: "withdrawn", 404: "no such enrolment", 409: "already used or withdrawn"})
-def delete_enrolment(code: str) -> tuple[str, int]:
-    actor = _caller_actor()
-    try:
-        with _ext().db.write() as s:
-            row = find(s, code)
-            if row is None:
-                api_abort(404, "no such enrolment")
-            revoke(s, row, actor)
-    except EnrolmentError as exc:
-        _api_refuse(exc)
-    return "", 204
-
-
-def register(app: Any, exempt: Callable[[Any], None]) -> None:
-    """Add the admin pages and the API to ``app``; ``exempt`` takes the API out of CSRF checks."""
-    exempt(api)
-    app.register_blueprint(admin_pages)
-    app.register_blueprint(api)

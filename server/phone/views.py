@@ -24,15 +24,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Response, current_app, has_app_context, jsonify, redirect, render_template, request,
-                   url_for)
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    has_app_context,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from dashdesk import wire
 
+from server.context import app_settings, ext, public_base
 from server.domain import devices as device_rules
 from server.domain import enrolments
 from server.models import Device, Press, Ticket
+
 
 # The app's files live with the server's other static files and templates.
 SERVER_ROOT = Path(__file__).resolve().parent.parent
@@ -80,8 +91,6 @@ def asset(filename: str) -> str:
     return url_for("phone.static", filename=filename, v=app_version().rpartition("+")[2])
 
 
-def _ext() -> Any:
-    return current_app.extensions["dashdesk"]
 
 
 def _cfg() -> dict[str, Any]:
@@ -111,7 +120,7 @@ def _headers(response: Response) -> Response:
 
 def broker_ws_url() -> str | None:
     """``[app] broker_ws_url``, else ``ws://<the host this request came to>:<[app] ws_port>/mqtt``."""
-    settings = enrolments.app_settings()
+    settings = app_settings()
     url = str(settings.get("broker_ws_url") or "").strip()
     if url:
         return url
@@ -158,8 +167,8 @@ def phone_config(s: Any, device: Device) -> dict[str, Any]:
     # withdraws a report with it where the report's own button has no double press that cancels (a double
     # press withdraws its own button's last report, so another button's would not do).
     mqtt_cfg = _cfg().get("mqtt", {}) or {}
-    broker = getattr(_ext(), "broker", None)
-    settings = _ext().settings
+    broker = getattr(ext(), "broker", None)
+    settings = ext().settings
     return {
         "device_id": device.device_id,
         "status": device.status,
@@ -195,7 +204,7 @@ def app_slash() -> Any:
 
 
 def _enrol_limit() -> str:
-    return str(enrolments.app_settings().get("enrol_limit") or DEFAULT_ENROL_LIMIT)
+    return str(app_settings().get("enrol_limit") or DEFAULT_ENROL_LIMIT)
 
 
 def _refused(response: Response) -> bool:
@@ -203,7 +212,7 @@ def _refused(response: Response) -> bool:
 
 
 def _limited(view: Any) -> Any:
-    from server.desk.views import limiter
+    from server.pages.session import limiter
 
     return limiter.shared_limit(_enrol_limit, scope="enrol", deduct_when=_refused)(view)
 
@@ -212,7 +221,7 @@ def _limited(view: Any) -> Any:
 @_limited
 def enroll_page(code: str) -> Any:
     """The set-up page: what the link will do, or why it will not (used, expired, unknown)."""
-    with _ext().db.read() as s:
+    with ext().db.read() as s:
         row = enrolments.by_code(s, code)
         if row is None:
             what, site = "unknown", None
@@ -239,23 +248,23 @@ def enroll(code: str) -> Any:
                                                "([app] broker_ws_url or ws_port): ask your admin.")
     user_agent = request.headers.get("User-Agent", "")
     try:
-        with _ext().db.write() as s:
+        with ext().db.write() as s:
             redeemed = enrolments.redeem(s, code, user_agent)
     except enrolments.EnrolmentError as exc:
         return error(exc.status, exc.code, exc.message)
     credentials = None
-    broker = getattr(_ext(), "broker", None)
+    broker = getattr(ext(), "broker", None)
     if broker is not None and broker.enabled:
         from server.domain import broker_accounts as broker_credentials
 
-        outcome = broker_credentials.issue(_ext(), redeemed.device_id, f"enrolment:{redeemed.enrolment_id}")
+        outcome = broker_credentials.issue(ext(), redeemed.device_id, f"enrolment:{redeemed.enrolment_id}")
         if outcome.failed:
-            with _ext().db.write() as s:
+            with ext().db.write() as s:
                 enrolments.undo(s, redeemed, outcome.error or "the broker did not make the account")
             return error(503, "broker_unavailable", "The broker could not make this phone's account just now. "
                                                     "Try the same link again in a minute.")
         credentials = {"username": redeemed.device_id, "password": outcome.password}
-    with _ext().db.read() as s:
+    with ext().db.read() as s:
         device = s.scalar(select(Device).where(Device.device_id == redeemed.device_id))
         body = phone_config(s, device)
     body.update(token=redeemed.app_token, credentials=credentials)
@@ -267,7 +276,7 @@ def enroll_qr(code: str) -> Any:
     """The QR code of an enrolment link; drawn from the code in the path (it reveals nothing about it)."""
     if not enrolments.valid_code(code):
         return error(404, "not_found", "not an enrolment code")
-    return Response(enrolments.qr_svg(enrolments.link_for(code)), mimetype="image/svg+xml")
+    return Response(enrolments.qr_svg(enrolments.link_for(code, public_base())), mimetype="image/svg+xml")
 
 
 @phone.get("/manifest.webmanifest")
@@ -318,7 +327,7 @@ def _authenticated(s: Any) -> Device | tuple[Response, int]:
 @phone.get("/api/config")
 def config() -> Any:
     """This phone's configuration: its buttons, labels per language, the broker (without the password)."""
-    with _ext().db.read() as s:
+    with ext().db.read() as s:
         device = _authenticated(s)
         if not isinstance(device, Device):
             return device
@@ -340,7 +349,7 @@ def ticket(ticket_id: int) -> Any:
     An agent may have merged it into another ticket, which holds the phone's presses since: then
     ``merged_into`` is that ticket (at the end of merges of merges), which the app follows from then on.
     """
-    with _ext().db.read() as s:
+    with ext().db.read() as s:
         device = _authenticated(s)
         if not isinstance(device, Device):
             return device
@@ -368,11 +377,3 @@ def _too_many(exc: Any) -> Any:
         return _shell({"code": None, "state": "too_many", "site": None,
                        "error": {"code": "too_many_requests", "message": message}}, 429)
     return error(429, "too_many_requests", message)
-
-
-def init_phone(app: Any, csrf: Any) -> None:
-    """Register the app (no sign-in, no CSRF: nothing here rides on a cookie), the enrolments'
-    admin pages and their API."""
-    csrf.exempt(phone)
-    app.register_blueprint(phone)
-    enrolments.register(app, csrf.exempt)

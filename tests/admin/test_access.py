@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import text
 
-from server.api.auth import create_token
+from server.domain.tokens import create_token
 
 from .conftest import API, api, audit_rows, press
 

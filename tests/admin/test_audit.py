@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from server.domain import audit, sites
 from server.models import AuditLog, Site
+from server.pages.formatting import details_text
 
 from .conftest import api, audit_rows, post
 
@@ -83,36 +84,36 @@ def test_audit_filters_are_exact_for_actor_and_a_prefix_for_target(app):
 
 
 def test_details_read_as_text_with_what_changed_as_old_to_new():
-    assert audit.details_text({"site": "adm-01", "changes": {"status": ["active", "retired"]}}) == \
+    assert details_text({"site": "adm-01", "changes": {"status": ["active", "retired"]}}) == \
         "site: adm-01; changes: (status: active → retired)"
-    assert audit.details_text({"changes": {"name": ["Old", "New"], "timezone": ["UTC", "Europe/Warsaw"]}}) == \
+    assert details_text({"changes": {"name": ["Old", "New"], "timezone": ["UTC", "Europe/Warsaw"]}}) == \
         "changes: (name: Old → New; timezone: UTC → Europe/Warsaw)"
 
 
 def test_details_nest_dicts_in_parentheses_and_lists_comma_separated():
     mapping = {"button": "b1", "press": None, "action": "report", "category": "printer", "label": "Till"}
-    assert audit.details_text({"was": None, "now": mapping}) == \
+    assert details_text({"was": None, "now": mapping}) == \
         "was: —; now: (button: b1; press: —; action: report; category: printer; label: Till)"
-    assert audit.details_text({"to": ["mm-0", "mm-1"], "kept": []}) == "to: mm-0, mm-1; kept: —"
+    assert details_text({"to": ["mm-0", "mm-1"], "kept": []}) == "to: mm-0, mm-1; kept: —"
     hours = {"mon": [["05:00", "12:00"], ["13:00", "18:00"]]}
-    assert audit.details_text({"changes": {"hours": [{}, hours], "sla": [{"1": {"respond_min": 15}},
+    assert details_text({"changes": {"hours": [{}, hours], "sla": [{"1": {"respond_min": 15}},
                                                                           {"1": {"respond_min": 10}}]}}) == \
         ("changes: (hours: — → (mon: (05:00, 12:00), (13:00, 18:00)); "
          "sla: (1: (respond_min: 15)) → (1: (respond_min: 10)))")
-    assert audit.details_text({"counts": {"sites": {"added": 1}}}) == "counts: (sites: (added: 1))"
+    assert details_text({"counts": {"sites": {"added": 1}}}) == "counts: (sites: (added: 1))"
 
 
 def test_details_say_yes_no_nothing_and_times_as_people_read_them():
-    assert audit.details_text({"on": False, "password_made": True}) == "on: no; password_made: yes"
-    assert audit.details_text({}) == "—"
-    assert audit.details_text({"enrolment": 3, "expires_at": "2026-11-23T21:44:04.120Z", "source_device": None}) == \
+    assert details_text({"on": False, "password_made": True}) == "on: no; password_made: yes"
+    assert details_text({}) == "—"
+    assert details_text({"enrolment": 3, "expires_at": "2026-11-23T21:44:04.120Z", "source_device": None}) == \
         "enrolment: 3; expires_at: 2026-11-23 21:44:04 UTC; source_device: —"
-    assert audit.details_text({"reason": "2026-11-23T21:44 is when it broke"}) == \
+    assert details_text({"reason": "2026-11-23T21:44 is when it broke"}) == \
         "reason: 2026-11-23T21:44 is when it broke"  # only a whole time is one
 
 
 def test_long_details_are_cut():
-    text = audit.details_text({"to": [f"device-{i}" for i in range(500)]}, limit=60)
+    text = details_text({"to": [f"device-{i}" for i in range(500)]}, limit=60)
     assert len(text) <= 62 and text.startswith("to: device-0, device-1") and text.endswith(" …")
 
 

@@ -131,12 +131,12 @@ def test_dedup_scope_site_merges_a_shops_presses_and_device_keeps_them_apart(sho
 
 def category_form(app, slug, **change):
     """The category's form as the page fills it, with ``change`` applied."""
-    from server.admin.views import _category_form
+    from server.admin.categories import category_form as form_of
     from server.models import Category
     from sqlalchemy import select
 
     with app.extensions["dashdesk"].db.read() as s:
-        form = _category_form(s.scalar(select(Category).where(Category.slug == slug)))
+        form = form_of(s.scalar(select(Category).where(Category.slug == slug)))
     return {**form, **change}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from server.api.core import open_tickets_by_device
+from server.domain.devices import open_tickets_by_device
 from server.models import ButtonMapping, Ticket
 
 from .conftest import Desk, api, audit_rows, post, press

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from server.desk.views import readable_time
+from server.pages.formatting import readable_time
 
 from .conftest import api, post, press
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from server.api.auth import hash_token
+from server.domain.tokens import hash_token
 from server.models import ApiToken
 
 from .conftest import api, audit_rows, post

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from server.api.auth import create_token
+from server.domain.tokens import create_token
 
 from .conftest import AGENT_PASSWORD, Desk, api, audit_rows, post
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from dashdesk import wire
 from server.domain import enrolments
-from server.api.auth import create_token
+from server.domain.tokens import create_token
 from server.models import ButtonMapping, Device, Enrolment
 
 from .conftest import api, audit_rows, csrf_of, enrolment, redeem

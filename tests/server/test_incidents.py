@@ -184,7 +184,7 @@ def test_ticket_list_pages_with_a_cursor(client):
 
 
 def test_revoked_token_is_refused(app, client):
-    from server.api.auth import create_token
+    from server.domain.tokens import create_token
 
     db = app.extensions["dashdesk"].db
     token = create_token(db, "temp")

@@ -142,7 +142,7 @@ def _modes(directory) -> dict[str, int]:
 def test_a_database_dashdesk_creates_is_readable_by_its_owner_only(tmp_path, usual_umask):
     """It holds password and token hashes and shops' contacts: 0600, and so are SQLite's -wal and -shm files.
     A file that exists keeps the mode it has."""
-    from server.api.auth import create_token
+    from server.domain.tokens import create_token
     from server.db import Database
 
     (tmp_path / "a").mkdir()

@@ -80,7 +80,7 @@ def test_the_form_expired_page_and_a_server_failure_have_the_policy(app, ann, mo
     r = ann.c.post("/logout")  # no CSRF token
     assert r.status_code == 400
     check_page(r, "/logout")
-    from server.desk import views as web
+    from server.desk import queue as web
 
     def broken(*_a, **_k):
         raise RuntimeError("the database went away")

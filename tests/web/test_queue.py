@@ -178,7 +178,7 @@ def test_the_migrations_build_the_queue_index_the_queries_match_and_go_back_down
 
     from server.migrate import alembic_config, upgrade
     from server.models import QUEUE_WHERE
-    from server.desk.views import QUEUE_SQL
+    from server.desk.queue import QUEUE_SQL
 
     url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
     upgrade(url)

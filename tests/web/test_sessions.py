@@ -214,7 +214,7 @@ def long_stream_app(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("how", ["sign-out", "disable"])
 def test_an_open_stream_stops_within_a_second_or_two_of_the_session_ending(long_stream_app, how):
-    from server.desk import views as web
+    from server.desk import stream as web
 
     app = long_stream_app
     ann = Desk(app, "ann")

@@ -6,7 +6,7 @@ import json
 import re
 import time
 
-from server.desk import views as web
+from server.desk import stream as web
 
 from .conftest import api, press
 
