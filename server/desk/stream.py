@@ -15,7 +15,7 @@ from dashdesk import wire
 
 from server.context import ext
 from server.desk.blueprint import web
-from server.domain import inputs, rules, web_sessions
+from server.domain import events, inputs, rules, web_sessions
 from server.models import Event, Ticket
 
 
@@ -100,7 +100,7 @@ def event_stream() -> Response:
     def event_data(row: Any) -> dict[str, Any]:
         data: dict[str, Any] = {"id": row.id, "kind": row.kind, "ticket_id": row.ticket_id}
         if row.is_test:
-            data.update(kind="test." + row.kind.partition(".")[2], test=True)
+            data.update(kind=events.TEST + "." + row.kind.partition(".")[2], test=True)
         if row.ticket_id is not None:
             data.update(number=rules.ticket_number(row.ticket_id), priority=row.priority, title=row.title)
             changed = ((row.data or {}).get("changes") or {}).get("priority")

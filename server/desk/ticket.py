@@ -15,7 +15,7 @@ from dashdesk import wire
 
 from server.context import ext
 from server.desk.blueprint import web
-from server.domain import inputs, rules, tickets
+from server.domain import events, inputs, rules, tickets
 from server.domain import sites as sites_mod
 from server.models import OPEN_STATUSES, Device, Event, Press, Ticket, User
 from server.pages.formatting import duration, local_time, sla_state, telemetry_rows
@@ -28,12 +28,12 @@ def describe(e: Event) -> list[str]:
     press = d.get("press", "single")
     late = " (late: it waited in the device's queue)" if d.get("late") else ""
     # A test-mode device's tickets have "test.*" events, kept off the desk's live updates.
-    kind = "ticket." + e.kind[len("test."):] if e.kind.startswith("test.") else e.kind
+    kind = "ticket." + e.kind.partition(".")[2] if e.kind.startswith(events.TEST + ".") else e.kind
     lines = {
-        "ticket.created": [f"Reported by a {press} press{late}"],
-        "ticket.merged": [f"Another {press} press merged into it{late}"],
-        "ticket.reopened": [f"Reopened by a {press} press{late}"],
-        "ticket.cancelled": [f"A double press cancelled a report{late}"],
+        events.CREATED.name: [f"Reported by a {press} press{late}"],
+        events.MERGED.name: [f"Another {press} press merged into it{late}"],
+        events.REOPENED.name: [f"Reopened by a {press} press{late}"],
+        events.CANCELLED.name: [f"A double press cancelled a report{late}"],
     }.get(kind)
     if lines is not None:
         raised = (d.get("changes") or {}).get("priority")

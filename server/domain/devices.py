@@ -19,6 +19,7 @@ from dashdesk import wire
 
 from server.domain import audit, inputs, rules, sites, tickets
 from server.domain.incidents import ticket_summary
+from server.domain import events
 from server.models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category,
     Device, Event, Press, Site, Ticket)
 
@@ -118,7 +119,7 @@ def place_tickets(s: Session, device: Device, actor: str) -> list[int]:
                 data["note"] += (f"; {rules.ticket_number(there)} was open for the same category there already: "
                                  "later presses go to it (merge the two if they are one problem)")
         ticket.updated_at = now
-        s.add(Event(kind=f"{'test' if ticket.is_test else 'ticket'}.updated", ticket_id=ticket.id,
+        s.add(Event(kind=events.UPDATED.of(test=ticket.is_test), ticket_id=ticket.id,
                     devices=list(ticket.devices), actor=actor, created_at=now, data=data))
     return [t.id for t in unplaced]
 
@@ -158,7 +159,7 @@ def _reject(s: Session, device: Device, actor: str, reason: str) -> None:
         note = (f"{device.device_id}, which reported this, was rejected by an admin"
                 + (f" ({reason})" if reason else "") + ": its later presses are refused."
                 + (" Approving it into a site places this ticket there." if ticket.site_id is None else ""))
-        s.add(Event(kind="ticket.note", ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
+        s.add(Event(kind=events.NOTE.name, ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
                     created_at=now, data={"changes": {}, "status": ticket.status, "note": note,
                                           "device_rejected": device.device_id}))
     audit.record(s, actor, "device.reject", f"device:{device.device_id}", was=was, reason=reason)
@@ -392,7 +393,7 @@ def set_test_mode(s: Session, device: Device, on: bool, actor: str) -> list[int]
             held = tickets.end_hold(ticket, now)
             if held:
                 data["sla_paused_s"] = held
-            s.add(Event(kind="test.updated", ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
+            s.add(Event(kind=events.UPDATED.of(test=True), ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
                         created_at=now, data=data))
             ticket.status, ticket.resolved_at, ticket.updated_at = "closed", now, now
             closed.append(ticket.id)
@@ -505,7 +506,7 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
         devices = [d for d in ticket.devices if d != old.device_id]
         ticket.devices = sorted({*devices, new_id})
         ticket.updated_at = now
-        s.add(Event(kind="ticket.updated", ticket_id=ticket.id, devices=sorted({old.device_id, *ticket.devices}),
+        s.add(Event(kind=events.UPDATED.name, ticket_id=ticket.id, devices=sorted({old.device_id, *ticket.devices}),
                     actor=actor, created_at=now,
                     data={"changes": changes, "status": ticket.status,
                           "note": f"{new_id} replaced {old.device_id}"}))

@@ -27,6 +27,7 @@ from dashdesk import wire
 
 from server.domain import rules
 from server.db import Database
+from server.domain import events
 from server.models import OPEN_STATUSES, Category, Device, Event, Press, Ticket
 from server.prepared import Runner, Statement, Statements, insert_sql, select_sql, statements_for
 
@@ -273,7 +274,7 @@ def _finish(x: Statements | Runner, row: _Row, ticket: dict[str, Any] | None, re
     if ticket is not None:
         x.run(Q.insert_event, {
             # A test ticket's events are "test.*": the desk's live updates neither list nor announce them.
-            "kind": f"{'test' if row.test else 'ticket'}.{result}", "ticket_id": ticket["id"], "devices": devices,
+            "kind": events.press_kind(result, test=row.test), "ticket_id": ticket["id"], "devices": devices,
             "actor": f"device:{p.device_id}", "created_at": row.received_at,
             "data": {"event_id": p.event_id, "press": p.press, "status": ticket["status"], "late": row.late,
                      **({"changes": changes} if changes else {})}})

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from dashdesk import wire
 
 from server.domain import inputs, rules
+from server.domain import events
 from server.models import OPEN_STATUSES, TICKET_STATUSES, Event, Press, Ticket, User
 
 # status -> the statuses an agent may move it to. ``closed`` is final: a new press opens a new ticket.
@@ -146,7 +147,7 @@ def change(s: Session, ticket: Ticket, actor: str, *, status: str | None = None,
     if note is not None:
         data["note"] = note
     data.update(extra or {})
-    event = Event(kind="ticket.updated" if changes else "ticket.note", ticket_id=ticket.id,
+    event = Event(kind=events.UPDATED.name if changes else events.NOTE.name, ticket_id=ticket.id,
                   devices=list(ticket.devices), actor=actor, data=data, created_at=now)
     s.add(event)
     return event
@@ -247,7 +248,7 @@ def merge(s: Session, ticket: Ticket, target: Ticket, actor: str) -> Event:
         set_deadlines(target, now)
     target.touched, target.updated_at = True, now
     target.responded_at = target.responded_at or now
-    s.add(Event(kind="ticket.updated", ticket_id=target.id, devices=devices, actor=actor, created_at=now,
+    s.add(Event(kind=events.UPDATED.name, ticket_id=target.id, devices=devices, actor=actor, created_at=now,
                 data={"changes": target_changes, "status": target.status, "merged_from": ticket.id,
                       "merged_from_number": _number(ticket), "presses_moved": moved}))
     source_changes = {"status": [ticket.status, "closed"], "merged_into": [None, target.id]}
@@ -257,7 +258,7 @@ def merge(s: Session, ticket: Ticket, target: Ticket, actor: str) -> Event:
     ticket.status, ticket.merged_into_id = "closed", target.id
     ticket.touched, ticket.updated_at = True, now
     ticket.responded_at = ticket.responded_at or now
-    event = Event(kind="ticket.updated", ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
+    event = Event(kind=events.UPDATED.name, ticket_id=ticket.id, devices=list(ticket.devices), actor=actor,
                   created_at=now, data={"changes": source_changes, "status": "closed", "resolution": "duplicate",
                                         "merged_into": target.id, "merged_into_number": _number(target)})
     s.add(event)
