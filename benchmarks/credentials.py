@@ -1,7 +1,7 @@
 """New broker credentials for a device, timed: ``POST /api/v1/devices/{id}/credentials`` over HTTP.
 
 A real Mosquitto with its dynamic security plugin, the ticket server (``dashdesk server``) and
-the bridge, each its own process (``tests.stack.Stack`` with accounts on). One device is
+the bridge, each its own process (``benchmarks.stack.Stack`` with accounts on). One device is
 registered, then its credentials are made again ``--calls`` times, one after another; each
 call makes the device's account anew on the broker, as the admin account. Reported: the
 time per call (median, p90, max, mean) and the broker's admin connections per call, counted
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dashdesk import broker_auth
+from server.domain.mosquitto import ADMIN_USERNAME
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,7 +44,7 @@ def admin_connections(log: Path) -> int:
     if not log.exists():
         return 0
     return sum(1 for line in log.read_text(errors="replace").splitlines()
-               if "New client connected" in line and f"u'{broker_auth.ADMIN_USERNAME}'" in line)
+               if "New client connected" in line and f"u'{ADMIN_USERNAME}'" in line)
 
 
 def figures(times: list[float], connections: int, calls: int) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def show(f: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tests.stack import Stack
+    from .stack import Stack
 
     args = parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="dashdesk-credentials-"))

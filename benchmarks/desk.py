@@ -5,7 +5,7 @@
 Seeds a data directory with ``benchmarks.seed_tickets`` (a temporary one, or
 ``--data-dir``, which is reused if it has tickets already), starts the real
 ticket server on it (``dashdesk server``: waitress, the product's default
-threads; ``tests.stack``), signs in as agent ``agent01`` through
+threads; ``benchmarks.stack``), signs in as agent ``agent01`` through
 the sign-in form (CSRF token, session cookie) and times, one request at a
 time over keep-alive HTTP, ``--requests`` of each:
 
@@ -43,7 +43,8 @@ from typing import Any
 
 import requests
 
-from . import common as c
+from . import harness as c
+from . import meters, stats
 from . import seed_tickets
 
 TARGET_P99_MS = 100.0
@@ -168,12 +169,12 @@ def capture_statements(rows: list[Row], data_dir: Path, token: str) -> None:
 
 def replay(db: sqlite3.Connection, statements: list[tuple[str, Any]]) -> float:
     """Run the statements (to their last row) in one read transaction; the seconds it took."""
-    t0 = c.clock()
+    t0 = stats.clock()
     db.execute("BEGIN")
     for sql, params in statements:
         db.execute(sql, params).fetchall()
     db.execute("COMMIT")
-    return c.clock() - t0
+    return stats.clock() - t0
 
 
 def plans(db: sqlite3.Connection, row: Row) -> str:
@@ -192,7 +193,7 @@ def plans(db: sqlite3.Connection, row: Row) -> str:
 
 
 def start_server(args: argparse.Namespace, data_dir: Path, run_dir: Path) -> Any:
-    from tests.stack import Stack
+    from .stack import Stack
 
     stack = Stack(run_dir, env={"DASHDESK_DATA_DIR": str(data_dir),
                                 "DASHDESK_DATABASE_URL": f"sqlite:///{seed_tickets.database_path(data_dir)}"})
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = build_rows(path, rng)
         if args.only:
             rows = [r for r in rows if args.only in r.name]
-        from tests.stack import ADMIN_TOKEN
+        from .stack import ADMIN_TOKEN
 
         print("capturing each request's SQL in process ...", file=sys.stderr)
         capture_statements(rows, data_dir, ADMIN_TOKEN)
@@ -259,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         def one(row: Row, i: int, timed: bool) -> None:
             url = row.urls[i % len(row.urls)]
             http = api if row.api else web
-            t0 = c.clock()
+            t0 = stats.clock()
             r = http.get(stack.base + url, timeout=60, allow_redirects=False)
-            elapsed = c.clock() - t0
+            elapsed = stats.clock() - t0
             if r.status_code != 200:
                 row.errors += 1
             if timed:
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(len(row.urls)):
                     one(row, i, timed=False)
         print(f"timing {args.requests} requests of each of {len(rows)} rows, one at a time ...", file=sys.stderr)
-        meter = c.PartsMeter({"server": stack.server.proc.pid})
+        meter = meters.PartsMeter({"server": stack.server.proc.pid})
         meter.start()
         order = list(rows)
         for i in range(args.requests):
@@ -283,12 +284,12 @@ def main(argv: list[str] | None = None) -> int:
                 one(row, i, timed=True)
         out["cpu"] = meter.stop()
         bare_db.close()
-        out["rows"] = [{"name": r.name, "urls": len(r.urls), "errors": r.errors, "http": c.summary_ms(r.times),
-                        "bare_sql": c.summary_ms(r.bare),
+        out["rows"] = [{"name": r.name, "urls": len(r.urls), "errors": r.errors, "http": stats.summary_ms(r.times),
+                        "bare_sql": stats.summary_ms(r.bare),
                         "statements": max(len(s) for s in r.statements.values())} for r in rows]
         for r, o in zip(rows, out["rows"]):
-            o["http"]["p95_ms"] = c.pct([t * 1000 for t in r.times], 95)
-            o["bare_sql"]["p95_ms"] = c.pct([t * 1000 for t in r.bare], 95)
+            o["http"]["p95_ms"] = stats.pct([t * 1000 for t in r.times], 95)
+            o["bare_sql"]["p95_ms"] = stats.pct([t * 1000 for t in r.bare], 95)
     finally:
         if stack is not None:
             stack.server.stop()
@@ -340,13 +341,13 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
         rows.append([r["name"], h["n"], h["p50_ms"], h["p95_ms"], h["p99_ms"], h["max_ms"], verdict,
                      r["statements"], b["p50_ms"], b["p95_ms"], b["p99_ms"], r["errors"]])
     print()
-    print(c.table(rows, ["request (ms)", "n", "p50", "p95", "p99", "max", f"p99<={TARGET_P99_MS:g}",
+    print(stats.table(rows, ["request (ms)", "n", "p50", "p95", "p99", "max", f"p99<={TARGET_P99_MS:g}",
                          "SELECTs", "bare p50", "bare p95", "bare p99", "errors"]))
     print("  bare = the same request's SELECTs, captured from the app, replayed on sqlite3 in one read "
           "transaction")
     if "cpu" in out:
         n = sum(r["http"]["n"] for r in out["rows"])
-        c.print_cpu("CPU during the timed requests:", out["cpu"], out["cpu"], n, "request")
+        meters.print_cpu("CPU during the timed requests:", out["cpu"], out["cpu"], n, "request")
     if any(r["errors"] for r in out.get("rows", [])):
         print("\nrequests that did not answer 200; the server's log ends with:\n" + out.get("server_log_tail", ""))
     missed = [r[0] for r in rows if r[6] != "MET"]

@@ -1,7 +1,7 @@
 """The embedded broker (amqtt, pure Python) beside Mosquitto, in the same run, on the same machine.
 
 For each broker, started fresh with the ticket server and the bridge
-(``tests.stack.Stack``, every part on MQTT 3.1.1 since amqtt speaks nothing
+(``benchmarks.stack.Stack``, every part on MQTT 3.1.1 since amqtt speaks nothing
 else; ``--mqtt5`` adds Mosquitto with MQTT 5, dashdesk's default):
 
 * press → final ack: presses (QoS 1, a fresh event_id each) at a steady rate
@@ -36,12 +36,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from dashdesk import broker as dd_broker
+from launcher import broker as dd_broker
 from dashdesk import wire
-from dashdesk.embedded_broker import start_embedded
+from launcher.embedded_broker import start_embedded
 
-from . import common as c
-from .common import psutil
+from . import harness as c
+from . import clients, stats
+from .meters import psutil
 
 PAYLOAD = json.dumps({"device_id": "bench-device", "button": "b1", "press": "single",
                       "event_id": str(uuid.uuid4()), "ts": "2024-01-01T00:00:00.000Z",
@@ -52,22 +53,22 @@ PAYLOAD = json.dumps({"device_id": "bench-device", "button": "b1", "press": "sin
 
 
 def round_trip(url: str, protocol: int, count: int, rate: float) -> dict[str, Any]:
-    times = c.round_trips(url, count, rate, protocol, PAYLOAD)
-    return {"rtt": c.summary_ms(times["rtt"]), "one_hop": c.summary_ms(times["one_way"]),
+    times = clients.round_trips(url, count, rate, protocol, PAYLOAD)
+    return {"rtt": stats.summary_ms(times["rtt"]), "one_hop": stats.summary_ms(times["one_way"]),
             "lost": count - len(times["rtt"])}
 
 
 def throughput(url: str, protocol: int, count: int) -> dict[str, Any]:
     prefix = f"bench/{uuid.uuid4().hex[:8]}"
-    sub = c.Receiver(url, f"{prefix}/t/+", "sink", protocol)
-    pub = c.Client(url, "source", max_inflight=200, protocol=protocol)
+    sub = clients.Receiver(url, f"{prefix}/t/+", "sink", protocol)
+    pub = clients.Client(url, "source", max_inflight=200, protocol=protocol)
     sub.want = count
     try:
-        t0 = c.clock()
+        t0 = stats.clock()
         for i in range(count):
             pub.publish(f"{prefix}/t/{i}", PAYLOAD)
         complete = sub.done.wait(120)
-        last = max(sub.at.values()) if sub.at else c.clock()
+        last = max(sub.at.values()) if sub.at else stats.clock()
     finally:
         pub.close()
         sub.close()
@@ -81,7 +82,7 @@ def throughput(url: str, protocol: int, count: int) -> dict[str, Any]:
 
 def pipe(kind: str, protocol: int, args: argparse.Namespace) -> dict[str, Any]:
     """Start the stack on ``kind``'s broker; measure press → ack at a rate, then a storm."""
-    from tests.stack import Stack
+    from .stack import Stack
 
     root = Path(tempfile.mkdtemp(prefix=f"dashdesk-bench-{kind}-"))
     stack = Stack(root, env={"DASHDESK_MQTT__PROTOCOL": str(protocol), "DASHDESK_BRIDGE__FEED_POLL_S": "0.2"},
@@ -95,40 +96,40 @@ def pipe(kind: str, protocol: int, args: argparse.Namespace) -> dict[str, Any]:
         devices = [f"bench-{run}-d{i:03d}" for i in range(args.devices)]
         for d in devices:
             stack.map_button(d, "b1", "printer", label="Printer")
-        acks = c.AckCollector(url, protocol=protocol)
-        presser = c.Client(url, "devices", max_inflight=200, protocol=protocol)
+        acks = clients.AckCollector(url, protocol=protocol)
+        presser = clients.Client(url, "devices", max_inflight=200, protocol=protocol)
         topics = wire.Topics()
 
         def press(i: int, ids: list[str]) -> None:
             device = devices[i % len(devices)]
             body = wire.new_press(device, "b1").to_dict()
             ids.append(body["event_id"])
-            acks.note_sent(body["event_id"], device, c.clock())
+            acks.note_sent(body["event_id"], device, stats.clock())
             presser.publish(topics.press(device), wire.dumps(body))
 
         out: dict[str, Any] = {"broker": kind, "protocol": "5" if protocol == 5 else "3.1.1"}
         warm: list[str] = []
         acks.expect(len(devices))
-        c.pace(args.rate, len(devices), lambda i: press(i, warm))  # creates each device's ticket, opens connections
+        stats.pace(args.rate, len(devices), lambda i: press(i, warm))  # creates each device's ticket, opens connections
         acks.wait_all(30)
 
         ids: list[str] = []
         acks.expect(len(devices) + args.presses)
         c0 = cpu_s(stack.broker.proc)
-        c.pace(args.rate, args.presses, lambda i: press(i, ids))
+        stats.pace(args.rate, args.presses, lambda i: press(i, ids))
         acks.wait_all(30)
         lat = acks.latencies(ids)
-        out["press_ack"] = c.summary_ms(lat)
+        out["press_ack"] = stats.summary_ms(lat)
         out["press_ack"]["missing"] = len(ids) - len(lat)
         out["press_ack"]["broker_cpu_s"] = cpu_s(stack.broker.proc) - c0
 
         storm: list[str] = []
         acks.expect(len(devices) + args.presses + args.storm)
         c0 = cpu_s(stack.broker.proc)
-        t0 = c.clock()
+        t0 = stats.clock()
         for i in range(args.storm):
             press(i, storm)
-        publish_s = c.clock() - t0
+        publish_s = stats.clock() - t0
         complete = acks.wait_all(60 + args.storm / 20)
         lat = acks.latencies(storm)
         last = acks.last_final(storm) - t0
@@ -143,12 +144,12 @@ def pipe(kind: str, protocol: int, args: argparse.Namespace) -> dict[str, Any]:
                         "publish_calls_s": publish_s, "broker_cpu_s": cpu_s(stack.broker.proc) - c0,
                         "api_occurrences": occurrences,
                         "api_expected": len(warm) + len(ids) + len(storm)}
-        out["storm"]["ack_p50_s"] = c.pct(lat, 50)
-        out["storm"]["ack_p99_s"] = c.pct(lat, 99)
+        out["storm"]["ack_p50_s"] = stats.pct(lat, 50)
+        out["storm"]["ack_p99_s"] = stats.pct(lat, 99)
         out["broker_rss_mib"] = rss_mib(stack.broker.proc)
         return out
     finally:
-        c.close_all(presser, acks)
+        clients.close_all(presser, acks)
         c.stop_stack(stack, keep=False)
 
 
@@ -222,7 +223,7 @@ def pipe_table(results: list[dict[str, Any]]) -> str:
                      f"{st['ack_p99_s']:.2f}", f"{st['acked']}/{st['presses']}",
                      f"{st['api_occurrences']}/{st['api_expected']}",
                      f"{pa['broker_cpu_s']:.2f}/{st['broker_cpu_s']:.2f}", f"{r['broker_rss_mib']:.0f}"])
-    return c.table(rows, ["broker", "proto", "press->ack p50 ms", "p99 ms", "max ms", "missing", "storm last ack s",
+    return stats.table(rows, ["broker", "proto", "press->ack p50 ms", "p99 ms", "max ms", "missing", "storm last ack s",
                           "presses/s", "storm ack p99 s", "acked", "API count", "broker CPU s (rate/storm)",
                           "RSS MiB"])
 
@@ -236,7 +237,7 @@ def bare_table(results: list[dict[str, Any]]) -> str:
                      f"{th['elapsed_s']:.2f}", f"{th['msgs_per_s']:.0f}", f"{th['received']}/{th['messages']}",
                      f"{r['broker_cpu_s']['round_trip']:.2f}/{r['broker_cpu_s']['throughput']:.2f}",
                      f"{r['broker_rss_mib']:.0f}"])
-    return c.table(rows, ["broker", "proto", "RTT p50 ms", "RTT p99 ms", "hop p50 ms", "hop p99 ms", "lost",
+    return stats.table(rows, ["broker", "proto", "RTT p50 ms", "RTT p99 ms", "hop p50 ms", "hop p99 ms", "lost",
                           "msgs in s", "msgs/s", "recv", "CPU s (rtt/thr)", "RSS MiB"])
 
 

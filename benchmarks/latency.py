@@ -3,7 +3,7 @@
     /tmp/venv/bin/python -m benchmarks.latency [--presses 1000] [--rate 50] [--devices 50] [--json]
 
 Starts a real Mosquitto, the ticket server and the bridge on free ports of
-127.0.0.1 (``tests.stack.Stack``), then in one run measures, each at the same
+127.0.0.1 (``benchmarks.stack.Stack``), then in one run measures, each at the same
 rate and count:
 
 * press → final ack: a device publishes a press (QoS 1) on its press topic; the
@@ -31,7 +31,8 @@ import requests
 
 from dashdesk import wire
 
-from . import common as c
+from . import harness as c
+from . import clients, meters, profiling, stats
 
 TARGET_P99_MS = 50.0
 PROFILE_RATE = 100
@@ -55,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def server_alone(stack: Any, devices: list[str], count: int, rate: float) -> tuple[list[float], int]:
     """POST /api/v1/incidents as the bridge does (keep-alive session), timed per request."""
-    from tests.stack import ADMIN_TOKEN
+    from .stack import ADMIN_TOKEN
 
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
@@ -67,21 +68,21 @@ def server_alone(stack: Any, devices: list[str], count: int, rate: float) -> tup
         body = wire.new_press(devices[i % len(devices)], "b1").to_dict()
         body["telemetry"] = {}
         body["received_at"] = wire.format_time(wire.utcnow())
-        t0 = c.clock()
+        t0 = stats.clock()
         r = http.post(stack.base + "/api/v1/incidents", json=body, headers={"Idempotency-Key": body["event_id"]},
                       timeout=10)
-        times.append(c.clock() - t0)
+        times.append(stats.clock() - t0)
         if r.status_code not in (200, 201):
             errors += 1
 
-    c.pace(rate, count, one)
+    stats.pace(rate, count, one)
     http.close()
     return times, errors
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    run = c.run_id()
+    run = stats.run_id()
     devices = [f"bench-{run}-d{i:03d}" for i in range(args.devices)]
     http_devices = [f"bench-{run}-h{i:03d}" for i in range(args.devices)]
     warmup = args.devices if args.warmup is None else args.warmup
@@ -95,22 +96,22 @@ def main(argv: list[str] | None = None) -> int:
                                "settings": {"presses": args.presses, "rate": args.rate, "devices": args.devices,
                                             "warmup": warmup, "mapped": not args.no_map,
                                             **c.stack_settings(stack, args)}}
-        whole = c.CpuMeter(stack)
+        whole = meters.CpuMeter(stack)
         whole.start()
         if not args.no_map:
             for d in devices + http_devices:
                 stack.map_button(d, "b1", "printer", label="Printer")
         url = stack.broker.url
-        collector = c.AckCollector(url)
-        presser = c.Client(url, "devices", max_inflight=200)
+        collector = clients.AckCollector(url)
+        presser = clients.Client(url, "devices", max_inflight=200)
         topics = wire.Topics()
 
         def press(i: int, ids: list[str]) -> None:
             device = devices[i % len(devices)]
             eid = str(uuid.uuid4())
-            payload = c.press_payload(device, eid)
+            payload = clients.press_payload(device, eid)
             ids.append(eid)
-            collector.note_sent(eid, device, c.clock())
+            collector.note_sent(eid, device, stats.clock())
             presser.publish(topics.press(device), payload)
 
         # Warm-up: creates each device's ticket, opens the bridge's and server's connections.
@@ -118,41 +119,41 @@ def main(argv: list[str] | None = None) -> int:
         if warmup:
             print(f"warm-up: {warmup} presses ...", file=sys.stderr)
             collector.expect(warmup)
-            c.pace(args.rate, warmup, lambda i: press(i, warm_ids))
+            stats.pace(args.rate, warmup, lambda i: press(i, warm_ids))
             collector.wait_all(30)
-            out["warmup"] = c.summary_ms(collector.latencies(warm_ids))
+            out["warmup"] = stats.summary_ms(collector.latencies(warm_ids))
 
         print(f"bare MQTT: {args.presses} QoS 1 round trips at {args.rate:g}/s ...", file=sys.stderr)
-        bare = c.round_trips(url, args.presses, args.rate)
-        out["bare_mqtt_rtt"] = c.summary_ms(bare["rtt"])
-        out["bare_mqtt_one_way"] = c.summary_ms(bare["one_way"])
+        bare = clients.round_trips(url, args.presses, args.rate)
+        out["bare_mqtt_rtt"] = stats.summary_ms(bare["rtt"])
+        out["bare_mqtt_one_way"] = stats.summary_ms(bare["one_way"])
 
         if not args.no_db:
             print(f"bare SQLite: {args.presses} INSERT+COMMIT ...", file=sys.stderr)
-            out["bare_sqlite"] = c.summary_ms(c.sqlite_bare(stack.root, args.presses,
+            out["bare_sqlite"] = stats.summary_ms(c.sqlite_bare(stack.root, args.presses,
                                                             args.rate if args.db_paced else None))
             out["bare_sqlite"]["paced"] = bool(args.db_paced)
 
         if not args.no_http:
             print(f"server alone: {args.presses} POST /api/v1/incidents at {args.rate:g}/s ...", file=sys.stderr)
             times, errors = server_alone(stack, http_devices, args.presses, args.rate)
-            out["server_http"] = c.summary_ms(times)
+            out["server_http"] = stats.summary_ms(times)
             out["server_http"]["errors"] = errors
 
         print(f"presses: {args.presses} at {args.rate:g}/s from {args.devices} devices ...", file=sys.stderr)
-        profiler = c.Profiler(stack, stack.root / "profile", rate=PROFILE_RATE) if args.profile else None
+        profiler = profiling.Profiler(stack, stack.root / "profile", rate=PROFILE_RATE) if args.profile else None
         if profiler:
             profiler.start()
-        meter = c.CpuMeter(stack, profiler)
+        meter = meters.CpuMeter(stack, profiler)
         meter.start()
         ids: list[str] = []
         collector.expect(warmup + args.presses)
-        duration = c.pace(args.rate, args.presses, lambda i: press(i, ids))
+        duration = stats.pace(args.rate, args.presses, lambda i: press(i, ids))
         complete = collector.wait_all(30)
         cpu = meter.stop()
         profiles = profiler.stop() if profiler else {}
         lat = collector.latencies(ids)
-        out["press_ack"] = c.summary_ms(lat)
+        out["press_ack"] = stats.summary_ms(lat)
         out["press_ack"].update({"sent": len(ids), "final_acks": len(lat), "missing": len(ids) - len(lat),
                                  "complete": complete, "publish_s": round(duration, 3),
                                  "achieved_rate": round(len(ids) / duration, 2)})
@@ -163,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         out["cpu"] = cpu
         whole.profiler = profiler  # py-spy's CPU is its own row, not "other processes"
         out["machine_during_run"] = whole.stop()
-        c.add_profiles(out, profiles)
+        profiling.add_profiles(out, profiles)
     finally:
-        c.close_all(presser, collector)
+        clients.close_all(presser, collector)
         c.stop_stack(stack, keep=args.keep or args.profile)
     out["elapsed_s"] = round(time.monotonic() - t_begin, 1)
     report(out, args)
@@ -190,7 +191,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
             s = out[key]
             rows.append([label, s["n"], s["p50_ms"], s["p90_ms"], s["p99_ms"], s["max_ms"], s["mean_ms"]])
     print()
-    print(c.table(rows, ["measurement (ms)", "n", "p50", "p90", "p99", "max", "mean"]))
+    print(stats.table(rows, ["measurement (ms)", "n", "p50", "p90", "p99", "max", "mean"]))
     pa = out["press_ack"]
     print()
     print(f"presses: sent {pa['sent']} in {pa['publish_s']:.1f} s ({pa['achieved_rate']:.1f}/s), final acks "
@@ -200,8 +201,8 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
         w = out["warmup"]
         print(f"warm-up (first press of each device, creates its ticket): p50 {w['p50_ms']:.2f} ms, "
               f"p99 {w['p99_ms']:.2f} ms, max {w['max_ms']:.2f} ms")
-    c.print_cpu("CPU used during the press phase:", out["cpu"], out["machine_during_run"], pa["sent"])
-    c.print_profile(out, "the press phase", PROFILE_RATE, pa["sent"])
+    meters.print_cpu("CPU used during the press phase:", out["cpu"], out["machine_during_run"], pa["sent"])
+    profiling.print_profile(out, "the press phase", PROFILE_RATE, pa["sent"])
     p99 = pa["p99_ms"]
     verdict = "MET" if pa["missing"] == 0 and p99 <= TARGET_P99_MS else "MISSED"
     bare = out["bare_mqtt_rtt"]

@@ -52,7 +52,8 @@ from dashdesk import wire
 from server.domain import incidents
 from server.db import Database
 
-from . import common as c
+from . import harness as c
+from . import meters, stats
 from . import seed_tickets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,11 +139,11 @@ def run_batch(code: Code, db: Database, targets: list[Target], rng: random.Rando
         pressed_at=now, seq=None, telemetry=seed_tickets._telemetry(rng, t.device_id, now), bridge_received_at=now)
         for t in targets]
     answers = []
-    wall0, cpu0 = c.clock(), time.process_time()
+    wall0, cpu0 = stats.clock(), time.process_time()
     for p in presses:
         answers.append(code.module.handle_press(db, p, settings)[0])
     code.cpu.append(time.process_time() - cpu0)
-    code.wall.append(c.clock() - wall0)
+    code.wall.append(stats.clock() - wall0)
     for t, a in zip(targets, answers):
         kind = a["result"] if (a.get("ticket") or {}).get("id") == t.ticket_id else f"{a['result']} elsewhere"
         code.results[kind] = code.results.get(kind, 0) + 1
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         for code in codes:  # warm-up: statements prepared, modules' first-call costs paid
             run_batch(code, db, next(batches), rng, settings)
             code.cpu.clear(), code.wall.clear(), code.results.clear()
-        meter = c.PartsMeter({})  # what else the machine did meanwhile
+        meter = meters.PartsMeter({})  # what else the machine did meanwhile
         meter.start()
         for r in range(args.rounds):
             for code in (codes if r % 2 == 0 else codes[::-1]):
@@ -227,14 +228,14 @@ def main(argv: list[str] | None = None) -> int:
                      ", ".join(f"{k} {v}" for k, v in sorted(code.results.items()))])
         out["codes"][code.name] = {"cpu_ms_best": best, "cpu_ms_median": median, "wall_ms_best": wall_best,
                                    "cpu_s": code.cpu, "vm_steps_per_press": code.vm_steps, "results": code.results}
-    print(c.table(rows, ["code", "cpu ms/press best", "median", "wall ms/press best", "SQLite VM steps/press",
+    print(stats.table(rows, ["code", "cpu ms/press best", "median", "wall ms/press best", "SQLite VM steps/press",
                          "answers checked"]))
     if len(codes) == 2:
         before, after = (out["codes"][k.name]["cpu_ms_best"] for k in codes)
         print(f"current vs {codes[0].name}: {after - before:+.3f} ms CPU per press ({(after / before - 1) * 100:+.0f}%)")
     m = out["machine"]
     print(f"machine: {m['cores']} cores, Python {m['python']}, SQLite {m['sqlite']}, commit {m['commit']}")
-    if line := c.disturbance_line(machine_cpu):
+    if line := meters.disturbance_line(machine_cpu):
         print(line)
     out["machine_cpu"] = machine_cpu
     if args.json:

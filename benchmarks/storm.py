@@ -3,7 +3,7 @@
     /tmp/venv/bin/python -m benchmarks.storm [--presses 5000] [--devices 500] [--profile] [--json]
 
 Starts a real Mosquitto, the ticket server and the bridge on free ports of
-127.0.0.1 (``tests.stack.Stack``). In one run:
+127.0.0.1 (``benchmarks.stack.Stack``). In one run:
 
 1. bare broker: one client publishes ``--presses`` QoS 1 messages (press-sized)
    as fast as it can to a topic another client subscribes to: messages/s;
@@ -31,7 +31,8 @@ from typing import Any
 
 from dashdesk import wire
 
-from . import common as c
+from . import harness as c
+from . import clients, meters, profiling, stats
 
 TARGET_RATE = 500.0
 
@@ -53,21 +54,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bare_throughput(url: str, count: int) -> dict[str, Any]:
     """One client publishes ``count`` QoS 1 messages as fast as it can to a subscriber."""
-    prefix = f"bench/{c.run_id()}"
-    sub = c.Receiver(url, f"{prefix}/+", "bare-sub")
-    pub = c.Client(url, "bare-pub", max_inflight=0)
+    prefix = f"bench/{stats.run_id()}"
+    sub = clients.Receiver(url, f"{prefix}/+", "bare-sub")
+    pub = clients.Client(url, "bare-pub", max_inflight=0)
     sub.want = pub.expect_pubacks = count
-    payload = c.press_payload("bench-bare", str(uuid.uuid4()))
+    payload = clients.press_payload("bench-bare", str(uuid.uuid4()))
     topics = [f"{prefix}/{i}" for i in range(count)]
     try:
-        t0 = c.clock()
+        t0 = stats.clock()
         for topic in topics:
             pub.publish(topic, payload)
-        t_calls = c.clock() - t0
+        t_calls = stats.clock() - t0
         pub.puback_done.wait(60)
-        t_pubacked = c.clock() - t0
+        t_pubacked = stats.clock() - t0
         sub.done.wait(60)
-        t_all = c.clock() - t0
+        t_all = stats.clock() - t0
         received = sub.count
     finally:
         pub.close()
@@ -82,7 +83,7 @@ def count_in_tickets(stack: Any, prefix: str) -> dict[str, Any]:
     per_device: Counter[str] = Counter()
     tickets = pages = 0
     cursor = None
-    t0 = c.clock()
+    t0 = stats.clock()
     while True:
         params: dict[str, Any] = {"limit": 500}
         if cursor:
@@ -99,12 +100,12 @@ def count_in_tickets(stack: Any, prefix: str) -> dict[str, Any]:
         if not cursor:
             break
     return {"occurrences": sum(per_device.values()), "tickets": tickets, "devices": len(per_device),
-            "per_device": per_device, "pages": pages, "listing_s": round(c.clock() - t0, 3)}
+            "per_device": per_device, "pages": pages, "listing_s": round(stats.clock() - t0, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    run = c.run_id()
+    run = stats.run_id()
     prefix = f"storm-{run}-"
     devices = [f"{prefix}d{i:04d}" for i in range(args.devices)]
     timeout = args.timeout if args.timeout is not None else 60 + args.presses / 50
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                                "settings": {"presses": args.presses, "devices": args.devices,
                                             "mapped": not args.no_map, "profile": args.profile,
                                             **c.stack_settings(stack, args)}}
-        whole = c.CpuMeter(stack)
+        whole = meters.CpuMeter(stack)
         whole.start()
         if not args.no_map:
             print(f"mapping {args.devices} devices' buttons ...", file=sys.stderr)
@@ -128,33 +129,33 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bare broker: {args.presses} QoS 1 messages from one client ...", file=sys.stderr)
             out["bare_broker"] = bare_throughput(url, args.presses)
 
-        collector = c.AckCollector(url)
-        publisher = c.Client(url, "storm", max_inflight=0)  # no client-side cap on presses in flight
+        collector = clients.AckCollector(url)
+        publisher = clients.Client(url, "storm", max_inflight=0)  # no client-side cap on presses in flight
         topics = wire.Topics()
         presses = []
         for i in range(args.presses):
             device = devices[i % len(devices)]
             eid = str(uuid.uuid4())
-            presses.append((eid, device, topics.press(device), c.press_payload(device, eid)))
+            presses.append((eid, device, topics.press(device), clients.press_payload(device, eid)))
         ids = [p[0] for p in presses]
         publisher.expect_pubacks = len(presses)
         collector.expect(len(presses))
 
-        profiler = c.Profiler(stack, stack.root / "profile", rate=args.profile_rate) if args.profile else None
+        profiler = profiling.Profiler(stack, stack.root / "profile", rate=args.profile_rate) if args.profile else None
         if profiler:
             profiler.start()
-        meter = c.CpuMeter(stack, profiler)
+        meter = meters.CpuMeter(stack, profiler)
         print(f"storm: {args.presses} presses from {args.devices} devices ...", file=sys.stderr)
         meter.start()
-        t0 = c.clock()
+        t0 = stats.clock()
         for eid, device, topic, payload in presses:
             collector.note_sent(eid, device, t0)
             publisher.publish(topic, payload)
-        t_calls = c.clock() - t0
+        t_calls = stats.clock() - t0
         publisher.puback_done.wait(timeout)
-        t_pubacked = c.clock() - t0
+        t_pubacked = stats.clock() - t0
         complete = collector.wait_all(timeout)
-        t_done = c.clock() - t0
+        t_done = stats.clock() - t0
         cpu = meter.stop()
         profiles = profiler.stop() if profiler else {}
         time.sleep(0.5)  # let a duplicate ack, if any, arrive before counting
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                  "duplicate_final_acks": collector.duplicates(ids), "queued_acks": collector.queued,
                  "acks_on_wrong_topic": collector.wrong_topic, "unknown_acks": collector.unknown,
                  "results": collector.results(ids), "wait_s": round(t_done, 3)}
-        storm["ack_latency"] = c.summary_ms(finals)
+        storm["ack_latency"] = stats.summary_ms(finals)
         out["storm"] = storm
         out["cpu"] = cpu
         whole.profiler = profiler  # py-spy's CPU is its own row, not "other processes"
@@ -185,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                       "devices_with_tickets": counted["devices"], "pages": counted["pages"],
                       "listing_s": counted["listing_s"], "devices_miscounted": len(wrong),
                       "miscounted_examples": dict(list(wrong.items())[:5])}
-        c.add_profiles(out, profiles)
+        profiling.add_profiles(out, profiles)
         if profiles:
             out["profile_rate"] = args.profile_rate
     finally:
-        c.close_all(publisher, collector)
+        clients.close_all(publisher, collector)
         c.stop_stack(stack, keep=args.keep or args.profile)
     out["elapsed_s"] = round(time.monotonic() - t_begin, 1)
     report(out, args)
@@ -210,7 +211,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
                      b["all_received_s"], b["msgs_per_s"]])
     rows.append(["storm (press -> final ack)", s["presses"], s["publish_calls_s"], s["all_pubacked_s"],
                  s["last_final_ack_s"], s["presses_per_s"]])
-    print(c.table(rows, ["phase", "msgs", "publish calls s", "all PUBACKed s", "last received s", "per s"]))
+    print(stats.table(rows, ["phase", "msgs", "publish calls s", "all PUBACKed s", "last received s", "per s"]))
     print()
     ok_acks = (s["event_ids_acked"] == s["presses"] and s["duplicate_final_acks"] == 0
                and s["final_acks"] == s["presses"])
@@ -224,8 +225,8 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"API: sum of occurrences over {api['tickets']} tickets of {api['devices_with_tickets']} devices = "
           f"{api['occurrences']} (expected {s['presses']}); devices miscounted {api['devices_miscounted']} "
           f"{api['miscounted_examples'] or ''}; listing took {api['pages']} pages, {api['listing_s']} s")
-    c.print_cpu("CPU used during the storm:", out["cpu"], out["machine_during_run"], s["presses"])
-    c.print_profile(out, "the storm", out.get("profile_rate", args.profile_rate), s["presses"])
+    meters.print_cpu("CPU used during the storm:", out["cpu"], out["machine_during_run"], s["presses"])
+    profiling.print_profile(out, "the storm", out.get("profile_rate", args.profile_rate), s["presses"])
     rate_ok = s["presses_per_s"] >= TARGET_RATE
     c.print_summary(f"{s['presses_per_s']:.0f} presses/s end to end "
                     f"(last final ack after {s['last_final_ack_s']:.2f} s; "

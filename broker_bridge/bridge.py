@@ -41,7 +41,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from dashdesk import broker_auth, wire
+from dashdesk import wire
 from dashdesk import mqtt as dd_mqtt
 
 from .acks import InOrderAcker
@@ -120,25 +120,18 @@ class BridgeSettings:
         b, m = cfg.get("bridge", {}), cfg.get("mqtt", {})
         data_dir = Path(cfg.get("data_dir") or ".")
         data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(mqtt_url=bridge_mqtt_url(cfg, data_dir), server_url=b.get("server_url", ""),
+        return cls(mqtt_url=bridge_mqtt_url(cfg), server_url=b.get("server_url", ""),
                    api_token=b.get("api_token", ""), state_path=data_dir / "bridge-outbox.sqlite3",
                    topic_root=m.get("topic_root", wire.DEFAULT_TOPIC_ROOT), protocol=int(m.get("protocol", 5)),
                    client_id=b.get("client_id", "dashdesk-bridge"), workers=int(b.get("workers", 2)),
                    retry_s=float(b.get("retry_s", 1.0)), feed_poll_s=float(b.get("feed_poll_s", 0.2)))
 
 
-def bridge_mqtt_url(cfg: dict[str, Any], data_dir: Path) -> str:
-    """The broker URL the bridge connects with: its own (``[bridge] mqtt_url``), else ``[mqtt] url``.
-
-    With ``[broker] auth = "dynsec"`` and no credentials in that URL, the bridge's
-    account from ``data_dir`` (made by ``dashdesk up``) is put in.
-    """
-    url = cfg.get("bridge", {}).get("mqtt_url") or cfg.get("mqtt", {}).get("url", "mqtt://127.0.0.1:1883")
-    if broker_auth.accounts_enabled(cfg) and dd_mqtt.BrokerURL.parse(url).username is None:
-        password = broker_auth.load_service_passwords(data_dir).get(broker_auth.BRIDGE_USERNAME)
-        if password:
-            url = broker_auth.url_with_credentials(url, broker_auth.BRIDGE_USERNAME, password)
-    return url
+def bridge_mqtt_url(cfg: dict[str, Any]) -> str:
+    """The broker URL the bridge connects with, credentials and all: its own (``[bridge] mqtt_url``,
+    ``DASHDESK_BRIDGE_MQTT_URL``), else ``[mqtt] url`` (``DASHDESK_MQTT_URL``). From the configuration only:
+    `dashdesk up` passes the bridge its URL with its account's password in its environment."""
+    return cfg.get("bridge", {}).get("mqtt_url") or cfg.get("mqtt", {}).get("url", "mqtt://127.0.0.1:1883")
 
 
 class Bridge:
@@ -729,7 +722,7 @@ def run_bridge(cfg: dict[str, Any], ready_file: Path | None = None, settings: Br
             if stop.is_set():
                 break
         ready_file.touch()
-    log.info("bridge running: %s → %s", broker_auth.url_without_credentials(bridge.settings.mqtt_url),
+    log.info("bridge running: %s → %s", dd_mqtt.url_without_credentials(bridge.settings.mqtt_url),
              bridge.settings.server_url)
     stop.wait()
     bridge.stop()

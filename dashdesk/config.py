@@ -11,7 +11,7 @@ import os
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 DEFAULT_CONFIG = Path("config/dashdesk.toml")
 
@@ -29,6 +29,25 @@ ENV_KEYS = {
     "DASHDESK_BRIDGE_MQTT_URL": ("bridge", "mqtt_url"),
     "DASHDESK_BROKER_ADMIN_URL": ("broker", "admin_url"),
 }
+
+
+# ``[broker] auth``: "none", or "dynsec" (Mosquitto's dynamic security plugin: every client its own account).
+BROKER_AUTH_MODES = ("none", "dynsec")
+
+
+def broker_auth(cfg: Mapping[str, Any]) -> str:
+    """``[broker] auth`` as configured, in lower case: "none" (also when unset) or "dynsec"; `dashdesk up`
+    refuses anything else (:data:`BROKER_AUTH_MODES`)."""
+    return str((cfg.get("broker") or {}).get("auth") or "none").strip().lower()
+
+
+def broker_accounts_enabled(cfg: Mapping[str, Any]) -> bool:
+    """Whether the broker ``cfg`` names asks every client for its own account: ``[broker] auth = "dynsec"``
+    (in any case), or ``[broker] admin_url`` set (a broker with accounts that `dashdesk up` does not run).
+
+    The one answer to "are broker accounts on?" for the command line, `up` and the server.
+    """
+    return broker_auth(cfg) == "dynsec" or bool((cfg.get("broker") or {}).get("admin_url"))
 
 
 def default_file(name: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -49,6 +49,23 @@ class BrokerURL:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+
+def url_with_credentials(url: str, username: str, password: str) -> str:
+    """``url`` (``mqtt://host:port``, ``ws://host:port/mqtt``...) with this username and password in it."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}{port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` with any username and password taken out, for logs and messages."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def set_nodelay(client: mqtt.Client) -> None:

@@ -6,7 +6,6 @@ ports with its own data directory, so a test can kill -9 or restart any of them.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -15,20 +14,21 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import requests
 
-from dashdesk import broker, broker_auth, wire
 from dashdesk import mqtt as dd_mqtt
+from dashdesk import wire
+from dashdesk.press_client import PressClient
+from launcher import broker, broker_setup
+from server.domain import mosquitto
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 # The password of web user ``admin``, made at the server's first start.
 ADMIN_PASSWORD = "test-admin-password-0123"
-PYTHON = [sys.executable, "-m", "dashdesk.cli"]
+PYTHON = [sys.executable, "-m", "launcher.cli"]
 
 
 class NoFinalAck(AssertionError):
@@ -89,31 +89,30 @@ class Broker(_BrokerProcess):
         self.ws_port = broker.free_port() if ws else None
         self.proc: subprocess.Popen | None = None
         self.auth = auth
-        self.secrets = broker_auth.prepare(data_dir) if auth else None
+        self.secrets = broker_setup.prepare(data_dir) if auth else None
 
     def url_for(self, username: str, password: str) -> str:
         """This broker's URL with a username and password in it."""
-        return broker_auth.url_with_credentials(self.url, username, password)
+        return dd_mqtt.url_with_credentials(self.url, username, password)
 
     @property
     def bridge_url(self) -> str:
-        return self.secrets.url(broker_auth.BRIDGE_USERNAME, self.url)
+        return self.secrets.url(mosquitto.BRIDGE_USERNAME, self.url)
 
-    def accounts(self) -> broker_auth.DynsecAccounts:
+    def accounts(self) -> mosquitto.DynsecAccounts:
         """The account manager, as the admin account."""
-        return broker_auth.DynsecAccounts(self.secrets.url(broker_auth.ADMIN_USERNAME, self.url),
-                                          service_passwords=self.secrets.passwords,
-                                          secrets_dir=self.secrets.directory)
+        return mosquitto.DynsecAccounts(self.secrets.url(mosquitto.ADMIN_USERNAME, self.url),
+                                        service_passwords=self.secrets.passwords)
 
     def start(self) -> None:
         if self.auth:
-            self.secrets = broker_auth.prepare(self.data_dir)
+            self.secrets = broker_setup.prepare(self.data_dir)
         self.proc = broker.start_mosquitto(self.data_dir, self.port, ws_port=self.ws_port,
                                            dynsec_config=self.secrets.dynsec_config if self.auth else None)
 
 
 class EmbeddedBroker(_BrokerProcess):
-    """The embedded broker (amqtt, ``python -m dashdesk.embedded_broker``), with ``Broker``'s face.
+    """The embedded broker (amqtt, ``python -m launcher.embedded_broker``), with ``Broker``'s face.
 
     It speaks MQTT 3.1.1 only and keeps everything in memory: a restart forgets its sessions.
     """
@@ -125,7 +124,7 @@ class EmbeddedBroker(_BrokerProcess):
         self.proc = None
 
     def start(self) -> None:
-        from dashdesk.embedded_broker import start_embedded
+        from launcher.embedded_broker import start_embedded
 
         self.proc = start_embedded(self.data_dir, self.port, self.ws_port)
 
@@ -176,7 +175,7 @@ class Stack:
         self.auth = auth
         self.broker: Broker | EmbeddedBroker = (EmbeddedBroker(root / "broker", ws=ws) if embedded
                                                 else Broker(root / "broker", auth=auth, ws=ws))
-        self.accounts: broker_auth.DynsecAccounts | None = None
+        self.accounts: mosquitto.DynsecAccounts | None = None
         self.http_port = broker.free_port()
         self.base = f"http://127.0.0.1:{self.http_port}"
         base_env = dict(os.environ)
@@ -199,7 +198,7 @@ class Stack:
             base_env["DASHDESK_BRIDGE_MQTT_URL"] = self.broker.bridge_url
             # The server hands devices their accounts (approve, retire, replace) as the account manager.
             base_env["DASHDESK_BROKER__AUTH"] = "dynsec"
-            base_env["DASHDESK_BROKER_ADMIN_URL"] = self.broker.secrets.url(broker_auth.ADMIN_USERNAME,
+            base_env["DASHDESK_BROKER_ADMIN_URL"] = self.broker.secrets.url(mosquitto.ADMIN_USERNAME,
                                                                            self.broker.url)
         if ws:
             base_env["DASHDESK_APP__WS_PORT"] = str(self.broker.ws_port)
@@ -284,74 +283,26 @@ class Stack:
         assert r.status_code in (200, 201), r.text
 
 
-class Presser:
-    """A real MQTT client that publishes presses as devices do and collects every ack."""
+class Presser(PressClient):
+    """A real MQTT client that publishes presses as devices do and collects every ack (and every device's
+    ticket summary): ``dashdesk.press_client.PressClient``, waiting for the broker's PUBACK of each publish."""
 
     def __init__(self, url: str, topics: wire.Topics = wire.Topics(), protocol: int = 5):
-        self.topics = topics
-        self.acks: dict[str, list[dict[str, Any]]] = {}
-        self.raw_acks: list[tuple[str, dict[str, Any]]] = []
-        # When (time.monotonic()) the first ack of each event_id arrived.
-        self.first_ack_at: dict[str, float] = {}
-        self.tickets: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self.client, broker_url = dd_mqtt.make_client(url, f"test-presser-{uuid.uuid4().hex[:8]}",
-                                                      protocol=protocol, persistent=False)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_: self._subscribed.set()
-        dd_mqtt.connect(self.client, broker_url, protocol=protocol, persistent=False)
-        self.client.loop_start()
-        assert self._subscribed.wait(10), "presser did not subscribe"
+        try:
+            super().__init__(url, topics=topics, protocol=protocol, name="test-presser")
+        except (ConnectionError, TimeoutError) as exc:
+            raise AssertionError(f"presser did not subscribe: {exc}") from None
 
-    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
-        dd_mqtt.set_nodelay(client)
-        client.subscribe([(self.topics.subscription("ack"), 1), (self.topics.subscription("tickets"), 1)])
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        device_id, leaf = self.topics.split(msg.topic) or ("", "")
-        data = json.loads(msg.payload)
-        with self._lock:
-            if leaf == "ack":
-                self.raw_acks.append((device_id, data))
-                self.first_ack_at.setdefault(data.get("event_id") or "", time.monotonic())
-                self.acks.setdefault(data.get("event_id") or f"?{len(self.raw_acks)}", []).append(data)
-            elif leaf == "tickets":
-                self.tickets[device_id] = data
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
-
-    def press(self, device_id: str, button: str, press: str = "single", event_id: str | None = None,
-              **extra: Any) -> str:
-        event = wire.new_press(device_id, button, press)
-        body = event.to_dict()
-        if event_id:
-            body["event_id"] = event_id
-        body.update(extra)
-        self.publish(self.topics.press(device_id), wire.dumps(body))
-        return body["event_id"]
+    def publish(self, topic: str, payload: bytes | str, *, wait: bool = True) -> None:
+        super().publish(topic, payload, wait=wait)
 
     def final_ack(self, event_id: str, timeout: float = 10.0, device_id: str | None = None) -> dict[str, Any]:
         """The first final ack of ``event_id`` (on ``device_id``'s ack topic only, if given: an event_id is
-        unique per device only)."""
-        def final() -> dict[str, Any] | None:
-            with self._lock:
-                if device_id is not None:
-                    return next((a for d, a in self.raw_acks if d == device_id and a.get("event_id") == event_id
-                                 and a["result"] != "queued"), None)
-                return next((a for a in self.acks.get(event_id, []) if a["result"] != "queued"), None)
-
-        return wait_until(final, timeout=timeout, what=f"a final ack for {event_id}", error=NoFinalAck)
-
-    def ack_results(self, event_id: str) -> list[str]:
-        with self._lock:
-            return [a["result"] for a in self.acks.get(event_id, [])]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        unique per device only); :class:`NoFinalAck` if none came within ``timeout``."""
+        ack = self.wait_final(event_id, timeout, device_id)
+        if ack is None:
+            raise NoFinalAck(f"timed out after {timeout} s waiting for a final ack for {event_id}")
+        return ack
 
 
 # ---------------------------------------------------------------- faults

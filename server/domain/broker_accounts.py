@@ -1,7 +1,7 @@
 """Devices' broker accounts, as the admin pages, the API and the command line hand them out.
 
 With ``[broker] auth = "dynsec"`` (or ``[broker] admin_url`` set) in the configuration the
-server runs with, approving a device makes its MQTT account (``dashdesk.broker_auth``) and
+server runs with, approving a device makes its MQTT account (``server.domain.mosquitto``) and
 shows its password once, with the MQTT URL to put into the device's file, unless it has one
 already (made by ``dashdesk broker device-credentials`` before it first pressed, say): that
 one is kept, and its password goes on working. "New broker credentials" replaces the
@@ -35,10 +35,13 @@ from typing import Any, Callable, Iterator, Mapping
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dashdesk import broker_auth
+from dashdesk import config as dd_config
+from dashdesk.mqtt import url_with_credentials, url_without_credentials
+from server.domain import mosquitto
+from server.domain.broker_store import BrokerAccountStore, BrokerAuthError
 
-from server.domain import audit
 from server.db import Database
+from server.domain import audit
 from server.models import Device
 
 log = logging.getLogger("dashdesk.server.credentials")
@@ -81,10 +84,10 @@ class Outcome:
 class BrokerAccounts:
     """Make, replace and delete devices' accounts on the broker the configuration names."""
 
-    def __init__(self, enabled: bool, device_url: str, manager: Callable[[], Any] | None = None):
+    def __init__(self, enabled: bool, device_url: str, manager: Callable[[], BrokerAccountStore] | None = None):
         self.enabled = enabled
         # The broker as devices reach it, without credentials: the base of the mqtt_url shown.
-        self.device_url = broker_auth.url_without_credentials(device_url)
+        self.device_url = url_without_credentials(device_url)
         self._manager = manager
         # The manager a batch (:meth:`batch`) holds, per thread, so that all its calls share one connection.
         self._pinned = threading.local()
@@ -96,20 +99,20 @@ class BrokerAccounts:
         """The accounts of the broker ``cfg`` names (``mqtt_url``: another one, as ``dashdesk broker
         --mqtt-url``), shown to devices at ``device_url`` (else ``[broker] device_url``, else the broker's)."""
         broker_cfg = cfg.get("broker", {}) or {}
-        enabled = broker_auth.accounts_enabled(cfg)
+        enabled = dd_config.broker_accounts_enabled(cfg)
         device_url = (device_url or broker_cfg.get("device_url") or mqtt_url
                       or (cfg.get("mqtt", {}) or {}).get("url") or "mqtt://127.0.0.1:1883")
 
         data_dir = cfg.get("data_dir") or "./dashdesk-data"
-        made: list[tuple[Any, broker_auth.DynsecAccounts]] = []
+        made: list[tuple[Any, BrokerAccountStore]] = []
 
-        def manager() -> Any:
+        def manager() -> BrokerAccountStore:
             # Made again only when the admin's password file has changed: `dashdesk up` writes it after the
             # server may have started (until then there is none, and each call says so).
-            stamp = broker_auth.service_passwords_stamp(data_dir)
+            stamp = mosquitto.service_passwords_stamp(data_dir)
             if made and made[0][0] == stamp:
                 return made[0][1]
-            accounts = broker_auth.DynsecAccounts.from_config(cfg, mqtt_url=mqtt_url)
+            accounts = mosquitto.DynsecAccounts.from_config(cfg, mqtt_url=mqtt_url)
             accounts.timeout = timeout
             made[:] = [(stamp, accounts)]
             return accounts
@@ -131,7 +134,7 @@ class BrokerAccounts:
         try:
             manager = self._manager()
             held.enter_context(manager.connection())
-        except (broker_auth.BrokerAuthError, OSError, ValueError):
+        except (BrokerAuthError, OSError, ValueError):
             held.close()
             manager = None
         if manager is None:
@@ -144,14 +147,14 @@ class BrokerAccounts:
             finally:
                 self._pinned.manager = None
 
-    def _manager_now(self) -> Any:
+    def _manager_now(self) -> BrokerAccountStore:
         assert self._manager is not None
         return getattr(self._pinned, "manager", None) or self._manager()
 
-    def _call(self, device_id: str, what: str, run: Callable[[Any], Any]) -> tuple[Any, str | None]:
+    def _call(self, device_id: str, what: str, run: Callable[[BrokerAccountStore], Any]) -> tuple[Any, str | None]:
         try:
             done = run(self._manager_now())
-        except (broker_auth.BrokerAuthError, OSError, ValueError) as exc:
+        except (BrokerAuthError, OSError, ValueError) as exc:
             # BrokerAuthError's messages carry no password (url_without_credentials).
             log.warning("could not %s the broker account of %s: %s", what, device_id, exc)
             return None, str(exc) or type(exc).__name__
@@ -166,7 +169,7 @@ class BrokerAccounts:
         if error is not None:
             return Outcome(device_id, self.auth, "failed", error=error, broker_url=self.device_url)
         return Outcome(device_id, self.auth, "issued", password=password, broker_url=self.device_url,
-                       mqtt_url=broker_auth.url_with_credentials(self.device_url, device_id, password))
+                       mqtt_url=url_with_credentials(self.device_url, device_id, password))
 
     def keep_or_issue(self, device_id: str) -> Outcome:
         """Keep ``device_id``'s account if it has one (its password goes on working, its connection stays up),
@@ -179,7 +182,7 @@ class BrokerAccounts:
         if password is None:
             return Outcome(device_id, self.auth, "kept", broker_url=self.device_url)
         return Outcome(device_id, self.auth, "issued", password=password, broker_url=self.device_url,
-                       mqtt_url=broker_auth.url_with_credentials(self.device_url, device_id, password))
+                       mqtt_url=url_with_credentials(self.device_url, device_id, password))
 
     def usernames(self) -> set[str] | None:
         """The usernames of every account on the broker; None if it did not answer (nor is it asked again for
@@ -191,7 +194,7 @@ class BrokerAccounts:
             return None
         try:
             names = self._manager_now().usernames()
-        except (broker_auth.BrokerAuthError, OSError, ValueError) as exc:
+        except (BrokerAuthError, OSError, ValueError) as exc:
             log.warning("could not list the broker's accounts: %s", exc)
             self._lookup_failed_at = time.monotonic()
             return None
@@ -236,7 +239,7 @@ def _note(s: Session, outcome: Outcome) -> None:
     s.execute(update(Device).where(this).values(broker_account=has))
     if outcome.result != "kept":
         # A new password or no account: any connection it had is closed, and the broker publishes no will
-        # then (dashdesk.broker_auth says offline on its status topic instead, which the bridge passes on).
+        # then (server.domain.mosquitto says offline on its status topic instead, which the bridge passes on).
         s.execute(update(Device).where(this, Device.online.is_(True)).values(online=False))
 
 

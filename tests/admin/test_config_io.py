@@ -12,7 +12,7 @@ import tomllib
 import pytest
 from sqlalchemy import select
 
-from dashdesk.cli import main
+from launcher.cli import main
 from server.app import create_app
 from server.models import AuditLog
 

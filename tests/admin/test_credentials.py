@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dashdesk import broker
+from launcher import broker
 from server.app import create_app
 from server.domain.users import create_user
 
@@ -23,7 +23,7 @@ DEVICE_URL = "mqtt://buttons.shop.lan:1883"
 
 
 class FakeAccounts:
-    """The account manager's interface (dashdesk.broker_auth.DynsecAccounts), in memory."""
+    """The account manager's interface (``server.domain.broker_store.BrokerAccountStore``), in memory."""
 
     def __init__(self) -> None:
         self.passwords: dict[str, str] = {}

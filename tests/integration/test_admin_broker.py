@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from dashdesk import broker, broker_auth, wire
+from dashdesk import wire
+from launcher import broker
+from server.domain import mosquitto
 from tests.stack import ADMIN_PASSWORD, ADMIN_TOKEN, PYTHON, Stack, wait_until
 from tests.web.conftest import csrf_of
 
@@ -215,7 +217,7 @@ def test_up_passes_its_configuration_file_to_the_server_which_hands_out_credenti
         finally:
             dev.close()
         assert connack_refused(f"mqtt://127.0.0.1:{mqtt_port}").value == NOT_AUTHORIZED  # accounts on
-        service = broker_auth.load_service_passwords(Path(tmp_path / "data"))
+        service = mosquitto.load_service_passwords(Path(tmp_path / "data"))
         assert creds["password"] not in service.values()
     finally:
         proc.terminate()

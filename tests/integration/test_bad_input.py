@@ -162,8 +162,7 @@ CASES = [
 
 
 def acks_of(presser: Presser, device_id: str) -> list[dict[str, Any]]:
-    with presser._lock:
-        return [a for d, a in presser.raw_acks if d == device_id]
+    return presser.acks_on(device_id)
 
 
 def dead_letters(stack: Any) -> list[dict[str, Any]]:

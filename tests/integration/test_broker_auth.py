@@ -17,7 +17,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from dashdesk import broker_auth, wire
+from dashdesk import mqtt as dd_mqtt
+from dashdesk import wire
+from server.domain import mosquitto
 from tests.stack import PYTHON, Stack, Up, wait_until
 
 TOPICS = wire.Topics()
@@ -137,7 +139,7 @@ def connack_refused(url: str, protocol: int = 5) -> Any:
     d = Device(url, protocol=protocol)
     try:
         [rc] = d.connack
-        assert rc.is_failure, f"connected with {broker_auth.url_without_credentials(url)}"
+        assert rc.is_failure, f"connected with {dd_mqtt.url_without_credentials(url)}"
         return rc
     finally:
         d.close()
@@ -241,7 +243,7 @@ def test_wrong_password_unknown_user_and_anonymous_connections_are_refused(auth_
         connack_refused(stack.broker.url_for(a, password_b)),  # another device's password
         connack_refused(stack.broker.url_for("nobody", password_a)),
         connack_refused(stack.broker.url),  # anonymous
-        connack_refused(stack.broker.url_for(broker_auth.BRIDGE_USERNAME, password_a)),
+        connack_refused(stack.broker.url_for(mosquitto.BRIDGE_USERNAME, password_a)),
     ]
     assert [rc.value for rc in refusals] == [NOT_AUTHORIZED] * 5
     # MQTT 3.1.1: return code 5, "not authorised" (paho reports it as the MQTT 5 code).
@@ -316,7 +318,7 @@ def test_retired_device_is_disconnected_and_cannot_connect_again(auth_stack):
     url = stack.broker.url_for(d, stack.accounts.add_device(d))
     dev = Device(url)
     assert dev.connected
-    assert stack.accounts.device(d) == broker_auth.DeviceAccount(d, enabled=True)
+    assert stack.accounts.device(d) == mosquitto.DeviceAccount(d, enabled=True)
     stack.accounts.remove_device(d)
     wait_until(lambda: dev.disconnects, timeout=10, what="the retired device's connection to close")
     dev.close()
@@ -393,14 +395,14 @@ def test_the_account_manager_keeps_an_account_a_device_has_and_makes_one_for_a_d
         dev.close()
     stack.accounts.set_device_enabled(d, False)
     assert stack.accounts.keep_or_add_device(d) is None  # enabled again, with the same password
-    assert stack.accounts.device(d) == broker_auth.DeviceAccount(d, enabled=True)
+    assert stack.accounts.device(d) == mosquitto.DeviceAccount(d, enabled=True)
     back = Device(stack.broker.url_for(d, password))
     assert back.connected
     back.close()
     fresh = device_id("auth-keep-none")
     made = stack.accounts.keep_or_add_device(fresh)
     assert made is not None and len(made) >= 32
-    assert {d, fresh, broker_auth.BRIDGE_USERNAME} <= stack.accounts.usernames()
+    assert {d, fresh, mosquitto.BRIDGE_USERNAME} <= stack.accounts.usernames()
     stack.accounts.remove_device(fresh)
     assert fresh not in stack.accounts.usernames()
 
@@ -421,13 +423,13 @@ def test_disabled_device_is_disconnected_until_enabled_again(auth_stack):
     stack.accounts.set_device_enabled(d, False)
     wait_until(lambda: dev.disconnects, timeout=10, what="the disabled device's connection to close")
     dev.close()
-    assert stack.accounts.device(d) == broker_auth.DeviceAccount(d, enabled=False)
+    assert stack.accounts.device(d) == mosquitto.DeviceAccount(d, enabled=False)
     assert connack_refused(url).value == NOT_AUTHORIZED
     stack.accounts.set_device_enabled(d, True)
     again = Device(url)
     assert again.connected
     again.close()
-    with pytest.raises(broker_auth.NoSuchDevice):
+    with pytest.raises(mosquitto.NoSuchDevice):
         stack.accounts.set_device_enabled(device_id("auth-never-added"), True)
 
 
@@ -435,7 +437,7 @@ def admin_connections(stack: Stack) -> int:
     """The admin account's connections so far, as Mosquitto logs them."""
     log = (stack.broker.data_dir / "mosquitto.log").read_text(errors="replace")
     return sum(1 for line in log.splitlines()
-               if "New client connected" in line and f"u'{broker_auth.ADMIN_USERNAME}'" in line)
+               if "New client connected" in line and f"u'{mosquitto.ADMIN_USERNAME}'" in line)
 
 
 def test_each_account_change_takes_one_admin_connection(auth_stack):
@@ -459,7 +461,7 @@ def test_each_account_change_takes_one_admin_connection(auth_stack):
 
 
 def test_device_ids_that_break_the_rules_get_no_account(auth_stack):
-    for bad in (broker_auth.BRIDGE_USERNAME, broker_auth.ADMIN_USERNAME, "a/b", "#", "+", "Shop-1", ""):
+    for bad in (mosquitto.BRIDGE_USERNAME, mosquitto.ADMIN_USERNAME, "a/b", "#", "+", "Shop-1", ""):
         with pytest.raises(ValueError):
             auth_stack.accounts.add_device(bad)
     # An account that is not a device's (on a broker shared with others, say) is left alone.
@@ -467,7 +469,7 @@ def test_device_ids_that_break_the_rules_get_no_account(auth_stack):
     auth_stack.accounts._run([{"command": "createClient", "username": other, "password": "ops-password"}])
     for change in (auth_stack.accounts.add_device, auth_stack.accounts.remove_device,
                    lambda d: auth_stack.accounts.set_device_enabled(d, False), auth_stack.accounts.device):
-        with pytest.raises(broker_auth.BrokerAuthError, match="is not a dashdesk device's"):
+        with pytest.raises(mosquitto.BrokerAuthError, match="is not a dashdesk device's"):
             change(other)
     ops = Device(auth_stack.broker.url_for(other, "ops-password"))
     assert ops.connected
@@ -506,7 +508,7 @@ def test_accounts_survive_a_broker_restart(tmp_path):
         # The secrets stay the owner's.
         directory = stack.broker.secrets.directory
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-        for name in (broker_auth.DYNSEC_FILE, broker_auth.SERVICE_PASSWORDS_FILE):
+        for name in (mosquitto.DYNSEC_FILE, mosquitto.SERVICE_PASSWORDS_FILE):
             assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
         assert "broker refused the connection" not in stack.logs("bridge")
     finally:
@@ -553,8 +555,8 @@ def test_up_with_broker_auth_end_to_end(tmp_path):
         assert connack_refused(printed["mqtt_url"]).value == NOT_AUTHORIZED
 
         # No password on a command line, in a log or on stdout of `up`.
-        secrets = broker_auth.load_service_passwords(up.data_dir)
-        assert set(secrets) == {broker_auth.ADMIN_USERNAME, broker_auth.BRIDGE_USERNAME}
+        secrets = mosquitto.load_service_passwords(up.data_dir)
+        assert set(secrets) == {mosquitto.ADMIN_USERNAME, mosquitto.BRIDGE_USERNAME}
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         for password in secrets.values():
             assert password not in ps and password not in "\n".join(up.lines)

@@ -9,7 +9,7 @@ import sys
 import pytest
 import requests
 
-from dashdesk.broker import free_port
+from launcher.broker import free_port
 from server.db import Database
 from server.migrate import head
 from server.domain.users import authenticate
@@ -17,7 +17,7 @@ from tests.stack import wait_until
 
 
 def dashdesk(*args, env, input=None):
-    return subprocess.run([sys.executable, "-m", "dashdesk.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "launcher.cli", *args], capture_output=True, text=True,
                           env=env, timeout=60, input=input)
 
 
@@ -51,7 +51,7 @@ def running_server(env, data, log):
     """`dashdesk server` on ``data`` as a process of its own, on a free port: its base URL once it answers."""
     port = free_port()
     with log.open("wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "dashdesk.cli", "server", "--http-port", str(port),
+        server = subprocess.Popen([sys.executable, "-m", "launcher.cli", "server", "--http-port", str(port),
                                    "--data-dir", data], env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -140,7 +140,7 @@ def run(tmp_path, monkeypatch, capsys):
     """``run(*args, input="")`` runs a command in this process (the same code as the installed ``dashdesk``),
     for speed, on the data directory ``tmp_path / "data"``, with no DASHDESK_* settings but an absent
     configuration file; it returns the exit code, stdout and stderr."""
-    from dashdesk.cli import main
+    from launcher.cli import main
 
     for key in [k for k in os.environ if k.startswith("DASHDESK_")]:
         monkeypatch.delenv(key)

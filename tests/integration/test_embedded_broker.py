@@ -32,7 +32,7 @@ import uuid
 import psutil
 import pytest
 
-from dashdesk import broker
+from launcher import broker
 from device.agent import DeviceAgent
 from device.config import load_device_config
 from tests.stack import (NoFinalAck, Presser, Stack, Up, counted, kill_bridge_mid_stream,
@@ -51,7 +51,7 @@ def dev(prefix: str) -> str:
 def embedded_broker_pid(up: Up) -> int | None:
     for child in psutil.Process(up.proc.pid).children():
         try:
-            if "dashdesk.embedded_broker" in child.cmdline():
+            if "launcher.embedded_broker" in child.cmdline():
                 return child.pid
         except psutil.Error:
             pass

@@ -605,8 +605,7 @@ def test_nested_and_huge_json(world, method, path, body, accepted):
 
 
 def acks_of(presser: Presser, device_id: str) -> list[dict[str, Any]]:
-    with presser._lock:
-        return [a for d, a in presser.raw_acks if d == device_id]
+    return presser.acks_on(device_id)
 
 
 def publish_press(w: World, device: str, **fields: Any) -> str:

@@ -9,8 +9,8 @@ import threading
 
 import requests
 
-from dashdesk import broker
-from dashdesk.broker import free_port
+from launcher import broker
+from launcher.broker import free_port
 from tests.stack import PYTHON, Up, wait_until
 
 
@@ -18,7 +18,7 @@ def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
     http_port, mqtt_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHDESK_")}
     env["DASHDESK_CONFIG"] = str(tmp_path / "none.toml")
-    up = subprocess.Popen([sys.executable, "-m", "dashdesk.cli", "up", "--demo", "--http-port", str(http_port),
+    up = subprocess.Popen([sys.executable, "-m", "launcher.cli", "up", "--demo", "--http-port", str(http_port),
                            "--mqtt-port", str(mqtt_port), "--data-dir", str(tmp_path / "data")],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     lines: list[str] = []
@@ -31,7 +31,7 @@ def test_up_demo_press_makes_a_ticket_and_stops_cleanly(tmp_path):
                    for line in lines), lines
         assert not any(b"embedded MQTT broker" in line for line in lines)
 
-        out = subprocess.run([sys.executable, "-m", "dashdesk.cli", "press", "shop-demo", "b1", "--mqtt-url",
+        out = subprocess.run([sys.executable, "-m", "launcher.cli", "press", "shop-demo", "b1", "--mqtt-url",
                               f"mqtt://127.0.0.1:{mqtt_port}"], capture_output=True, env=env, timeout=30)
         assert out.returncode == 0, out.stderr
         ack = json.loads(out.stdout.decode().strip().splitlines()[-1])

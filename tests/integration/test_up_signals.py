@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dashdesk import wire
-from dashdesk.broker import free_port
+from launcher.broker import free_port
 from tests.stack import PYTHON, Presser, Up, wait_until
 
 # Generous for a loaded 2-core machine; the parts stop in about a second.
@@ -71,8 +71,8 @@ def alive(procs: dict[int, tuple[int, str]]) -> dict[int, str]:
 
 
 def part_pid(procs: dict[int, tuple[int, str]], command: str) -> int:
-    """The pid of the part ``dashdesk.cli <command>`` among ``procs`` (the top one, not a worker of it)."""
-    pids = [p for p, (_, cmd) in procs.items() if re.search(rf"dashdesk\.cli {command}\b", cmd)]
+    """The pid of the part ``launcher.cli <command>`` among ``procs`` (the top one, not a worker of it)."""
+    pids = [p for p, (_, cmd) in procs.items() if re.search(rf"launcher\.cli {command}\b", cmd)]
     tops = [p for p in pids if (_stat(p) or (0, 0))[0] not in pids]
     assert len(tops) == 1, (command, procs)
     return tops[0]
@@ -109,7 +109,7 @@ def up_with_parts(data: Path, reaper: dict, *args: str) -> tuple[Up, dict[int, t
 
 def _has_every_part(procs: dict[int, tuple[int, str]]) -> bool:
     cmds = " | ".join(cmd for _, cmd in procs.values())
-    return all(re.search(rf"dashdesk\.cli {part}\b", cmds) for part in ("server", "bridge", "device")) and (
+    return all(re.search(rf"launcher\.cli {part}\b", cmds) for part in ("server", "bridge", "device")) and (
         "mosquitto" in cmds)
 
 

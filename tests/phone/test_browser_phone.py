@@ -25,7 +25,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import update
 
-from dashdesk import broker_auth, wire
+from dashdesk import wire
+from server.domain import mosquitto
 from server.db import Database
 from server.models import Enrolment
 from tests.browser import keep_screenshot
@@ -42,7 +43,7 @@ def stack(tmp_path_factory):
     s = Stack(tmp_path_factory.mktemp("phone-stack"), auth=True, ws=True)
     # The server's account manager (server.credentials): phones get their own broker accounts.
     s.env["DASHDESK_BROKER__AUTH"] = "dynsec"
-    s.env["DASHDESK_BROKER_ADMIN_URL"] = s.broker.secrets.url(broker_auth.ADMIN_USERNAME, s.broker.url)
+    s.env["DASHDESK_BROKER_ADMIN_URL"] = s.broker.secrets.url(mosquitto.ADMIN_USERNAME, s.broker.url)
     s.start()
     yield s
     s.stop()

@@ -14,7 +14,8 @@ import subprocess
 import pytest
 import requests
 
-from dashdesk import broker, broker_auth
+from dashdesk import mqtt as dd_mqtt
+from launcher import broker
 from tests.stack import PYTHON, Stack
 
 from .conftest import enrolment_json
@@ -106,7 +107,7 @@ def test_a_phone_set_up_while_the_broker_is_down_gets_a_503_and_the_link_works_o
 
     # The phone's account works: a press over WebSockets, as the app sends it, is answered.
     button = body["buttons"][0]["button"]
-    url = broker_auth.url_with_credentials(body["mqtt"]["url"], device_id, body["credentials"]["password"])
+    url = dd_mqtt.url_with_credentials(body["mqtt"]["url"], device_id, body["credentials"]["password"])
     out = subprocess.run(PYTHON + ["press", device_id, button, "--mqtt-url", url],
                          capture_output=True, env=stack.env, timeout=60)
     assert out.returncode == 0, (out.stdout, out.stderr)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dashdesk import broker, config
-from dashdesk import supervisor as sup
+from dashdesk import config
+from launcher import broker
+from launcher import supervisor as sup
 from server.app import create_app
 from server.db import Database
 from server.models import Enrolment
@@ -15,13 +16,13 @@ def make(tmp_path, monkeypatch, version, **kwargs) -> sup.Supervisor:
     cfg = config.load(tmp_path / "none.toml", env={})
     cfg["data_dir"] = str(tmp_path / "data")
     s = sup.Supervisor(cfg, mqtt_port=broker.free_port(), demo=True, **kwargs)
-    s._choose_broker()
+    s.choose_broker()
     return s
 
 
 def test_with_a_websockets_listener_the_demo_makes_a_one_time_link_for_a_phone(tmp_path, monkeypatch):
     s = make(tmp_path, monkeypatch, (2, 0, 18), ws_port=broker.free_port())
-    env = s._prepare_database()
+    env = s.prepare_database()
     assert s._env(env)["DASHDESK_APP__WS_PORT"] == str(s.ws_port)
     line = s._phone_line()
     assert line.startswith(f"phone app: http://127.0.0.1:{s.http_port}/app; set a phone up")
@@ -37,7 +38,7 @@ def test_with_a_websockets_listener_the_demo_makes_a_one_time_link_for_a_phone(t
 def test_without_one_the_demo_says_how_to_get_it_and_makes_no_link(tmp_path, monkeypatch):
     s = make(tmp_path, monkeypatch, (2, 0, 11))
     assert s.ws_port is None
-    env = s._prepare_database()
+    env = s.prepare_database()
     assert s._env(env)["DASHDESK_APP__WS_PORT"] == "0"
     assert s._phone_line() == (f"phone app: http://127.0.0.1:{s.http_port}/app needs the broker's WebSockets "
                                f"listener: start with --ws-port 9001 (this Mosquitto opens it to every network "

@@ -9,7 +9,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from dashdesk.cli import cli
+from launcher.cli import cli
 from server.serve import Limits, Listening, _NewestFirst
 
 

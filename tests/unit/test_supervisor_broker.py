@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dashdesk import broker, config, embedded_broker
-from dashdesk import supervisor as sup
+from dashdesk import config
+from launcher import broker, embedded_broker
+from launcher import supervisor as sup
 
 
 def make(tmp_path, **kwargs) -> sup.Supervisor:
@@ -27,7 +28,7 @@ def mosquitto_2_0_11(monkeypatch):
 
 def test_without_mosquitto_auto_falls_back_to_the_embedded_broker_on_mqtt_311(tmp_path, no_mosquitto):
     s = make(tmp_path)
-    s._choose_broker()
+    s.choose_broker()
     assert (s.broker_kind, s.protocol) == ("embedded", 4)
     assert s._env({})["DASHDESK_MQTT__PROTOCOL"] == "4"  # the bridge's (and server's) environment
     # 9001 unless something else has it (a parallel test run, say): then a free port.
@@ -40,7 +41,7 @@ def test_without_mosquitto_auto_falls_back_to_the_embedded_broker_on_mqtt_311(tm
 
 def test_mosquitto_is_preferred_and_keeps_mqtt_5(tmp_path, mosquitto_2_0_11):
     s = make(tmp_path)
-    s._choose_broker()
+    s.choose_broker()
     assert (s.broker_kind, s.protocol) == ("mosquitto", 5)
     assert s._env({})["DASHDESK_MQTT__PROTOCOL"] == "5"
     # 2.0.11 would open a websockets listener to the network: none unless asked for.
@@ -52,38 +53,38 @@ def test_a_fixed_mosquitto_gets_the_websockets_listener_by_default(tmp_path, mon
     monkeypatch.setattr(broker, "find_mosquitto", lambda: "/usr/sbin/mosquitto")
     monkeypatch.setattr(broker, "mosquitto_version", lambda exe=None: (2, 0, 18))
     s = make(tmp_path)
-    s._choose_broker()
+    s.choose_broker()
     assert s.broker_kind == "mosquitto" and s.ws_port
 
 
 def test_ws_port_given_or_turned_off(tmp_path, mosquitto_2_0_11):
     s = make(tmp_path, ws_port=12345)
-    s._choose_broker()
+    s.choose_broker()
     assert s.ws_port == 12345
     s = make(tmp_path, broker_kind="embedded", ws_port=0)
-    s._choose_broker()
+    s.choose_broker()
     assert (s.broker_kind, s.ws_port, s.protocol) == ("embedded", None, 4)
 
 
 def test_embedded_forced_where_mosquitto_is_installed(tmp_path, mosquitto_2_0_11):
     s = make(tmp_path, broker_kind="embedded")
-    s._choose_broker()
+    s.choose_broker()
     assert (s.broker_kind, s.protocol) == ("embedded", 4)
 
 
 def test_mqtt_url_means_no_broker_of_our_own(tmp_path, no_mosquitto):
     s = make(tmp_path, mqtt_url="mqtt://broker.example:1883")
-    s._choose_broker()
+    s.choose_broker()
     assert s.broker_kind == "external" and s.ws_port is None and s.protocol == 5
     assert s._broker_lines() == ["broker: external, mqtt://broker.example:1883"]
 
 
 def test_impossible_choices_are_refused(tmp_path, no_mosquitto, monkeypatch):
     with pytest.raises(sup.BrokerChoiceError, match="Mosquitto is not installed"):
-        make(tmp_path, broker_kind="mosquitto")._choose_broker()
+        make(tmp_path, broker_kind="mosquitto").choose_broker()
     monkeypatch.setattr(embedded_broker, "available", lambda: False)
     with pytest.raises(sup.BrokerChoiceError, match="amqtt"):
-        make(tmp_path)._choose_broker()
+        make(tmp_path).choose_broker()
     with pytest.raises(ValueError):
         make(tmp_path, broker_kind="rabbitmq")
 

@@ -111,7 +111,7 @@ def write_config(data_dir: Path, port: int, *, host: str = "127.0.0.1", ws_port:
     """Write ``mosquitto.conf`` under ``data_dir`` and return its path.
 
     With ``dynsec_config`` every client needs an account of the dynamic security
-    plugin (``dashdesk.broker_auth``), and its client id becomes its username.
+    plugin (``server.domain.mosquitto``), and its client id becomes its username.
     """
     store = data_dir / "mosquitto"
     store.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def start_mosquitto(data_dir: Path, port: int, *, ws_port: int | None = None, ho
                     popen: dict[str, Any] | None = None) -> subprocess.Popen:
     """Start Mosquitto on ``port`` with dashdesk's settings; return once it accepts connections.
 
-    ``dynsec_config``: the dynamic security plugin's file (``broker_auth.prepare`` makes it);
+    ``dynsec_config``: the dynamic security plugin's file (``launcher.broker_setup.prepare`` makes it);
     with it, anonymous clients are refused. ``popen``: more arguments for ``subprocess.Popen``.
     """
     exe = find_mosquitto()

@@ -3,7 +3,7 @@
 It runs as its own process, like Mosquitto, so the supervisor can start, watch
 and restart either the same way::
 
-    python -m dashdesk.embedded_broker --port 1883 [--ws-port 9001] --data-dir ./dashdesk-data
+    python -m launcher.embedded_broker --port 1883 [--ws-port 9001] --data-dir ./dashdesk-data
 
 What it is not, compared with Mosquitto (see ``start_embedded``'s notes):
 
@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dashdesk.mqtt import SESSION_EXPIRY_S
+
 from .broker import wait_until_listening
-from .mqtt import SESSION_EXPIRY_S
 
 # The only MQTT protocol level amqtt speaks (3.1.1); dashdesk's clients call it 4.
 PROTOCOL = 4
@@ -134,7 +135,7 @@ class _QuietProbes(logging.Filter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dashdesk.embedded_broker",
+    p = argparse.ArgumentParser(prog="python -m launcher.embedded_broker",
                                 description="dashdesk's embedded MQTT 3.1.1 broker (amqtt), on 127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--ws-port", type=int, default=None)

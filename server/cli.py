@@ -1,85 +1,26 @@
-"""The ``dashdesk`` command line."""
+"""The server's commands: ``dashdesk server``, ``db``, ``token``, ``user``, ``config`` and ``broker``.
+
+``launcher.cli`` adds them to the ``dashdesk`` command (:func:`register`). The server's modules are imported
+by each command when it runs, so that ``dashdesk press`` on a device loads none of them.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import sys
-import threading
-import time
-import uuid
-from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import config as dd_config
-from . import datalock, wire
+from dashdesk import config as dd_config
+from dashdesk import datalock, wire
+from dashdesk.commands import Exit, claim, override
 
 
-class Exit(IntEnum):
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    NO_ACK = 3
-    # `dashdesk press`: the broker refused the connection (a wrong or revoked password, an unknown user).
-    REFUSED = 4
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-
-
-def _override(cfg: dict[str, Any], section: str | None, key: str, value: Any) -> None:
-    if value is None:
-        return
-    (cfg.setdefault(section, {}) if section else cfg)[key] = value
-
-
-@click.group()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="TOML configuration file (default config/dashdesk.toml if present).")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-@click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
-    """dashdesk: one press on a button becomes one ticket at the service desk."""
-    _setup_logging(verbose)
-    for noisy in ("alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    ctx.obj = dd_config.load(config_path)
-
-
-@cli.command()
-@click.option("--http-port", type=int, default=None, help="Port of the web server and API (8080).")
-@click.option("--mqtt-port", type=int, default=None, help="Port of the broker that `up` starts (1883).")
-@click.option("--mqtt-url", default=None, help="Use this broker instead of starting one.")
-@click.option("--broker", "broker_kind", type=click.Choice(["auto", "mosquitto", "embedded"]), default="auto",
-              show_default=True,
-              help="The broker to start: Mosquitto, or the embedded Python one (amqtt; MQTT 3.1.1, sessions in "
-                   "memory); auto = Mosquitto if installed.")
-@click.option("--ws-port", type=click.IntRange(min=0, max=65535), default=None,
-              help="Port of the broker's MQTT-over-WebSockets listener on 127.0.0.1 (9001, or a free port if "
-                   "taken; 0: none).")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help="Where data is kept.")
-@click.option("--demo", is_flag=True, help="Add a demo shop with three buttons and a simulated device.")
-@click.pass_obj
-def up(cfg: dict[str, Any], http_port: int | None, mqtt_port: int | None, mqtt_url: str | None,
-       broker_kind: str, ws_port: int | None, data_dir: str | None, demo: bool) -> None:
-    """Run the whole system on this machine: broker, server, bridge (and the demo device)."""
-    from .supervisor import Supervisor
-
-    config_path = click.get_current_context().find_root().params.get("config_path")
-    if config_path:
-        # The parts (`dashdesk server`, `bridge`) read the same file: the server needs its [broker]
-        # settings (accounts, device_url) to hand devices their credentials.
-        os.environ["DASHDESK_CONFIG"] = str(Path(config_path).resolve())
-    _override(cfg, None, "data_dir", data_dir)
-    _override(cfg, "server", "http_port", http_port)
-    sys.exit(Supervisor(cfg, mqtt_port=mqtt_port, mqtt_url=mqtt_url, demo=demo, broker_kind=broker_kind,
-                        ws_port=ws_port).run())
+def register(group: click.Group) -> None:
+    """Add the server's commands to ``group`` (the ``dashdesk`` command)."""
+    for command in (server, db, token, user, broker_accounts, config_file):
+        group.add_command(command)
 
 
 def _one_process(workers: int | None) -> int | None:
@@ -91,7 +32,7 @@ def _one_process(workers: int | None) -> int | None:
     return workers
 
 
-@cli.command()
+@click.command()
 @click.option("--http-port", type=int, default=None)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--workers", type=int, default=None, callback=lambda _ctx, _param, n: _one_process(n),
@@ -113,11 +54,11 @@ def server(cfg: dict[str, Any], http_port: int | None, host: str, workers: int |
     from server.app import database_url
     from server.serve import serve
 
-    _override(cfg, None, "data_dir", data_dir)
-    _override(cfg, "server", "http_port", http_port)
+    override(cfg, None, "data_dir", data_dir)
+    override(cfg, "server", "http_port", http_port)
     database = datalock.sqlite_file(database_url(cfg))
     # Several servers may share a database server (PostgreSQL); an SQLite file has one.
-    lock = _claim("server", database, f"the database {database}") if database else None
+    lock = claim("server", database, f"the database {database}") if database else None
     try:
         sys.exit(serve(cfg, host=host, port=int(cfg["server"]["http_port"]), workers=workers, threads=threads))
     finally:
@@ -125,156 +66,8 @@ def server(cfg: dict[str, Any], http_port: int | None, host: str, workers: int |
             lock.release()
 
 
-@cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option("--ready-file", type=click.Path(dir_okay=False), default=None,
-              help="Create this file once subscribed (for supervisors).")
-@click.pass_obj
-def bridge(cfg: dict[str, Any], data_dir: str | None, ready_file: str | None) -> None:
-    """Run the MQTT bridge between devices and the ticket server.
 
-    One bridge per outbox: another one running on it (two would throw each other off the broker, having one
-    client id) makes this one exit at once (1), naming its pid.
-    """
-    from broker_bridge.bridge import BridgeSettings, run_bridge
-
-    _override(cfg, None, "data_dir", data_dir)
-    settings = BridgeSettings.from_config(cfg)
-    with _claim("bridge", settings.state_path, f"the bridge's outbox {settings.state_path}"):
-        sys.exit(run_bridge(cfg, ready_file=Path(ready_file) if ready_file else None, settings=settings))
-
-
-def _claim(command: str, resource: Path, what: str) -> datalock.Lock:
-    """Lock ``resource`` for this ``dashdesk COMMAND``; exit at once (1), naming the pid, if another one has."""
-    try:
-        return datalock.acquire(datalock.lock_path(resource, command), what)
-    except datalock.Busy as busy:
-        click.echo(f"dashdesk {command}: {busy}: another `dashdesk {command}` runs on it; stop that one first",
-                   err=True)
-        sys.exit(Exit.FAILED)
-
-
-@cli.command()
-@click.option("--device-config", "device_config", type=click.Path(dir_okay=False), required=True,
-              help="The device's TOML file (buttons, pins, probes).")
-@click.option("--mqtt-url", default=None)
-@click.option("--protocol", type=click.Choice(["4", "5"]), default=None,
-              help="MQTT protocol (5, or 4 for 3.1.1), overriding the device's file.")
-@click.option("--no-stdin", is_flag=True, help="Do not read presses from standard input.")
-def device(device_config: str, mqtt_url: str | None, protocol: str | None, no_stdin: bool) -> None:
-    """Run a button device (with gpiozero's MockFactory where there are no pins)."""
-    from device.run import run_device
-
-    sys.exit(run_device(device_config, mqtt_url=mqtt_url, read_stdin=not no_stdin,
-                        protocol=int(protocol) if protocol else None))
-
-
-@cli.command()
-@click.argument("device_id")
-@click.argument("button")
-@click.option("--press", "press_type", type=click.Choice(wire.PRESS_TYPES), default="single", show_default=True)
-@click.option("--mqtt-url", default=None)
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for the final ack.")
-@click.pass_obj
-def press(cfg: dict[str, Any], device_id: str, button: str, press_type: str, mqtt_url: str | None,
-          timeout: float) -> None:
-    """Publish one press as DEVICE_ID and print the ack.
-
-    Exit 0 on a final ack; 3 if none came within --timeout; 4 if the broker refused the connection (a wrong or
-    revoked password, an unknown user: it says why).
-    """
-    if not wire.valid_id(device_id) or not wire.valid_id(button):
-        raise click.BadParameter(f"DEVICE_ID and BUTTON must match {wire.ID_PATTERN.pattern}")
-    topics = wire.Topics(cfg["mqtt"].get("topic_root", wire.DEFAULT_TOPIC_ROOT))
-    event = wire.new_press(device_id, button, press_type)
-    url = mqtt_url or cfg["mqtt"]["url"]
-    protocol = int(cfg["mqtt"].get("protocol", 5))
-    deadline = time.monotonic() + timeout
-    got, retry, refusal = _press_once(url, protocol, topics, event, timeout)
-    if retry and protocol == 5:
-        # An MQTT 3.1.1-only broker (the embedded one of `dashdesk up`) answers an MQTT 5
-        # CONNECT with a refusal or just closes the connection: try 3.1.1, which every broker
-        # speaks, for the time left. The press was not published: same event, no duplicate.
-        click.echo("could not connect with MQTT 5; trying MQTT 3.1.1", err=True)
-        got, retry, refusal = _press_once(url, 4, topics, event, max(1.0, deadline - time.monotonic()))
-    if refusal:
-        click.echo(f"the broker refused the connection: {refusal}", err=True)
-        sys.exit(Exit.REFUSED)
-    if not got:
-        click.echo(f"no final ack for {event.event_id} within {timeout:g} s", err=True)
-    sys.exit(Exit.OK if got else Exit.NO_ACK)
-
-
-# How long `dashdesk press` waits for an MQTT 5 CONNACK before it tries MQTT 3.1.1.
-MQTT5_CONNACK_WAIT_S = 3.0
-
-
-def _press_once(url: str, protocol: int, topics: wire.Topics, event: wire.PressEvent,
-                timeout: float) -> tuple[bool, bool, str | None]:
-    """Publish ``event`` and wait for its final ack: (got it, try MQTT 3.1.1: the broker did not take this
-    protocol, the reason the broker gave for refusing the connection otherwise)."""
-    from paho.mqtt.reasoncodes import ReasonCode
-
-    from . import mqtt as dd_mqtt
-
-    final, refused, connected = threading.Event(), threading.Event(), threading.Event()
-    refusal: list[str] = []
-    device_id = event.device_id
-    client, broker = dd_mqtt.make_client(url, f"dashdesk-press-{uuid.uuid4().hex[:12]}",
-                                         protocol=protocol, persistent=False)
-
-    def on_connect(c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None) -> None:
-        if rc.is_failure:
-            if rc == "Unsupported protocol version":
-                refused.set()
-            elif not refusal:
-                refusal.append(str(rc))  # "Not authorized", "Bad user name or password", ...
-            final.set()  # stop waiting
-            return
-        connected.set()
-        dd_mqtt.set_nodelay(c)
-        c.subscribe(topics.ack(device_id), qos=1)
-
-    def on_subscribe(c: Any, *_: Any) -> None:
-        c.publish(topics.press(device_id), event.to_json(), qos=1)
-
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        try:
-            ack = json.loads(msg.payload)
-        except ValueError:
-            return
-        if isinstance(ack, dict) and ack.get("event_id") == event.event_id:
-            click.echo(json.dumps(ack))
-            if ack.get("result") != "queued":
-                final.set()
-
-    def on_connect_fail(_c: Any, _u: Any) -> None:
-        if not connected.is_set():  # reset during the handshake, or nothing listening yet
-            refused.set()
-            final.set()
-
-    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
-    if protocol == 5:
-        client.on_connect_fail = on_connect_fail
-    dd_mqtt.connect(client, broker, protocol=protocol, persistent=False)
-    client.loop_start()
-    if protocol == 5:
-        # amqtt misreads an MQTT 5 CONNECT with properties and never answers it.
-        deadline = time.monotonic() + min(timeout, MQTT5_CONNACK_WAIT_S)
-        while not (connected.is_set() or refused.is_set() or refusal) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if not connected.is_set() and not refusal:
-            refused.set()
-            final.set()
-    got = final.wait(timeout)
-    client.disconnect()
-    client.loop_stop()
-    if refusal:
-        return False, False, refusal[0]
-    return got and not refused.is_set(), refused.is_set(), None
-
-
-@cli.group()
+@click.group()
 def db() -> None:
     """Database maintenance."""
 
@@ -287,13 +80,13 @@ def db_upgrade(cfg: dict[str, Any], data_dir: str | None) -> None:
     from server.app import database_url
     from server.migrate import current, upgrade
 
-    _override(cfg, None, "data_dir", data_dir)
+    override(cfg, None, "data_dir", data_dir)
     url = database_url(cfg)
     upgrade(url)
     click.echo(f"database at revision {current(url)}")
 
 
-@cli.group()
+@click.group()
 def token() -> None:
     """API tokens."""
 
@@ -371,7 +164,7 @@ def _database(cfg: dict[str, Any], data_dir: str | None) -> Any:
     from server.db import Database
     from server.migrate import upgrade
 
-    _override(cfg, None, "data_dir", data_dir)
+    override(cfg, None, "data_dir", data_dir)
     url = database_url(cfg)
     upgrade(url)
     return Database(url)
@@ -383,7 +176,7 @@ def _password(from_stdin: bool) -> str:
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
-@cli.group()
+@click.group()
 def user() -> None:
     """Web users of the service desk (roles agent and admin)."""
 
@@ -494,11 +287,10 @@ def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | 
     """The accounts of the broker ``cfg`` names, as the server hands them out (``server.credentials``);
     refused when the broker has none."""
     from server.domain.broker_accounts import BrokerAccounts
+    from server.domain.mosquitto import COMMAND_TIMEOUT_S
 
-    from .broker_auth import COMMAND_TIMEOUT_S, accounts_enabled
-
-    _override(cfg, None, "data_dir", data_dir)
-    if not accounts_enabled(cfg):
+    override(cfg, None, "data_dir", data_dir)
+    if not dd_config.broker_accounts_enabled(cfg):
         raise click.ClickException('the broker runs without accounts ([broker] auth = "none"): devices need '
                                    'no credentials; set [broker] auth = "dynsec" (DASHDESK_BROKER__AUTH) for them')
     return BrokerAccounts.from_config(cfg, mqtt_url=mqtt_url, device_url=device_url, timeout=COMMAND_TIMEOUT_S)
@@ -516,7 +308,7 @@ def _credentials(cfg: dict[str, Any], data_dir: str | None, accounts: Any, run: 
         database.close()
 
 
-@cli.group("broker")
+@click.group("broker")
 def broker_accounts() -> None:
     """Devices' accounts on the broker (with [broker] auth = "dynsec")."""
 
@@ -605,7 +397,7 @@ def broker_retire(cfg: dict[str, Any], device_id: str, reason: str, mqtt_url: st
     click.echo(f"{said}; disconnected, and its broker account deleted")
 
 
-@cli.group("config")
+@click.group("config")
 def config_file() -> None:
     """The whole configuration (categories, sites, devices, button mappings) as one TOML file."""
 
@@ -648,7 +440,7 @@ def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, da
     from server.domain.audit import cli_actor
     from server.domain.config_io import ConfigRejected, decode, run
 
-    from .broker_auth import COMMAND_TIMEOUT_S
+    from server.domain.mosquitto import COMMAND_TIMEOUT_S
 
     body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     database = _database(cfg, data_dir)
@@ -690,18 +482,3 @@ def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, da
         sys.exit(Exit.FAILED)
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        cli.main(args=argv, prog_name="dashdesk", standalone_mode=False)
-    except click.exceptions.Abort:
-        return Exit.FAILED
-    except click.ClickException as exc:
-        exc.show()
-        return Exit.USAGE
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return Exit.OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,12 @@
-"""Broker accounts: each device its own MQTT username and password, each service its own.
+"""Broker accounts on Mosquitto's dynamic security plugin: the adapter behind ``BrokerAccountStore``.
+
+Each device its own MQTT username and password, each of dashdesk's services its own.
 
 With ``[broker] auth = "dynsec"`` the Mosquitto that ``dashdesk up`` starts loads
 its dynamic security plugin (shipped with Mosquitto 2). The accounts live in
-the plugin's JSON file under the data dir; :class:`DynsecAccounts` changes them
-while the broker runs, as the admin account, by publishing JSON commands to
+the plugin's JSON file under the data dir (``launcher.broker_setup`` makes it
+before the broker starts); :class:`DynsecAccounts` changes them while the
+broker runs, as the admin account, by publishing JSON commands to
 ``$CONTROL/dynamic-security/v1`` and reading the answers on ``.../response``.
 
 How the plugin behaves (checked against Mosquitto 2.0.11, and relied on here):
@@ -30,25 +33,23 @@ How the plugin behaves (checked against Mosquitto 2.0.11, and relied on here):
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import json
 import logging
-import os
 import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
-from urllib.parse import quote, urlsplit
 
-from . import wire
+from dashdesk import mqtt as dd_mqtt
+from dashdesk import wire
+
+from server.domain.broker_store import BrokerAuthError, DeviceAccount, NoSuchDevice
 
 log = logging.getLogger("dashdesk.broker_auth")
 
-AUTH_MODES = ("none", "dynsec")
 ADMIN_USERNAME = "dashdesk.admin"
 # The dot keeps dashdesk's own accounts apart from devices: no device id may hold one.
 BRIDGE_USERNAME = "dashdesk.bridge"
@@ -66,81 +67,12 @@ SERVICE_PASSWORDS_FILE = "service-accounts.json"
 # 24 random bytes, 32 URL-safe characters: no brute force reaches them, so the
 # plugin's own PBKDF2 cost (101 rounds of SHA-512) is no weakness.
 PASSWORD_BYTES = 24
-HASH_ITERATIONS = 101
-SALT_BYTES = 12
 # How long one round of commands may take (connect, subscribe, answer).
 COMMAND_TIMEOUT_S = 10.0
 
 
-def auth_mode(cfg: Mapping[str, Any]) -> str:
-    """``[broker] auth`` as configured, in lower case: "none" (also when unset) or "dynsec"; `dashdesk up`
-    refuses anything else (:data:`AUTH_MODES`)."""
-    return str((cfg.get("broker") or {}).get("auth") or "none").strip().lower()
-
-
-def accounts_enabled(cfg: Mapping[str, Any]) -> bool:
-    """Whether the broker ``cfg`` names asks every client for its own account: ``[broker] auth = "dynsec"``
-    (in any case), or ``[broker] admin_url`` set (a broker with accounts that `dashdesk up` does not run).
-
-    The one answer to "are broker accounts on?" for the command line, the bridge and the server.
-    """
-    return auth_mode(cfg) == "dynsec" or bool((cfg.get("broker") or {}).get("admin_url"))
-
-
-class BrokerAuthError(RuntimeError):
-    """The broker, or its dynamic security plugin, did not do what was asked."""
-
-
-class NoSuchDevice(BrokerAuthError, KeyError):
-    """The device has no broker account (``add_device`` makes one)."""
-
-
-@dataclass(frozen=True)
-class DeviceAccount:
-    """A device's account on the broker, as the plugin holds it."""
-
-    device_id: str
-    enabled: bool
-
-
-# ---------------------------------------------------------------- passwords and URLs
-
-
 def new_password() -> str:
     return secrets.token_urlsafe(PASSWORD_BYTES)
-
-
-def url_with_credentials(url: str, username: str, password: str) -> str:
-    """``url`` (``mqtt://host:port``, ``ws://host:port/mqtt``...) with this username and password in it."""
-    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    host = parts.hostname or "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}{port}"
-    return parts._replace(netloc=netloc).geturl()
-
-
-def url_without_credentials(url: str) -> str:
-    """``url`` with any username and password taken out, for logs and messages."""
-    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-
-
-def _hash(password: str, salt: bytes | None = None, iterations: int = HASH_ITERATIONS) -> dict[str, Any]:
-    """The password as the plugin stores it: PBKDF2-HMAC-SHA512, salt and hash in base64."""
-    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
-    return {"password": base64.b64encode(digest).decode(), "salt": base64.b64encode(salt).decode(),
-            "iterations": iterations}
-
-
-def _hash_matches(client: Mapping[str, Any], password: str) -> bool:
-    try:
-        salt = base64.b64decode(client["salt"])
-        return _hash(password, salt, int(client["iterations"]))["password"] == client["password"]
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 # ---------------------------------------------------------------- roles
@@ -194,23 +126,7 @@ def check_device_id(device_id: Any) -> str:
     return device_id
 
 
-# ---------------------------------------------------------------- files under the data dir
-
-
-@dataclass(frozen=True)
-class ServiceSecrets:
-    """The passwords of dashdesk's own broker accounts and the plugin's file, under ``data_dir``."""
-
-    directory: Path
-    passwords: Mapping[str, str]
-
-    @property
-    def dynsec_config(self) -> Path:
-        return self.directory / DYNSEC_FILE
-
-    def url(self, username: str, broker_url: str) -> str:
-        """``broker_url`` with the credentials of service account ``username``."""
-        return url_with_credentials(broker_url, username, self.passwords[username])
+# ---------------------------------------------------------------- the passwords `dashdesk up` keeps
 
 
 def auth_dir(data_dir: str | Path) -> Path:
@@ -231,93 +147,12 @@ def load_service_passwords(data_dir: str | Path) -> dict[str, str]:
 
 def service_passwords_stamp(data_dir: str | Path) -> tuple[int, int, int] | None:
     """What changes whenever the services' passwords file in ``data_dir`` is written (it is replaced
-    whole: :func:`write_private_file`), None while there is none: read it again only if this changed."""
+    whole: ``launcher.broker_setup.write_private_file``), None while there is none: read it again only if this changed."""
     try:
         st = (auth_dir(data_dir) / SERVICE_PASSWORDS_FILE).stat()
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def write_private_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by its owner only, replacing it in one step."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _save_service_passwords(directory: Path, passwords: Mapping[str, str]) -> None:
-    write_private_file(directory / SERVICE_PASSWORDS_FILE, json.dumps(dict(passwords), indent=2) + "\n")
-
-
-def _admin_client(password: str) -> dict[str, Any]:
-    return {"username": ADMIN_USERNAME, "textname": "dashdesk account manager", **_hash(password),
-            "roles": [{"rolename": ADMIN_ROLE}]}
-
-
-def initial_dynsec_config(admin_password: str, topic_root: str = wire.DEFAULT_TOPIC_ROOT) -> dict[str, Any]:
-    """The plugin's file before the first start: the admin account and the default access, nothing more."""
-    return {"clients": [_admin_client(admin_password)],
-            "roles": [{"rolename": ADMIN_ROLE, "textname": "dashdesk account manager",
-                       "acls": admin_acls(topic_root)}],
-            "groups": [], "defaultACLAccess": dict(DEFAULT_ACL_ACCESS)}
-
-
-def prepare(data_dir: str | Path, topic_root: str = wire.DEFAULT_TOPIC_ROOT) -> ServiceSecrets:
-    """Make what a broker with accounts needs under ``data_dir``, while that broker is not running.
-
-    The first time: the services' passwords (``broker-auth/service-accounts.json``,
-    mode 0600) and the plugin's file with the admin account. Later: the admin
-    account in the plugin's file is made to match the password kept, and its role
-    today's ACLs (under ``topic_root``), so a lost or replaced passwords file does
-    not lock dashdesk out of its own broker.
-    """
-    directory = auth_dir(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
-    passwords = load_service_passwords(data_dir)
-    changed = False
-    for username in (ADMIN_USERNAME, *SERVICES):
-        if not passwords.get(username):
-            passwords[username] = new_password()
-            changed = True
-    if changed:
-        _save_service_passwords(directory, passwords)
-    config_path = directory / DYNSEC_FILE
-    admin_password = passwords[ADMIN_USERNAME]
-    if not config_path.exists():
-        write_private_file(config_path, json.dumps(initial_dynsec_config(admin_password, topic_root), indent=2)
-                           + "\n")
-    else:
-        _sync_admin(config_path, admin_password, admin_acls(topic_root))
-    return ServiceSecrets(directory, passwords)
-
-
-def _sync_admin(config_path: Path, admin_password: str, acls: list[dict[str, Any]]) -> None:
-    try:
-        config = json.loads(config_path.read_text())
-    except ValueError as exc:
-        raise BrokerAuthError(f"{config_path} is not JSON: {exc}") from None
-    clients = config.setdefault("clients", [])
-    roles = config.setdefault("roles", [])
-    admin = next((c for c in clients if c.get("username") == ADMIN_USERNAME), None)
-    role = next((r for r in roles if r.get("rolename") == ADMIN_ROLE), None)
-    if (admin is not None and _hash_matches(admin, admin_password) and not admin.get("disabled")
-            and {"rolename": ADMIN_ROLE} in admin.get("roles", []) and role is not None
-            and role.get("acls") == acls):
-        return
-    clients[:] = [c for c in clients if c.get("username") != ADMIN_USERNAME] + [_admin_client(admin_password)]
-    roles[:] = [r for r in roles if r.get("rolename") != ADMIN_ROLE] + [
-        {"rolename": ADMIN_ROLE, "textname": "dashdesk account manager", "acls": acls}]
-    write_private_file(config_path, json.dumps(config, indent=2) + "\n")
 
 
 # ---------------------------------------------------------------- the account manager
@@ -342,13 +177,12 @@ class DynsecAccounts:
     _lock = threading.Lock()
 
     def __init__(self, admin_url: str, *, topic_root: str = wire.DEFAULT_TOPIC_ROOT, protocol: int = 5,
-                 service_passwords: Mapping[str, str] | None = None, secrets_dir: Path | None = None,
+                 service_passwords: Mapping[str, str] | None = None,
                  timeout: float = COMMAND_TIMEOUT_S):
         self.admin_url = admin_url
         self.topic_root = topic_root
         self.protocol = int(protocol)
         self.service_passwords = dict(service_passwords or {})
-        self.secrets_dir = secrets_dir
         self.timeout = timeout
         # The connection open on this thread (``connection``), if any.
         self._open = threading.local()
@@ -368,12 +202,10 @@ class DynsecAccounts:
                     f"no admin account for the broker: {auth_dir(data_dir) / SERVICE_PASSWORDS_FILE} does not "
                     "exist (`dashdesk up` with [broker] auth = \"dynsec\" makes it), and [broker] admin_url "
                     "(DASHDESK_BROKER_ADMIN_URL) is not set")
-            admin_url = url_with_credentials(mqtt_url or mqtt_cfg.get("url", "mqtt://127.0.0.1:1883"),
-                                             ADMIN_USERNAME, passwords[ADMIN_USERNAME])
-        directory = auth_dir(data_dir)
+            admin_url = dd_mqtt.url_with_credentials(mqtt_url or mqtt_cfg.get("url", "mqtt://127.0.0.1:1883"),
+                                                     ADMIN_USERNAME, passwords[ADMIN_USERNAME])
         return cls(admin_url, topic_root=mqtt_cfg.get("topic_root", wire.DEFAULT_TOPIC_ROOT),
-                   protocol=int(mqtt_cfg.get("protocol", 5)), service_passwords=passwords,
-                   secrets_dir=directory if directory.is_dir() else None)
+                   protocol=int(mqtt_cfg.get("protocol", 5)), service_passwords=passwords)
 
     # ------------------------------------------------------------ devices
 
@@ -490,9 +322,10 @@ class DynsecAccounts:
     def ensure_service_accounts(self) -> dict[str, str]:
         """Make dashdesk's own accounts (the bridge's) as this dashdesk needs them; return their passwords.
 
-        Roles get today's ACLs; each account gets the password kept for it (a new
-        one, saved beside the others, if none was), which closes a connection it
-        had: call it before the bridge starts. Nothing else is allowed by default.
+        Roles get today's ACLs; each account gets the password kept for it
+        (``service_passwords``; a new one if none was, which the caller keeps: `dashdesk up`
+        in its data dir), which closes a connection it had: call it before the bridge
+        starts. Nothing else is allowed by default.
         """
         commands: list[dict[str, Any]] = [{"command": "setDefaultACLAccess", "acls": [
             {"acltype": kind, "allow": allow} for kind, allow in DEFAULT_ACL_ACCESS.items()]}]
@@ -510,8 +343,6 @@ class DynsecAccounts:
                 {"command": "modifyClient", "username": username, "roles": [{"rolename": role}]},
                 {"command": "enableClient", "username": username},
             ]
-        if made != {u: self.service_passwords.get(u) for u in made} and self.secrets_dir is not None:
-            _save_service_passwords(self.secrets_dir, {**self.service_passwords, **made})
         self._run(commands, allowed={"createRole": "Role already exists", "createClient": "Client already exists"})
         self.service_passwords.update(made)
         return made
@@ -576,9 +407,7 @@ class _AdminConnection:
     """
 
     def __init__(self, admin_url: str, protocol: int, timeout: float):
-        from . import mqtt as dd_mqtt
-
-        self.where = url_without_credentials(admin_url)
+        self.where = dd_mqtt.url_without_credentials(admin_url)
         self.timeout = timeout
         self._state = threading.Lock()
         self._connected = threading.Event()

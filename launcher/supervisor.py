@@ -29,7 +29,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from . import broker, broker_auth, config as dd_config, datalock
+from dashdesk import config as dd_config
+from dashdesk import datalock
+from dashdesk.mqtt import url_with_credentials
+from server.domain.mosquitto import BRIDGE_USERNAME
+
+from . import broker, broker_setup
 
 log = logging.getLogger("dashdesk.up")
 
@@ -146,11 +151,11 @@ class Supervisor:
         self.ws_port: int | None = None
         self.protocol = int(cfg["mqtt"].get("protocol", 5))
         broker_cfg = cfg.get("broker", {})
-        # "dynsec": the broker `up` starts asks every client for its own account (broker_auth).
-        self.auth = broker_auth.auth_mode(cfg)
+        # "dynsec": the broker `up` starts asks every client for its own account (broker_setup).
+        self.auth = dd_config.broker_auth(cfg)
         self.broker_host = str(broker_cfg.get("host") or "127.0.0.1")
         self.dynsec_plugin = str(broker_cfg.get("dynsec_plugin") or "") or None
-        self.secrets: broker_auth.ServiceSecrets | None = None
+        self.secrets: broker_setup.ServiceSecrets | None = None
         self.bridge_mqtt_url: str | None = None  # with the bridge's credentials, when auth is on
         self.demo_device_config: Path | None = None  # the demo device's file with its credentials
         self.demo_password_file: Path | None = None  # the desk's admin password, made for the demo
@@ -163,7 +168,7 @@ class Supervisor:
 
     # ------------------------------------------------------------ set-up
 
-    def _prepare_database(self) -> dict[str, str]:
+    def prepare_database(self) -> dict[str, str]:
         """Migrate, seed, and make the tokens the parts use; return the environment for them."""
         from server.app import bootstrap, database_url, load_categories, seed
         from server.db import Database
@@ -228,7 +233,7 @@ class Supervisor:
             if old:
                 log.warning("the API token in %s was revoked (or is not a %s token): a new one replaces it", path,
                             role)
-            broker_auth.write_private_file(path, token + "\n")
+            broker_setup.write_private_file(path, token + "\n")
         return token
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
@@ -238,20 +243,30 @@ class Supervisor:
         env["DASHDESK_MQTT__PROTOCOL"] = str(self.protocol)
         env["DASHDESK_BROKER__AUTH"] = self.auth
         if self.mqtt_url is None:
-            # The broker is ours: the bridge uses its own account, or none when auth is off.
-            env["DASHDESK_BRIDGE_MQTT_URL"] = self.bridge_mqtt_url or ""
+            # The broker is ours: the bridge's URL, with its own account's password, is the bridge's alone
+            # (_bridge_env).
+            env.pop("DASHDESK_BRIDGE_MQTT_URL", None)
             # The phone app connects to the broker's WebSockets listener (0: there is none).
             env["DASHDESK_APP__WS_PORT"] = str(self.ws_port or 0)
         env["DASHDESK_HTTP_PORT"] = str(self.http_port)
         env["DASHDESK_SERVER_URL"] = f"http://127.0.0.1:{self.http_port}"
         return env
 
+    def _bridge_env(self, env: dict[str, str]) -> dict[str, str]:
+        """The bridge's environment: the parts' (``env``), and with the broker `up` runs, the bridge's URL with
+        its own account's credentials (none when auth is off), which the bridge takes from there alone. With
+        another broker (``--mqtt-url``) the bridge's URL is the operator's: ``DASHDESK_BRIDGE_MQTT_URL`` or
+        ``[bridge] mqtt_url``, else ``[mqtt] url``."""
+        if self.mqtt_url is not None:
+            return env
+        return {**env, "DASHDESK_BRIDGE_MQTT_URL": self.bridge_mqtt_url or ""}
+
     # ------------------------------------------------------------ broker
 
     def _local_url(self) -> str:
         return f"mqtt://{broker.local_address(self.broker_host)}:{self.mqtt_port}"
 
-    def _choose_broker(self) -> None:
+    def choose_broker(self) -> None:
         """Settle ``broker_kind`` (mosquitto, embedded or external), the protocol and the ws port."""
         if self.mqtt_url is not None:
             self.broker_kind = "external"
@@ -282,8 +297,8 @@ class Supervisor:
 
     def _check_auth(self) -> None:
         """Refuse a broker setting that cannot work, or that opens the broker to everyone."""
-        if self.auth not in broker_auth.AUTH_MODES:
-            raise BrokerChoiceError(f"[broker] auth must be one of {', '.join(broker_auth.AUTH_MODES)}, "
+        if self.auth not in dd_config.BROKER_AUTH_MODES:
+            raise BrokerChoiceError(f"[broker] auth must be one of {', '.join(dd_config.BROKER_AUTH_MODES)}, "
                                     f"not {self.auth!r}")
         if self.auth == "dynsec":
             if self.broker_kind == "embedded":
@@ -312,21 +327,18 @@ class Supervisor:
         """Give the bridge (and the demo device) their accounts on the broker just started."""
         assert self.secrets is not None
         local = self._local_url()
-        accounts = broker_auth.DynsecAccounts(
-            self.secrets.url(broker_auth.ADMIN_USERNAME, local), protocol=self.protocol,
-            topic_root=self.cfg["mqtt"].get("topic_root", "dashdesk/v1"),
-            service_passwords=self.secrets.passwords, secrets_dir=self.secrets.directory)
-        passwords = accounts.ensure_service_accounts()
-        self.bridge_mqtt_url = broker_auth.url_with_credentials(local, broker_auth.BRIDGE_USERNAME,
-                                                                passwords[broker_auth.BRIDGE_USERNAME])
+        accounts = broker_setup.set_up_service_accounts(self.secrets, local, protocol=self.protocol,
+                                                        topic_root=self.cfg["mqtt"].get("topic_root", "dashdesk/v1"))
+        self.bridge_mqtt_url = url_with_credentials(local, BRIDGE_USERNAME,
+                                                    accounts.service_passwords[BRIDGE_USERNAME])
         if self.demo:
             # A copy of the demo device's file with its credentials in mqtt_url: not on a command line,
             # where every user of the machine could read them.
             source = dd_config.default_file("demo-device.toml").read_text()
             device_id = tomllib.loads(source)["device_id"]
-            url = broker_auth.url_with_credentials(local, device_id, accounts.add_device(device_id))
+            url = url_with_credentials(local, device_id, accounts.add_device(device_id))
             path = self.secrets.directory / "demo-device.toml"
-            broker_auth.write_private_file(path, demo_device_toml(source, self.http_port, url))
+            broker_setup.write_private_file(path, demo_device_toml(source, self.http_port, url))
             self.demo_device_config = path
 
     def _demo_device_argv(self, env: dict[str, str]) -> list[str]:
@@ -409,7 +421,7 @@ class Supervisor:
             log.error("%s", exc)
             return 1
         try:
-            self._choose_broker()
+            self.choose_broker()
             self._start_all()
         except Exception as exc:
             log.error("could not start: %s", exc)
@@ -500,23 +512,24 @@ class Supervisor:
         self._parts_lock = self._lock = None
 
     def _start_all(self) -> None:
-        database_env = self._prepare_database()
+        database_env = self.prepare_database()
         if self.mqtt_url is None:
             if self.auth == "dynsec":
-                self.secrets = broker_auth.prepare(self.data_dir,
+                self.secrets = broker_setup.prepare(self.data_dir,
                                                    self.cfg["mqtt"].get("topic_root", "dashdesk/v1"))
             self.mosquitto = self._start_broker()
             self._note_parts()
             if self.secrets is not None:
                 self._set_up_accounts()
         env = self._env(database_env)
-        exe = [sys.executable, "-m", "dashdesk.cli"]
+        exe = [sys.executable, "-m", "launcher.cli"]
         server = Part("server", exe + ["server", "--http-port", str(self.http_port)], env, popen=self._popen())
         self._start(server)
         self._wait_http(server.proc)
         ready = self.data_dir / "bridge.ready"
         ready.unlink(missing_ok=True)
-        bridge = Part("bridge", exe + ["bridge", "--ready-file", str(ready)], env, popen=self._popen())
+        bridge = Part("bridge", exe + ["bridge", "--ready-file", str(ready)], self._bridge_env(env),
+                      popen=self._popen())
         self._start(bridge)
         self._wait_file(ready, bridge.proc)
         if self.demo:
