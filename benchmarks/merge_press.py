@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.merge_press [--data-dir DIR] [--against REV] [--batch 50] [--rounds 5]
 
-Runs ``server.incidents.handle_press`` (what ``POST /api/v1/incidents`` runs)
+Runs ``server.domain.incidents.handle_press`` (what ``POST /api/v1/incidents`` runs)
 in this process on a copy of a seeded database (``benchmarks.seed_tickets``:
 ``--data-dir`` if it has tickets, else a temporary one seeded with
 ``--tickets``), with no HTTP, broker or bridge around it. Each press is a

@@ -13,7 +13,7 @@ batches, straight on sqlite3's cursor with SQLAlchemy's own type conversions
 * a few agents (``agent01``.. with password ``AGENT_PASSWORD``);
 * ``--tickets`` tickets over ``--days`` days, more in shop hours and on
   weekdays, ids in the order they were reported. Priorities and deadlines
-  follow ``server.rules`` (a long press is one step more urgent). About
+  follow ``server.domain.rules`` (a long press is one step more urgent). About
   ``--open-share`` of them are open (new, in progress, on hold; the younger a
   ticket, the likelier it is still open); the rest are mostly closed or
   resolved, some cancelled (by an agent, or by a double press); ~1 % are test
@@ -21,7 +21,7 @@ batches, straight on sqlite3's cursor with SQLAlchemy's own type conversions
 * every ticket's presses (one or more; the first created it, the others merged
   into it) with the ack the server answered, and its event-feed rows (created,
   merged, taken, assigned, held, resolved, closed, cancelled, notes), as
-  ``server.incidents`` and ``server.tickets`` write them.
+  ``server.domain.incidents`` and ``server.domain.tickets`` write them.
 
 The same ``--seed`` and ``--now`` give the same database. ``--now`` defaults to
 the start of the current UTC hour, so the open tickets' deadlines are near the

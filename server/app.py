@@ -52,7 +52,7 @@ TELEMETRY_PATHS: dict[str, tuple[tuple[Any, ...], ...]] = {
 
 
 class AsciiIntConverter(IntegerConverter):
-    """``<int:...>`` in a path: 1-18 ASCII digits, read by :func:`server.inputs.parse_int` (Werkzeug's own takes any
+    """``<int:...>`` in a path: 1-18 ASCII digits, read by :func:`server.domain.inputs.parse_int` (Werkzeug's own takes any
     Unicode digit: ``/tickets/١`` was ticket 1)."""
 
     regex = r"[0-9]{1,18}"
@@ -114,7 +114,7 @@ def data_dir(cfg: dict[str, Any]) -> Path:
 def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> APIFlask:
     """Build the server for configuration ``cfg`` (``dashdesk.config.load()`` if None)."""
     cfg = cfg if cfg is not None else dd_config.load()
-    # /api/v1/docs is a page of dashdesk's own (server.api_docs): APIFlask's loads Swagger UI from a CDN.
+    # /api/v1/docs is a page of dashdesk's own (server.api.docs): APIFlask's loads Swagger UI from a CDN.
     app = APIFlask("server", title="dashdesk", version="1", spec_path="/api/v1/openapi.json", docs_path=None)
     app.url_map.converters["int"] = AsciiIntConverter
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -125,7 +125,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     openapi.init(app)
     server_cfg = cfg.get("server", {})
     # The web desk's sessions: a signed cookie that expires, never readable by scripts, Secure over https
-    # (server.security); the session itself is a row of web_sessions (server.web_sessions).
+    # (server.pages.security); the session itself is a row of web_sessions (server.domain.web_sessions).
     app.config["SECRET_KEY"] = users.secret_key(server_cfg.get("secret_key") or None, data_dir(cfg))
     lifetime = timedelta(hours=float(server_cfg.get("session_lifetime_h", 12)))
     app.config.update(PERMANENT_SESSION_LIFETIME=lifetime, SESSION_COOKIE_HTTPONLY=True,
@@ -201,7 +201,7 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
     @app.before_request
     def plain_requests() -> None:
         """A path, a query or a form that carries what no page or API takes: a path with a control character is no
-        page (404); a query parameter is one line of text (``server.inputs.text_problem``); no form field may
+        page (404); a query parameter is one line of text (``server.domain.inputs.text_problem``); no form field may
         hold NUL (each field's own rules say the rest)."""
         if inputs.has_control(request.path):
             abort(404)

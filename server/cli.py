@@ -284,7 +284,7 @@ def user_list(cfg: dict[str, Any], data_dir: str | None) -> None:
 
 def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | None,
                      device_url: str | None = None) -> Any:
-    """The accounts of the broker ``cfg`` names, as the server hands them out (``server.credentials``);
+    """The accounts of the broker ``cfg`` names, as the server hands them out (``server.domain.broker_accounts``);
     refused when the broker has none."""
     from server.domain.broker_accounts import BrokerAccounts
     from server.domain.mosquitto import COMMAND_TIMEOUT_S

@@ -19,7 +19,7 @@ DEDUP_SCOPES = ("site", "device")
 # What a button mapping does: report its category, or cancel the device's last report.
 MAPPING_ACTIONS = ("report", "cancel")
 USER_ROLES = ("agent", "admin")
-# The tickets the desk's queue shows. Queries must use this very text (server.web.QUEUE_SQL) for
+# The tickets the desk's queue shows. Queries must use this very text (server.desk.queue.QUEUE_SQL) for
 # SQLite to use the partial index ix_tickets_open_due. The unary + keeps SQLite from answering the
 # queue with ix_tickets_queue (status) and a sort of every open ticket instead.
 QUEUE_WHERE = "+status IN ('new', 'in_progress', 'on_hold') AND is_test = 0"
@@ -98,7 +98,7 @@ class Device(Base):
     test_mode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The device that took this one's place (``devices.replace``): its tickets topic lists this one's.
     replaced_by: Mapped[str | None] = mapped_column(String(63), index=True)
-    # With broker accounts on: whether the device has its own account on the broker (``server.credentials``
+    # With broker accounts on: whether the device has its own account on the broker (``server.domain.broker_accounts``
     # records it when it makes, keeps or deletes one); None while dashdesk has not asked the broker yet (a
     # device first seen by a press, added by an import or the API, or known before this was recorded).
     broker_account: Mapped[bool | None] = mapped_column(Boolean)
@@ -274,7 +274,7 @@ class User(Base):
 
 
 class WebSession(Base):
-    """One sign-in to the web pages (``server.web_sessions``): the session cookie carries a random key whose
+    """One sign-in to the web pages (``server.domain.web_sessions``): the session cookie carries a random key whose
     SHA-256 is ``key_hash``. Signing out deletes the row; so do a new password, disabling the user and a change
     of their role, for every session of theirs. Expired rows are deleted at the next sign-in."""
 
@@ -285,7 +285,7 @@ class WebSession(Base):
     created_at: Mapped[datetime]
     # created_at + [server] session_lifetime_h: the session ends then, whatever happens meanwhile.
     expires_at: Mapped[datetime]
-    # Updated at most every few minutes (server.web_sessions.SEEN_EVERY), not at each request.
+    # Updated at most every few minutes (server.domain.web_sessions.SEEN_EVERY), not at each request.
     last_seen_at: Mapped[datetime | None]
     # The browser's User-Agent at sign-in (cut to 300 characters), for admins to tell sessions apart.
     user_agent: Mapped[str] = mapped_column(String(300), default="", server_default="")

@@ -417,7 +417,7 @@ def serve(cfg: dict[str, Any], host: str = "127.0.0.1", port: int = 8080, worker
     listening = Listening(app, host, port, threads, limits)
     logging.getLogger("waitress").setLevel(logging.WARNING)  # not a line per client that goes away
 
-    # Live-update streams end as soon as a stop is asked for (server.web), the rest in STOP_GRACE_S.
+    # Live-update streams end as soon as a stop is asked for (server.desk), the rest in STOP_GRACE_S.
     def on_stop(_sig: int, _frame: Any) -> None:
         STOPPING.set()
 

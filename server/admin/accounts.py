@@ -2,8 +2,8 @@
 
 On the ``admin`` blueprint (admins only, CSRF-protected forms). A password or token dashdesk
 makes is shown once, on the page that answers the form (never in a redirect, a flash message
-or a log), and kept only as a hash. The changes and their audit rows are ``server.users``'s and
-``server.auth``'s, as for the API and the command line.
+or a log), and kept only as a hash. The changes and their audit rows are ``server.domain.users``'s and
+``server.api.auth``'s, as for the API and the command line.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``/api/v1/docs``: the API's OpenAPI document (``/api/v1/openapi.json``) in Swagger UI, served by dashdesk.
 
 Swagger UI is vendored at a pinned version (``static/swagger_ui/``, see its README.md), so that the page
-works on a network with no way out and under the pages' Content-Security-Policy (``server.security``): no
+works on a network with no way out and under the pages' Content-Security-Policy (``server.pages.security``): no
 inline script (``static/api-docs.js`` starts it), no file from elsewhere. Public, as the document is.
 """
 

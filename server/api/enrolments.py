@@ -13,6 +13,7 @@ from dashdesk import wire
 
 from server.api import schemas
 from server.api.auth import auth
+from server.api.blueprint import caller_actor
 from server.api.fields import JsonNumber, Plain
 from server.context import app_settings, ext, public_base
 from server.domain.enrolments import (
@@ -78,12 +79,6 @@ def _api_refuse(exc: EnrolmentError) -> NoReturn:
     api_abort(exc.status, exc.message, detail={"code": exc.code})
 
 
-def _caller_actor() -> str:
-    from server.api.core import caller_actor
-
-    return caller_actor()
-
-
 @api.post("/enrolments")
 @api.auth_required(auth)
 @api.input(EnrolmentIn, arg_name="body")
@@ -95,7 +90,7 @@ def _caller_actor() -> str:
                      "`source_device`, or one button per category.",
          responses={201: "made", 404: "no such site or source device", 409: "the source device has no mapping"})
 def post_enrolment(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    actor = _caller_actor()
+    actor = caller_actor()
     try:
         with ext().db.write() as s:
             made = create(s, body["site"], actor, body.get("source_device"), body.get("expires_in_h"),
@@ -123,7 +118,7 @@ def list_enrolments(q: dict[str, Any]) -> dict[str, Any]:
 @api.doc(summary="Withdraw an unused enrolment link, by its code or its id (admin)",
          responses={204: "withdrawn", 404: "no such enrolment", 409: "already used or withdrawn"})
 def delete_enrolment(code: str) -> tuple[str, int]:
-    actor = _caller_actor()
+    actor = caller_actor()
     try:
         with ext().db.write() as s:
             row = find(s, code)

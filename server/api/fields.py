@@ -1,10 +1,10 @@
-"""The API's input fields where marshmallow's own take more than a request may carry (``server.inputs``):
+"""The API's input fields where marshmallow's own take more than a request may carry (``server.domain.inputs``):
 
 - :class:`JsonInteger`, :class:`JsonNumber`, :class:`JsonBoolean`: a JSON body's numbers and booleans as JSON
   writes them (never ``"5"``, ``0`` for false or ``2.6e-42`` for an integer, which marshmallow's would take).
 - :class:`QueryInteger`: a number in a query string is ASCII digits only (``inputs.parse_int``); marshmallow's
   take ``"١٢"`` and ``"１２"`` (Python's ``int`` does).
-- :class:`Plain`: text that can be stored and shown (``server.inputs.text_problem``): one line unless
+- :class:`Plain`: text that can be stored and shown (``server.domain.inputs.text_problem``): one line unless
   ``multiline``.
 - :class:`Telemetry`: an object kept as given, but for lone surrogates, replaced by U+FFFD (the rule of
   ``dashdesk.wire.replace_lone_surrogates``, as for telemetry that comes over MQTT).
@@ -74,12 +74,12 @@ QueryBoolean = fields.Boolean
 # C1 controls, line and paragraph separators; text of several lines takes tab, line feed and carriage return.
 _NOT_IN_A_LINE = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
 _NOT_IN_TEXT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
-# White space, as "blank" means it (``server.categories.SPACE``, Python's str.isspace()).
+# White space, as "blank" means it (``server.domain.categories.SPACE``, Python's str.isspace()).
 _SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
 class Plain(validate.Regexp):
-    """Text that can be stored and shown (``server.inputs.text_problem``): one line unless ``multiline``; with
+    """Text that can be stored and shown (``server.domain.inputs.text_problem``): one line unless ``multiline``; with
     ``blank=False`` not blank either (``empty_ok``: but for ""). The rule goes into the OpenAPI document as the
     field's ``pattern``, so that API users (and schemathesis) know it; lone surrogates, which no JSON Schema
     pattern can name, and more than 30 combining marks in a row are refused too, as its description says."""

@@ -1,11 +1,11 @@
-"""The OpenAPI document of ``/api/v1``: what APIFlask makes of the views and ``server.schemas``, finished.
+"""The OpenAPI document of ``/api/v1``: what APIFlask makes of the views and ``server.api.schemas``, finished.
 
 APIFlask writes each operation from its decorators (the statuses a view answers itself are in its
 ``@api.doc``). This adds what holds for many operations at once, from the code that makes it so: the error
-body every refusal has (``{"error": {"code", "message"}}``); 401 and 403 (``server.auth``: a bridge token may
+body every refusal has (``{"error": {"code", "message"}}``); 401 and 403 (``server.api.auth``: a bridge token may
 call only the bridge's endpoints); 400 and 413 for a body, 414 for a URL, 405 where a path is one of the
-API's own words (``server.schemas.RESERVED_IN_PATH``); a JSON body that is required where its schema
-requires a field; ``allowEmptyValue`` on every query parameter (``server.schemas.Query`` reads an empty one
+API's own words (``server.api.schemas.RESERVED_IN_PATH``); a JSON body that is required where its schema
+requires a field; ``allowEmptyValue`` on every query parameter (``server.api.schemas.Query`` reads an empty one
 as not given); the bodies that are files; links from what a POST makes to what reads and changes it; and the
 JSON Schema keywords marshmallow fields cannot carry (``propertyNames`` of a dict's keys, a schema's own
 ``json_schema``).
@@ -42,7 +42,7 @@ FILES = {
         ("application/toml", "text/plain", "text/x-toml"), "dashdesk-config",
         "a configuration file (TOML) as `GET /api/v1/config/export` writes it"),
 }
-# Path parameters that are never those words (`server.schemas.RESERVED_IN_PATH`): by name, the paths they are in.
+# Path parameters that are never those words (`server.api.schemas.RESERVED_IN_PATH`): by name, the paths they are in.
 RESERVED = {"device_id": ("/api/v1/devices/", schemas.RESERVED_IN_PATH["device"][1]),
             "code": ("/api/v1/sites/", schemas.RESERVED_IN_PATH["site"][1])}
 # What one answer lets a client do next (OpenAPI links): create, then read, change, remove what was made.

@@ -6,7 +6,7 @@ number for an integer (``2.6e-42`` is none), a JSON boolean for a boolean (not `
 is not blank. What only the server can know (a site that exists, a ticket's status allowing a
 change) answers 404 or 409; a rule between fields or a registry no schema can list (an IANA time
 zone, opening hours whose spans overlap) answers 422, and the field's description says so.
-``server.openapi`` adds the rest of the document: error bodies, every status an operation answers,
+``server.api.openapi`` adds the rest of the document: error bodies, every status an operation answers,
 links between operations.
 """
 
@@ -24,7 +24,7 @@ from marshmallow import RAISE, ValidationError, post_load, pre_load
 from dashdesk import wire
 
 # Numbers and booleans as JSON and query strings carry them, text that can be stored and shown, telemetry
-# without lone surrogates (server.fields, server.inputs).
+# without lone surrogates (server.api.fields, server.domain.inputs).
 from server.api.fields import JsonBoolean, JsonInteger, Plain, QueryBoolean, QueryInteger, Telemetry
 from server.domain.categories import LANGUAGE, MAX_RECIPIENTS, RECIPIENT, SPACE
 from server.models import DEDUP_SCOPES, DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, TICKET_STATUSES
@@ -579,7 +579,7 @@ HOURS_DOC = {
 
 
 class Hours(Raw):
-    """A site's service hours as sent: text, null, or an object of days (``server.sites.check_hours`` reads
+    """A site's service hours as sent: text, null, or an object of days (``server.domain.sites.check_hours`` reads
     either); the shape is checked here, the spans by the server (422)."""
 
     _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -44,7 +44,7 @@ from server.db import Database
 from server.domain import audit
 from server.models import Device
 
-log = logging.getLogger("dashdesk.server.credentials")
+log = logging.getLogger("dashdesk.server.domain.broker_accounts")
 
 # A page waits at most this long for the broker: long enough for a loaded Mosquitto, short
 # enough that an admin is not left staring at a spinner when it is down.

@@ -2,7 +2,7 @@
 
 :func:`clean` checks the typed values (the API's JSON, or what the admin pages made of a form)
 and raises :class:`CategoryError` naming each wrong field. The press path reads a category's
-``dedup_scope`` and ``reopen_window_min`` with the row it reads anyway (``server.incidents``).
+``dedup_scope`` and ``reopen_window_min`` with the row it reads anyway (``server.domain.incidents``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from server.models import DEDUP_SCOPES, Category
 LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 # White space as Python's str.strip() and as JSON Schema's (ECMAScript's) \s see it, spelt out: the two differ.
 SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-# Control characters, which no text takes (``server.inputs.text_problem``).
+# Control characters, which no text takes (``server.domain.inputs.text_problem``).
 CONTROLS = r"\x00-\x1f\x7f-\x9f"
 # A user name (as ``dashdesk user create`` takes it) or an e-mail address.
 RECIPIENT = re.compile(rf"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{{0,99}}"
@@ -96,7 +96,7 @@ def _notify(value: Any) -> list[str]:
 
 
 def _one_line(text: str, what: str) -> str:
-    """``text`` if it is one line of text that can be stored (``server.inputs.text_problem``); else ValueError."""
+    """``text`` if it is one line of text that can be stored (``server.domain.inputs.text_problem``); else ValueError."""
     problem = text_problem(text)
     if problem:
         raise ValueError(f"{what} {problem}")

@@ -17,7 +17,7 @@ transaction:
 
 Broker credentials are not part of it (each device has its own): an import reports the
 devices it retired (:attr:`Report.retired`), and the page, the API and the command line
-delete their accounts after it commits (``server.credentials.remove_many``).
+delete their accounts after it commits (``server.domain.broker_accounts.remove_many``).
 
 >>> print(to_toml_string("Till \\"1\\""))
 "Till \\"1\\""

@@ -3,7 +3,7 @@ copy a mapping to many.
 
 Each function works in the caller's session (one transaction with its audit row) and raises
 :class:`AdminError` with an HTTP status and a sentence for people when it refuses. The press
-path (``server.incidents``) reads the mappings on every press, so a change here takes effect on
+path (``server.domain.incidents``) reads the mappings on every press, so a change here takes effect on
 the next press, with no restart.
 """
 
@@ -139,7 +139,7 @@ MAX_REASON = 500
 
 def check_reason(reason: str | None) -> str:
     """An admin's reason for rejecting or retiring a device: text of at most 500 characters (cut there), lines
-    allowed (``server.inputs.text_problem``); :class:`AdminError` (400) otherwise."""
+    allowed (``server.domain.inputs.text_problem``); :class:`AdminError` (400) otherwise."""
     reason = (reason or "").strip()[:MAX_REASON]
     problem = inputs.text_problem(reason, multiline=True)
     if problem:
@@ -207,7 +207,7 @@ def set_status(s: Session, device: Device, status: str, actor: str, reason: str 
 
     Unlike the buttons, which refuse what does not fit their purpose (only a pending device is rejected,
     say), an edit may set any status. What the broker then does (a retired device's account is deleted)
-    follows the commit: ``server.credentials.after_status``.
+    follows the commit: ``server.domain.broker_accounts.after_status``.
     """
     if status not in DEVICE_STATUSES:
         raise AdminError(400, f"status must be one of {', '.join(DEVICE_STATUSES)}")
@@ -519,7 +519,7 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
         set_test_mode(s, old, False, actor)
     if old.status != "retired":
         # The retire step of the page's and the API's button, with its device.retire row; the caller deletes
-        # the broker account after the commit, as after any retirement (server.credentials.remove).
+        # the broker account after the commit, as after any retirement (server.domain.broker_accounts.remove).
         _retire(s, old, actor, f"replaced by {new_id}")
     old.replaced_by = new_id
     numbers = [rules.ticket_number(t.id) for t in taken]

@@ -1,6 +1,6 @@
 """Pure rules of the desk: press types, priorities, SLA arithmetic, lateness.
 
-No I/O here; ``server.incidents`` applies these inside one transaction.
+No I/O here; ``server.domain.incidents`` applies these inside one transaction.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ IMPORT_MAX_BYTES = 8 * 1024 * 1024
 # Problems listed one by one in an import's report; the rest are counted.
 MAX_LISTED_ERRORS = 200
 LIMITS = {"name": 200, "address": 1000, "contact": 300}
-# Fields of several lines (line breaks and tabs allowed); the others are one line (server.inputs.text_problem).
+# Fields of several lines (line breaks and tabs allowed); the others are one line (server.domain.inputs.text_problem).
 MULTILINE = ("address", "hours")
 MAX_HOURS_TEXT = 1000
 _DASH = r"\s*(?:-|–|—|to)\s*"

@@ -1,6 +1,6 @@
 """What agents do to tickets: the one place that changes a ticket's status, assignee or priority.
 
-Both the web desk (``server.web``) and ``PATCH /api/v1/tickets/{id}``
+Both the web desk (``server.desk``) and ``PATCH /api/v1/tickets/{id}``
 (``server.api``) call these functions inside a ``Database.write()`` session.
 Every change:
 

@@ -1,14 +1,14 @@
 """Web users: argon2id password hashes, creation, changes, sign-in checks, the session secret.
 
 Every change to a user happens here, with its audit row in the same transaction, for the
-admin pages (``server.admin_accounts``), the API (``server.api_accounts``) and the command
+admin pages (``server.admin.accounts``), the API (``server.api``) and the command
 line (``dashdesk user ...``) alike: the same checks (the last active admin is neither
 disabled nor demoted), the same audit actions (``user.create``, ``user.role``,
 ``user.disable``, ``user.enable``, ``user.password``, ``user.sign_out``), never a password in them. ``actor``
 is who asked, as the audit log names them; only dashdesk's own set-up at first start
 (:func:`bootstrap_admin`), which nobody asked for, passes none and is not audited. The web
-pages sign users in with Flask-Login (see ``server.web``), each sign-in a row of ``web_sessions``
-(``server.web_sessions``): a new password, disabling a user and a change of their role end every
+pages sign users in with Flask-Login (see ``server.desk``), each sign-in a row of ``web_sessions``
+(``server.domain.web_sessions``): a new password, disabling a user and a change of their role end every
 session of theirs at once, in the transaction of the change.
 """
 

@@ -4,11 +4,11 @@ The session cookie (Flask's, signed) carries a random key; the database keeps on
 Each page request looks the key up joined with its user (:func:`find`, one query on a unique
 index), so that a session ends at once when its row goes: signing out (:func:`end`), and for
 every session of a user (:func:`end_user`) a new password, disabling them and a change of their
-role (``server.users`` calls it in the transaction of the change, for the admin pages, the API and
+role (``server.domain.users`` calls it in the transaction of the change, for the admin pages, the API and
 ``dashdesk user ...`` alike). A session lasts ``[server] session_lifetime_h`` from its sign-in;
 expired rows are deleted at the next sign-in.
 
-No Flask here: ``server.web`` signs people in and out with these.
+No Flask here: ``server.desk`` signs people in and out with these.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The phone app (``/app``): a Progressive Web App that is itself a virtual dash button.
 
-A phone set up with a one-time enrolment link (``server.enrolments``) holds its device id,
+A phone set up with a one-time enrolment link (``server.domain.enrolments``) holds its device id,
 the broker's MQTT-over-WebSockets URL and its broker credentials, and publishes presses
 exactly as a physical device does (``dashdesk/v1/devices/<id>/press``, QoS 1, an
 ``event_id`` of its own per press): the bridge sees no difference. Its acks and the retained
 ``tickets`` topic tell staff what became of a report. Presses made offline wait in the
 phone's IndexedDB and go out, with the same ``event_id``, when the connection is back.
 
-No sign-in: the pages here are public (the desk's login guard belongs to ``server.web``'s
+No sign-in: the pages here are public (the desk's login guard belongs to ``server.desk``'s
 blueprint), an enrolment code is the only key to make a phone, and the phone's own token
 (``Authorization: Bearer dda_...``) the only key to read its configuration.
 

@@ -8,7 +8,6 @@ import json
 import re
 import struct
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update

@@ -41,7 +41,7 @@ REPORTED = re.compile(r"^Reported — ticket INC-\d{6}$")
 def stack(tmp_path_factory):
     """The real parts, the broker with accounts and a WebSockets listener; the server makes phones' accounts."""
     s = Stack(tmp_path_factory.mktemp("phone-stack"), auth=True, ws=True)
-    # The server's account manager (server.credentials): phones get their own broker accounts.
+    # The server's account manager (server.domain.broker_accounts): phones get their own broker accounts.
     s.env["DASHDESK_BROKER__AUTH"] = "dynsec"
     s.env["DASHDESK_BROKER_ADMIN_URL"] = s.broker.secrets.url(mosquitto.ADMIN_USERNAME, s.broker.url)
     s.start()

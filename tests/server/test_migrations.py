@@ -187,7 +187,7 @@ def test_0008_puts_site_codes_in_lower_case_with_their_history_unless_another_si
     with engine.begin() as conn:
         assert conn.execute(text("SELECT code FROM sites ORDER BY id")).scalars().all() == [
             "shop-003", "SHOP-001", "shop-001", "hs-01", "abc", "ABC"]  # SHOP-001 and ABC: another site has it
-        # The deleted site's rows stay under the old code, as server.audit.move_target leaves them.
+        # The deleted site's rows stay under the old code, as server.domain.audit.move_target leaves them.
         assert conn.execute(text("SELECT target FROM audit_log ORDER BY id")).scalars().all() == [
             "site:SHOP-003", "site:SHOP-003", "site:shop-003", "site:SHOP-001", "device:SHOP-003"]
     downgrade(url, "0007")

@@ -1,4 +1,4 @@
-"""The rules of a request's text and numbers (server.inputs) and of telemetry's text (dashdesk.wire), on their own."""
+"""The rules of a request's text and numbers (server.domain.inputs) and of telemetry's text (dashdesk.wire), on their own."""
 
 from __future__ import annotations
 

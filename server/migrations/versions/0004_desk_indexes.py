@@ -20,7 +20,7 @@ Measured with ``benchmarks.desk`` at 100,000 tickets (see benchmarks/README.md):
 
 Each index is one more entry to rewrite when an UPDATE names a column it holds (the press path then
 set status, priority and the deadlines on every merge; since, a merge names none of them:
-``server.incidents.merge_statement``): a site's queue is left to ix_tickets_site_status, which
+``server.domain.incidents.merge_statement``): a site's queue is left to ix_tickets_site_status, which
 reads the site's closed tickets too but at 100,000 tickets stays under a few milliseconds.
 
 Plain CREATE INDEX (no table copy). A later migration that copies ``tickets`` (batch_alter_table on

@@ -31,7 +31,7 @@ def upgrade() -> None:
         if lower == code or lower in taken:
             continue
         conn.execute(sa.text("UPDATE sites SET code = :lower WHERE id = :id"), {"lower": lower, "id": site_id})
-        # As server.audit.move_target does: rows from before a delete of that code (another site that had it)
+        # As server.domain.audit.move_target does: rows from before a delete of that code (another site that had it)
         # stay where they are.
         deleted = conn.execute(sa.text("SELECT max(id) FROM audit_log WHERE target = :old AND action LIKE '%.delete'"),
                                {"old": f"site:{code}"}).scalar()

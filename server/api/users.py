@@ -1,10 +1,4 @@
-"""The admin API of people and machines: web users and API tokens.
-
-Registered on ``server.api.api`` (imported by ``server.api_admin``). Admin tokens only;
-the changes and their audit rows are ``server.users``'s and ``server.auth``'s, as for the
-admin pages and the command line. A password or token dashdesk makes is answered once and
-kept only as a hash.
-"""
+"""Web users: agents and admins of the desk pages (``/api/v1/users``)."""
 
 from __future__ import annotations
 
@@ -14,29 +8,17 @@ from apiflask import abort
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dashdesk import wire
-
 from server.api import schemas
 from server.api.auth import auth
-from server.api.core import api, caller_actor, ext
-from server.domain import tokens as auth_tokens
+from server.api.blueprint import api, caller_actor, time_or_none
+from server.context import ext
 from server.domain import users
-from server.domain.tokens import TokenError, add_token, revoke
-from server.models import ApiToken, User
-
-
-def _t(value: Any) -> str | None:
-    return wire.format_time(value) if value else None
+from server.models import User
 
 
 def user_dict(u: User) -> dict[str, Any]:
-    return {"username": u.username, "role": u.role, "active": bool(u.active), "created_at": _t(u.created_at),
-            "last_login_at": _t(u.last_login_at)}
-
-
-def token_dict(t: ApiToken) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "role": t.role, "created_at": _t(t.created_at),
-            "last_used_at": _t(t.last_used_at), "revoked_at": _t(t.revoked_at)}
+    return {"username": u.username, "role": u.role, "active": bool(u.active), "created_at": time_or_none(u.created_at),
+            "last_login_at": time_or_none(u.last_login_at)}
 
 
 def _user_or_404(s: Session, username: str) -> User:
@@ -44,9 +26,6 @@ def _user_or_404(s: Session, username: str) -> User:
         return users.get(s, username)
     except users.NoSuchUser as exc:
         abort(404, str(exc))
-
-
-# ---------------------------------------------------------------- users
 
 
 @api.get("/users")
@@ -128,51 +107,4 @@ def reset_password(username: str, body: dict[str, Any]) -> dict[str, Any]:
     out = user_dict(user)
     if made:
         out["password"] = password
-    return out
-
-
-# ---------------------------------------------------------------- API tokens
-
-
-@api.get("/tokens")
-@api.auth_required(auth)
-@api.output(schemas.TokenList)
-@api.doc(summary="API tokens: name, role, created, last used, revoked (never the token itself)", tags=["Admin"])
-def list_tokens() -> dict[str, Any]:
-    with ext().db.read() as s:
-        return {"items": [token_dict(t) for t in auth_tokens.list_tokens(s)]}
-
-
-@api.post("/tokens")
-@api.auth_required(auth)
-@api.input(schemas.TokenIn, arg_name="body")
-@api.output(schemas.TokenOut, status_code=201)
-@api.doc(summary="Create an API token (`admin`, or `bridge`: presses and the feed); answered this once",
-         tags=["Admin"])
-def create_token(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    actor = caller_actor()
-    with ext().db.write() as s:
-        try:
-            row, token = add_token(s, body["name"], body["role"], actor)
-        except TokenError as exc:
-            abort(422, str(exc))
-        out = token_dict(row)
-    out["token"] = token
-    return out, 201
-
-
-@api.delete("/tokens/<int:token_id>")
-@api.auth_required(auth)
-@api.output(schemas.TokenOut)
-@api.doc(summary="Revoke an API token: it is refused (401) from then on (other server workers: within 2 s)",
-         responses={404: "no such token"}, tags=["Admin"])
-def revoke_token(token_id: int) -> dict[str, Any]:
-    actor = caller_actor()
-    with ext().db.write() as s:
-        row = s.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
-        if row is None:
-            abort(404, f"no token {token_id}")
-        revoke(s, row, actor)
-        out = token_dict(row)
-    ext().tokens.forget(token_id)
     return out

@@ -1,159 +1,21 @@
-"""The admin part of the v1 API: sites, device approval, rollout of mappings, categories, the audit log.
-
-Registered on ``server.api.api`` (imported at the end of that module). Every endpoint here
-needs a token with the admin role, and every change writes its audit row in its own
-transaction. Refusals are 4xx JSON errors with the reason (``server.api.admin_abort``).
-"""
+"""What an admin does to a device and its broker account: approve, credentials, replace, reject, retire, copy a mapping."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from apiflask import abort
-from flask import Response, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.api import schemas
 from server.api.auth import auth
-from server.api.core import SLA_RULE, admin_abort, api, caller_actor, category_dict, device_dict, ext
-from server.domain import audit, categories, config_io, devices, inputs, rules, sites
+from server.api.blueprint import admin_abort, api, caller_actor
+from server.api.devices import device_dict
+from server.context import ext
 from server.domain import broker_accounts as credentials
-from server.models import AuditLog, Category, Device, Site
-
-
-# ---------------------------------------------------------------- sites
-
-# What a site's fields must be beyond what the schema says.
-SITE_RULES = ("the time zone is not one the server knows, or the hours do not read as days then hours, or a span "
-              "closes before it opens or overlaps another")
-
-
-def _site_or_404(s: Session, code: str) -> Site:
-    site = sites.by_code(s, code)
-    if site is None:
-        abort(404, f"no site {code[:70]}")
-    return site
-
-
-@api.get("/sites")
-@api.auth_required(auth)
-@api.input(schemas.SiteQuery, location="query", arg_name="q", unknown=None)
-@api.output(schemas.SitePage)
-@api.doc(summary="List sites by code; `q` searches code, name and address", tags=["Admin"])
-def list_sites(q: dict[str, Any]) -> dict[str, Any]:
-    stmt = sites.search(q.get("q") or "")
-    if "cursor" in q:
-        stmt = stmt.where(Site.code > q["cursor"])
-    limit = q["limit"]
-    with ext().db.read() as s:
-        rows = s.scalars(stmt.limit(limit + 1)).all()
-        counts = sites.device_counts(s, rows[:limit])
-        items = [sites.as_dict(r, counts.get(r.id, 0)) for r in rows[:limit]]
-    return {"items": items, "next": rows[limit - 1].code if len(rows) > limit else None}
-
-
-@api.post("/sites")
-@api.auth_required(auth)
-@api.input(schemas.SiteIn, arg_name="body")
-@api.output(schemas.SiteOut, status_code=201)
-@api.doc(summary="Create a site", responses={409: "a site with that code exists", 422: SITE_RULES},
-         tags=["Admin"])
-def post_site(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    actor = caller_actor()
-    with ext().db.write() as s:
-        try:
-            site = sites.create(s, sites.clean(body), actor)
-        except sites.SiteError as exc:
-            admin_abort(exc)
-        s.flush()
-        return sites.as_dict(site, 0), 201
-
-
-@api.get("/sites/<site:code>")
-@api.auth_required(auth)
-@api.output(schemas.SiteOut)
-@api.doc(summary="One site", tags=["Admin"])
-def get_site(code: str) -> dict[str, Any]:
-    with ext().db.read() as s:
-        site = _site_or_404(s, code)
-        return sites.as_dict(site, sites.device_count(s, site))
-
-
-@api.patch("/sites/<site:code>")
-@api.auth_required(auth)
-@api.input(schemas.SitePatch, arg_name="body")
-@api.output(schemas.SiteOut)
-@api.doc(summary="Change a site's fields (its code too, if the new one is free); `{}` changes nothing",
-         responses={409: "the new code is another site's", 422: SITE_RULES}, tags=["Admin"])
-def patch_site(code: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = caller_actor()
-    with ext().db.write() as s:
-        site = _site_or_404(s, code)
-        try:
-            sites.update(s, site, sites.clean(body, partial=True), actor)
-        except sites.SiteError as exc:
-            admin_abort(exc)
-        return sites.as_dict(site, sites.device_count(s, site))
-
-
-@api.post("/sites/import")
-@api.auth_required(auth)
-@api.output(schemas.ImportOut)
-@api.doc(summary="Create or update sites from a CSV file (the request body), all or nothing",
-         description="The body is CSV text (UTF-8; `Content-Type: text/csv`). The first line names the columns: "
-                     "`code` and `name` are required, `address`, `timezone`, `hours`, `contact` optional, in any "
-                     "order. Sites are matched by `code`: new ones are created, others updated. One transaction: "
-                     "any bad line rejects the whole file with `422` and "
-                     "`detail.lines`: `[{\"line\": 7, \"message\": \"timezone: ...\"}, ...]`, and nothing changes.",
-         responses={422: "some lines are wrong; nothing was imported"}, tags=["Admin"])
-def import_sites() -> dict[str, Any]:
-    actor = caller_actor()
-    request.max_content_length = sites.IMPORT_MAX_BYTES
-    body = request.get_data(cache=False)
-    if request.mimetype not in ("text/csv", "text/plain", "application/csv", "application/octet-stream", ""):
-        abort(415, "send the CSV file as the body, with Content-Type: text/csv")
-    try:
-        text = sites.decode(body)
-        with ext().db.write() as s:
-            result = sites.import_csv(s, text, actor)
-    except sites.ImportRejected as exc:
-        abort(422, str(exc), detail={"lines": exc.listed(), "problems": len(exc.errors)})
-    return result.as_dict()
-
-
-# ---------------------------------------------------------------- categories
-
-
-def _category_or_404(s: Session, slug: str) -> Category:
-    category = s.scalar(select(Category).where(Category.slug == slug))
-    if category is None:
-        abort(404, f"no category {slug[:70]}")
-    return category
-
-
-@api.patch("/categories/<slug>")
-@api.auth_required(auth)
-@api.input(schemas.CategoryPatch, arg_name="body")
-@api.output(schemas.CategoryOut)
-@api.doc(summary="Change a category: name, icon, labels, priority, SLA, dedup scope, reopen window, who is told",
-         description="Takes effect on the next press; `{}` changes nothing.", responses={422: SLA_RULE},
-         tags=["Admin"])
-def patch_category(slug: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = caller_actor()
-    with ext().db.write() as s:
-        category = _category_or_404(s, slug)
-        values = dict(body)
-        if "sla" in values:
-            values["sla"] = {**(category.sla or {}), **values["sla"]}
-        try:
-            categories.update(s, category, categories.clean(values), actor)
-        except categories.CategoryError as exc:
-            admin_abort(exc)
-        return category_dict(category)
-
-
-# ---------------------------------------------------------------- devices
+from server.domain import devices, rules
+from server.models import Device
 
 
 def _device_action(run: Callable[[Session], Any]) -> None:
@@ -373,73 +235,3 @@ def copy_mapping(body: dict[str, Any]) -> dict[str, Any]:
         except devices.AdminError as exc:
             admin_abort(exc)
     return {"copied": copied, "devices": changed}
-
-
-# ---------------------------------------------------------------- audit log
-
-
-@api.get("/audit")
-@api.auth_required(auth)
-@api.input(schemas.AuditQuery, location="query", arg_name="q", unknown=None)
-@api.output(schemas.AuditPage)
-@api.doc(summary="The audit log of admin actions, newest first; filters `actor`, `target` (or its start)",
-         tags=["Admin"])
-def list_audit(q: dict[str, Any]) -> dict[str, Any]:
-    stmt = audit.query(audit.AuditFilter(actor=q.get("actor", ""), target=q.get("target", "")))
-    if "cursor" in q:
-        stmt = stmt.where(AuditLog.id < (inputs.parse_int(q["cursor"]) or 0))
-    limit = q["limit"]
-    with ext().db.read() as s:
-        rows = s.scalars(stmt.limit(limit + 1)).all()
-        return {"items": [audit.as_dict(r) for r in rows[:limit]],
-                "next": str(rows[limit - 1].id) if len(rows) > limit else None}
-
-
-# ---------------------------------------------------------------- the whole configuration
-
-
-@api.get("/config/export")
-@api.auth_required(auth)
-@api.output({}, content_type="application/toml",
-            description="TOML: `[[category]]`, `[[site]]`, `[[device]]` with `[[device.button]]` tables")
-@api.doc(summary="The whole configuration as a TOML file: categories, sites, devices and their button mappings",
-         tags=["Admin"])
-def export_config() -> Response:
-    return Response(config_io.export_text(ext().db), mimetype="application/toml",
-                    headers={"Content-Disposition": 'attachment; filename="dashdesk-config.toml"'})
-
-
-@api.post("/config/import")
-@api.auth_required(auth)
-@api.input(schemas.ConfigImportQuery, location="query", arg_name="q", unknown=None)
-@api.output(schemas.ConfigImportOut)
-@api.doc(summary="Import a configuration file (the body, TOML) in one transaction",
-         description="Everything is checked first: any problem refuses the whole file with `422` and "
-                     "`detail.problems` (a list), and nothing changes. Entries are matched by key (slug, code, "
-                     "device_id, button and press): added or changed; nothing is removed unless `prune=true` "
-                     "(mappings and devices not in the file are removed and retired; sites and categories nothing "
-                     "refers to are deleted). `dry_run=true` answers what would change and changes nothing. "
-                     "`counts` per kind: `added`, `changed`, `unchanged`, `removed`.",
-         responses={422: "the file has problems; nothing was imported"}, tags=["Admin"])
-def import_config(q: dict[str, Any]) -> dict[str, Any]:
-    actor = caller_actor()
-    request.max_content_length = config_io.MAX_BYTES
-    if request.mimetype not in ("application/toml", "text/plain", "text/x-toml", "application/octet-stream", ""):
-        abort(415, "send the TOML file as the body, with Content-Type: application/toml")
-    try:
-        body = request.get_data(cache=False)
-        if not body.strip():
-            # Not "a configuration of nothing": with prune=true that would remove everything.
-            raise config_io.ConfigRejected(["the file is empty; send the configuration as the body"])
-        text = config_io.decode(body)
-        report = config_io.run(ext().db, text, actor, dry_run=q["dry_run"], prune=q["prune"],
-                               default_sla=ext().default_sla)
-    except config_io.ConfigRejected as exc:
-        abort(422, str(exc), detail={"problems": exc.listed(), "count": len(exc.errors)})
-    out = report.as_dict()
-    if not report.dry_run and report.retired:
-        out["broker"] = [o.as_dict() for o in credentials.remove_many(ext(), report.retired, actor)]
-    return out
-
-
-# The users and API tokens endpoints live in their own module, on this blueprint.
