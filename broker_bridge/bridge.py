@@ -317,10 +317,10 @@ class Bridge:
                 self._publish_ack(exc.device_id, wire.ack(exc.event_id, "rejected", None, exc.reason))
             done()
             return
-        body = press.to_dict()
-        body["telemetry"] = enrich(press.telemetry, self.latest_telemetry.get(device_id))
-        body["received_at"] = wire.format_time(received_at)
-        self._presses.put((body, done, time.monotonic()))
+        # Carried as its JSON from here on, as the outbox keeps it: a press from the queue and one from the
+        # outbox (of this run or an earlier one) are the same to the rest of the bridge.
+        body = wire.IncidentBody.of(press, enrich(press.telemetry, self.latest_telemetry.get(device_id)), received_at)
+        self._presses.put((body.to_dict(), done, time.monotonic()))
 
     def _work(self) -> None:
         """Take the presses waiting (up to BATCH_MAX) and make them safe, until told to stop, or until the

@@ -103,6 +103,7 @@ class ServerClient:
             raise ServerDown(f"HTTP {r.status_code} with a body that is not JSON") from None
 
     def post_incident(self, body: dict[str, Any]) -> dict[str, Any] | Refused:
+        """Hand over one press: ``body`` is a ``wire.IncidentBody``'s JSON (``to_dict()``)."""
         return self.request("POST", "/api/v1/incidents", json=body, headers={"Idempotency-Key": body["event_id"]})
 
     def post_incidents(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any] | Refused]:

@@ -4,6 +4,17 @@ Every side (device, bridge, server, phone app tests) imports from here, so a
 rule changes in one place. The JSON Schema of a press (``press.schema.json``
 beside this module) is what other people's firmware validates against; the
 checks below are the same rules with a reason a person can read.
+
+The shapes a press takes, from the button to the database:
+
+1. the device's payload on ``.../press`` (JSON, ``press.schema.json``);
+2. :class:`PressEvent`: that payload validated by the bridge (:func:`parse_press`);
+3. :class:`IncidentBody`: the press enriched with the device's latest telemetry and the time the bridge
+   received it, the body of ``POST /api/v1/incidents`` (an item of ``/incidents/batch``); the bridge
+   builds it and sends ``to_dict()``, the server's schema validates that JSON and makes it again;
+4. the server's domain takes that same ``IncidentBody`` (``server.domain.incidents.handle_presses``);
+5. rows of one transaction: the press, the ticket it made or counted on, the event feed; the answer is
+   the ack (:func:`ack`), stored with the press so that a replay gets it again.
 """
 
 from __future__ import annotations
@@ -193,6 +204,47 @@ class PressEvent:
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class IncidentBody:
+    """A press as the bridge hands it to the server: the body of ``POST /api/v1/incidents``.
+
+    Its fields are the JSON's names (the server's schema ``IncidentIn`` loads them as they are):
+    ``telemetry`` is the press's merged over the device's latest published telemetry, ``received_at``
+    when the bridge received the press (None from a client that does not say: the server counts lateness
+    from its own time then).
+    """
+
+    event_id: str
+    device_id: str
+    button: str
+    press: str
+    pressed_at: datetime
+    seq: int | None = None
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    received_at: datetime | None = None
+
+    @classmethod
+    def of(cls, p: PressEvent, telemetry: dict[str, Any], received_at: datetime) -> "IncidentBody":
+        """The body of press ``p`` with its enriched ``telemetry``, received by the bridge at ``received_at``."""
+        return cls(p.event_id, p.device_id, p.button, p.press, p.pressed_at, p.seq, telemetry, received_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object sent (and kept in the bridge's outbox): ``seq`` only if set, ``telemetry`` always."""
+        d: dict[str, Any] = {
+            "event_id": self.event_id,
+            "device_id": self.device_id,
+            "button": self.button,
+            "press": self.press,
+            "pressed_at": format_time(self.pressed_at),
+        }
+        if self.seq is not None:
+            d["seq"] = self.seq
+        d["telemetry"] = self.telemetry
+        if self.received_at is not None:
+            d["received_at"] = format_time(self.received_at)
+        return d
 
 
 def new_press(device_id: str, button: str, press: str = "single", seq: int | None = None,

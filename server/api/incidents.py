@@ -1,4 +1,8 @@
-"""Presses from the bridge: ``POST /api/v1/incidents`` and its batch."""
+"""Presses from the bridge: ``POST /api/v1/incidents`` and its batch.
+
+The schema ``IncidentIn`` validates a press's JSON and loads it with the names of ``wire.IncidentBody``'s
+fields, which the domain takes as it is.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from typing import Any
 
 from apiflask import abort
 from flask import request
+
+from dashdesk import wire
 
 from server.api import schemas
 from server.api.auth import auth
@@ -28,7 +34,7 @@ def post_incident(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     key = request.headers.get("Idempotency-Key")
     if key is not None and key != body["event_id"]:
         abort(400, "Idempotency-Key does not match event_id")
-    answer, first_time = incidents.handle_press(ext().db, _incoming(body), ext().settings)
+    answer, first_time = incidents.handle_press(ext().db, wire.IncidentBody(**body), ext().settings)
     return answer, 201 if first_time and answer["result"] == "created" else 200
 
 
@@ -40,12 +46,7 @@ def post_incident(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
          description="Each press is idempotent on its `device_id` and `event_id`, as with `POST /api/v1/incidents`; "
                      "the answers come in the order of the presses. The bridge uses it when presses queue up.")
 def post_incident_batch(body: dict[str, Any]) -> dict[str, Any]:
-    answers = incidents.handle_presses(ext().db, [_incoming(item) for item in body["items"]], ext().settings)
+    answers = incidents.handle_presses(ext().db, [wire.IncidentBody(**item) for item in body["items"]],
+                                       ext().settings)
     return {"items": [answer for answer, _ in answers]}
 
-
-def _incoming(body: dict[str, Any]) -> incidents.IncomingPress:
-    return incidents.IncomingPress(
-        event_id=body["event_id"], device_id=body["device_id"], button=body["button"], press=body["press"],
-        pressed_at=body["pressed_at"], seq=body["seq"], telemetry=body["telemetry"],
-        bridge_received_at=body["received_at"])

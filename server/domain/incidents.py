@@ -1,7 +1,8 @@
 """Presses in, answers out: mapping, dedup, reopen, cancel, in one transaction.
 
 ``handle_presses`` is what ``POST /api/v1/incidents`` (one press) and
-``POST /api/v1/incidents/batch`` call. Everything a press changes (device,
+``POST /api/v1/incidents/batch`` call, with each press as its body
+(``wire.IncidentBody``). Everything a press changes (device,
 ticket, press row, event feed row) commits together, and the press row's
 unique ``(device_id, event_id)`` makes a replay return the first answer instead
 of counting twice (the same ``event_id`` from another device is another press).
@@ -40,20 +41,6 @@ T, P, D, E, C = Ticket.__table__, Press.__table__, Device.__table__, Event.__tab
 
 
 @dataclass(frozen=True)
-class IncomingPress:
-    """A validated, enriched press as the bridge hands it over."""
-
-    event_id: str
-    device_id: str
-    button: str
-    press: str
-    pressed_at: datetime
-    seq: int | None
-    telemetry: dict[str, Any]
-    bridge_received_at: datetime | None = None
-
-
-@dataclass(frozen=True)
 class Settings:
     reopen_window_s: float = 86400
     cancel_window_s: float = 120
@@ -65,12 +52,12 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
             "category": ticket.category.slug}
 
 
-def handle_press(db: Database, p: IncomingPress, settings: Settings) -> tuple[dict[str, Any], bool]:
+def handle_press(db: Database, p: wire.IncidentBody, settings: Settings) -> tuple[dict[str, Any], bool]:
     """Apply one press; return ``(answer, first_time)``. A replay returns the stored answer."""
     return handle_presses(db, [p], settings)[0]
 
 
-def handle_presses(db: Database, presses: list[IncomingPress],
+def handle_presses(db: Database, presses: list[wire.IncidentBody],
                    settings: Settings) -> list[tuple[dict[str, Any], bool]]:
     """Apply presses in order in one transaction; return ``(answer, first_time)`` for each."""
     try:
@@ -90,7 +77,7 @@ def handle_presses(db: Database, presses: list[IncomingPress],
         return [(stored, False)]
 
 
-def _once(s: Session, x: Statements | Runner, p: IncomingPress, settings: Settings) -> tuple[dict[str, Any], bool]:
+def _once(s: Session, x: Statements | Runner, p: wire.IncidentBody, settings: Settings) -> tuple[dict[str, Any], bool]:
     stored = x.first(Q.stored_answer, {"device_id": p.device_id, "event_id": p.event_id})
     if stored is not None:
         return stored["response"], False
@@ -101,16 +88,16 @@ def _once(s: Session, x: Statements | Runner, p: IncomingPress, settings: Settin
 class _Row:
     """What the rest of a press needs to know about the press row it will write."""
 
-    p: IncomingPress
-    received_at: datetime
+    p: wire.IncidentBody
+    received_at: datetime  # the server's time (the bridge's is p.received_at, the row's bridge_received_at)
     late: bool
     # The device is in test mode: its ticket is a test ticket (``is_test``), in a dedup scope of its own.
     test: bool = False
 
 
-def _apply(s: Session, x: Statements | Runner, p: IncomingPress, settings: Settings) -> dict[str, Any]:
+def _apply(s: Session, x: Statements | Runner, p: wire.IncidentBody, settings: Settings) -> dict[str, Any]:
     now = wire.utcnow()
-    row = _Row(p, now, rules.is_late(p.pressed_at, p.bridge_received_at or now, settings.late_after_s))
+    row = _Row(p, now, rules.is_late(p.pressed_at, p.received_at or now, settings.late_after_s))
     device = _seen_device(x, p.device_id, now)
     row.test = bool(device["test_mode"])
     if device["status"] in REFUSED_DEVICES:
@@ -213,7 +200,7 @@ def _merged_target(x: Statements | Runner, scope: str, category_id: int, test: b
     return None
 
 
-def _merge(x: Statements | Runner, ticket: dict[str, Any], p: IncomingPress, now: datetime,
+def _merge(x: Statements | Runner, ticket: dict[str, Any], p: wire.IncidentBody, now: datetime,
            telemetry: dict[str, Any] | None, devices: list[str]) -> None:
     """Count the press on the ticket, setting only the columns it changes: none that an index holds."""
     values: dict[str, Any] = {"id": ticket["id"], "updated_at": now,
@@ -268,7 +255,7 @@ def _finish(x: Statements | Runner, row: _Row, ticket: dict[str, Any] | None, re
     response = wire.ack(p.event_id, result, ticket, reason)
     x.run(Q.insert_press, {
         "event_id": p.event_id, "device_id": p.device_id, "button": p.button, "press": p.press, "seq": p.seq,
-        "pressed_at": p.pressed_at, "bridge_received_at": p.bridge_received_at, "received_at": row.received_at,
+        "pressed_at": p.pressed_at, "bridge_received_at": p.received_at, "received_at": row.received_at,
         "late": row.late, "ticket_id": ticket["id"] if ticket else None, "result": result, "reason": reason,
         "cancelled": False, "telemetry": p.telemetry or None, "response": response})
     if ticket is not None:

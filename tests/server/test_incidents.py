@@ -142,6 +142,36 @@ def test_double_press_mapped_to_a_category_reports_it(client):
     assert answer["result"] == "created" and answer["ticket"]["category"] == "network"
 
 
+def test_the_schema_loads_the_bridges_body_as_it_was_made():
+    """``IncidentIn`` takes exactly ``wire.IncidentBody``'s fields, and loads what the bridge sends back into
+    the body it made (the server hands that to the domain as it is)."""
+    import dataclasses
+
+    from server.api.schemas import IncidentIn
+
+    assert set(IncidentIn().fields) == {f.name for f in dataclasses.fields(wire.IncidentBody)}
+    press = wire.parse_press("shop-1", wire.new_press("shop-1", "b2", "double", seq=3,
+                                                      telemetry={"probes": {"net": {"ok": True}}}).to_json())
+    now = wire.utcnow().replace(microsecond=123000)
+    for body in (wire.IncidentBody.of(press, press.telemetry, now),
+                 wire.IncidentBody(press.event_id, "shop-1", "b1", "single", press.pressed_at)):
+        assert wire.IncidentBody(**IncidentIn().load(body.to_dict())) == body
+
+
+def test_lateness_counts_from_when_the_bridge_received_the_press(app, client):
+    """A press that waited in the bridge's outbox is not late for that: ``received_at`` is the bridge's
+    time, kept as the press's ``bridge_received_at``; only a press that came late to the bridge is late."""
+    pressed = wire.utcnow() - timedelta(minutes=5)
+    waited = press(client, pressed_at=pressed, received_at=wire.format_time(pressed + timedelta(seconds=1)))
+    stale = press(client, device="shop-2", pressed_at=pressed,
+                  received_at=wire.format_time(pressed + timedelta(seconds=31)))
+    assert [client.get(f"/api/v1/tickets/{a['ticket']['id']}").get_json()["presses"][0]["late"]
+            for a in (waited, stale)] == [False, True]
+    with app.extensions["dashdesk"].db.read() as s:
+        kept = s.scalar(select(Press.bridge_received_at).where(Press.ticket_id == waited["ticket"]["id"]))
+    assert wire.format_time(kept) == wire.format_time(pressed + timedelta(seconds=1))
+
+
 def test_retired_device_is_rejected_with_reason(client):
     press(client)
     client.patch("/api/v1/devices/shop-1", json={"status": "retired"})

@@ -81,7 +81,7 @@ def test_a_press_that_loses_the_race_answers_its_own_devices_stored_answer(app, 
     answer stored for this device's event_id, not another device's with the same event_id."""
     mine = press(client, device="d-2", event_id="e-4")
     press(client, device="d-1", event_id="e-4")  # another device's, stored after
-    raced = incidents.IncomingPress("e-4", "d-2", "b1", "single", wire.utcnow(), None, {})
+    raced = wire.IncidentBody("e-4", "d-2", "b1", "single", wire.utcnow(), None, {})
     # as if the look-up had run before the other request committed the same press
     monkeypatch.setattr(incidents, "_once", lambda s, x, p, settings: (incidents._apply(s, x, p, settings), True))
     [(answer, first_time)] = incidents.handle_presses(app.extensions["dashdesk"].db, [raced],

@@ -37,6 +37,24 @@ def test_valid_press_keeps_every_field_and_round_trips_through_to_json():
     assert wire.parse_press("shop-1", p.to_json()) == p
 
 
+# ---------------------------------------------------------------- the bridge's body
+
+
+def test_incident_body_is_the_press_with_its_telemetry_and_the_bridges_time():
+    """The JSON the bridge sends, field by field and in this order: ``seq`` only if the press had one,
+    ``telemetry`` always (empty too), ``received_at`` in the wire's time format."""
+    received = datetime(2026, 11, 23, 8, 15, 3, 5000, tzinfo=timezone.utc)
+    p = wire.parse_press("shop-1", payload(press="long", seq=7, telemetry={"rssi": -60}))
+    body = wire.IncidentBody.of(p, {"rssi": -60, "battery_pct": 80}, received)
+    assert list(body.to_dict().items()) == [
+        ("event_id", "e-1"), ("device_id", "shop-1"), ("button", "b1"), ("press", "long"),
+        ("pressed_at", "2026-11-23T08:15:02.120Z"), ("seq", 7), ("telemetry", {"rssi": -60, "battery_pct": 80}),
+        ("received_at", "2026-11-23T08:15:03.005Z")]
+    bare = wire.IncidentBody.of(wire.parse_press("shop-1", payload()), {}, received).to_dict()
+    assert list(bare) == ["event_id", "device_id", "button", "press", "pressed_at", "telemetry", "received_at"]
+    assert bare["telemetry"] == {} and bare["press"] == "single"
+
+
 def test_null_telemetry_means_none_and_unknown_keys_are_ignored():
     p = wire.parse_press("shop-1", payload(telemetry=None, firmware="2.1"))
     assert p.telemetry == {}
