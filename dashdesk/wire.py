@@ -408,10 +408,5 @@ def ack(event_id: str | None, result: str, ticket: dict[str, Any] | None = None,
     return {"event_id": event_id, "result": result, "ticket": ticket, "reason": reason}
 
 
-def ticket_summary(ticket: dict[str, Any]) -> dict[str, Any]:
-    """The part of a ticket that travels in acks and on the ``tickets`` topic."""
-    return {k: ticket.get(k) for k in ("id", "number", "status", "category")}
-
-
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()

@@ -47,9 +47,15 @@ class Settings:
     late_after_s: float = 30
 
 
+def summary(ticket_id: int, status: str, category: str) -> dict[str, Any]:
+    """The part of a ticket that travels in acks and on a device's ``tickets`` topic (and begins the phone
+    app's view of a ticket): its id, number, status and category's slug."""
+    return {"id": ticket_id, "number": rules.ticket_number(ticket_id), "status": status, "category": category}
+
+
 def ticket_summary(ticket: Ticket) -> dict[str, Any]:
-    return {"id": ticket.id, "number": rules.ticket_number(ticket.id), "status": ticket.status,
-            "category": ticket.category.slug}
+    """The :func:`summary` of a ticket loaded with its category."""
+    return summary(ticket.id, ticket.status, ticket.category.slug)
 
 
 def handle_press(db: Database, p: wire.IncidentBody, settings: Settings) -> tuple[dict[str, Any], bool]:
@@ -165,8 +171,7 @@ def _apply(s: Session, x: Statements | Runner, p: wire.IncidentBody, settings: S
             x.run(Q.raise_ticket, {"id": ticket_id, "priority": priority, "respond_by": deadlines.respond_by,
                                    "resolve_by": deadlines.resolve_by})
             changes = {"priority": [ticket["priority"], priority]}
-    summary = {"id": ticket_id, "number": rules.ticket_number(ticket_id), "status": status, "category": own["slug"]}
-    return _finish(x, row, summary, result, None, devices, changes)
+    return _finish(x, row, summary(ticket_id, status, own["slug"]), result, None, devices, changes)
 
 
 # Merges of merges followed at most this far (a merge goes into an open ticket and closes its source, so a
@@ -243,10 +248,9 @@ def _cancel_last(s: Session, x: Statements | Runner, row: _Row, settings: Settin
     elif ticket.occurrences <= 1:
         values["status"] = "cancelled"
     s.execute(update(T).where(T.c.id == ticket.id).values(**values))
-    summary = {"id": ticket.id, "number": rules.ticket_number(ticket.id),
-               "status": values.get("status", ticket.status), "category": ticket.slug}
     row.test = bool(ticket.is_test)
-    return _finish(x, row, summary, "cancelled", None, ticket.devices)
+    return _finish(x, row, summary(ticket.id, values.get("status", ticket.status), ticket.slug), "cancelled", None,
+                   ticket.devices)
 
 
 def _finish(x: Statements | Runner, row: _Row, ticket: dict[str, Any] | None, result: str, reason: str | None,

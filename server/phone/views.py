@@ -41,7 +41,7 @@ from dashdesk import wire
 
 from server.context import app_settings, ext, public_base
 from server.domain import devices as device_rules
-from server.domain import enrolments
+from server.domain import enrolments, incidents
 from server.models import Device, Press, Ticket
 
 
@@ -335,10 +335,8 @@ def config() -> Any:
 
 
 def _ticket_state(row: Ticket) -> dict[str, Any]:
-    from server.domain import rules
-
-    return {"id": row.id, "number": rules.ticket_number(row.id), "status": row.status,
-            "category": row.category.slug, "priority": row.priority,
+    """The ticket's summary (as acks and the ``tickets`` topic carry it), its priority and when it was resolved."""
+    return {**incidents.ticket_summary(row), "priority": row.priority,
             "resolved_at": wire.format_time(row.resolved_at) if row.resolved_at else None}
 
 
