@@ -6,8 +6,8 @@ import threading
 from collections import deque
 from typing import Any, Callable
 
-# A waiting press: its body for the server (``wire.IncidentBody.to_dict()``), the callback that acks it to the broker, when it arrived
-# (time.monotonic()).
+# A waiting press: its body for the server (``wire.IncidentBody.to_dict()``), the callback that acks it to the
+# broker, when it arrived (time.monotonic()).
 Waiting = tuple[dict[str, Any], Callable[[], None], float]
 
 
