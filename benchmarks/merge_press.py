@@ -18,7 +18,7 @@ Then one more batch of each code counts SQLite's virtual-machine
 instructions per press (a progress handler at every instruction): a figure
 the machine's load does not move.
 
-``--against REV`` also times ``server/incidents.py`` as it is at git revision
+``--against REV`` also times ``server/domain/incidents.py`` as it is at git revision
 REV, loaded from git into this process beside the current one (the rest of
 ``server`` is the current code): the two take turns, batch by batch, on the
 same database and connection, the first of each round alternating, so both
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the presses go to a copy of its database. Default: a temporary one")
     p.add_argument("--tickets", type=int, default=100_000, help="tickets to seed when seeding (100000)")
     p.add_argument("--against", default=None, metavar="REV",
-                   help="also time server/incidents.py of this git revision, taking turns with the current code")
+                   help="also time server/domain/incidents.py of this git revision, taking turns with the current code")
     p.add_argument("--batch", type=int, default=50, help="presses per timed batch (50)")
     p.add_argument("--rounds", type=int, default=5, help="timed batches of each code (5)")
     p.add_argument("--session", action="store_true",
@@ -76,15 +76,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# Where the press transaction is, and the package it belongs to. A revision from before it moved there (or before
+# presses were wire.IncidentBody) cannot run beside today's code: time it in a checkout of its own instead.
+INCIDENTS = "server/domain/incidents.py"
+
+
 def load_revision(rev: str) -> ModuleType:
-    """``server/incidents.py`` as it is at ``rev``, as a module of the ``server`` package beside the current one."""
-    source = subprocess.run(["git", "show", f"{rev}:server/incidents.py"], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout
-    name = f"server._incidents_at_{re.sub(r'[^0-9A-Za-z]', '_', rev)}"
+    """``server/domain/incidents.py`` as it is at ``rev``, as a module of ``server.domain`` beside the current one."""
+    shown = subprocess.run(["git", "show", f"{rev}:{INCIDENTS}"], cwd=ROOT, capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise SystemExit(f"--against {rev}: it has no {INCIDENTS} (older code cannot run beside today's; run this "
+                         f"benchmark in a checkout of {rev} instead)")
+    name = f"server.domain._incidents_at_{re.sub(r'[^0-9A-Za-z]', '_', rev)}"
     module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
-    module.__package__ = "server"
+    module.__package__ = "server.domain"
     sys.modules[name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:server/incidents.py", "exec"), module.__dict__)
+    exec(compile(shown.stdout, f"{rev}:{INCIDENTS}", "exec"), module.__dict__)
     return module
 
 
