@@ -24,6 +24,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from server.domain import audit
+from server.domain.errors import NotFound
 from server.domain.inputs import parse_int, text_problem
 from server.models import Device, Site
 
@@ -306,6 +307,14 @@ def by_code(s: Session, code: str | None) -> Site | None:
         return None
     rows = {site.code: site for site in s.scalars(select(Site).where(Site.code.in_(codes)))}
     return rows.get(given) or rows.get(normal_code(given))
+
+
+def get(s: Session, code: str) -> Site:
+    """The site ``code`` names (:func:`by_code`); :class:`NotFound` if there is none."""
+    site = by_code(s, code)
+    if site is None:
+        raise NotFound("site", code[:70])
+    return site
 
 
 def id_of(code: str | None) -> Any:
