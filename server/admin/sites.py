@@ -28,7 +28,7 @@ def site_list(form: dict[str, Any] | None = None, errors: dict[str, str] | None 
         counts = sites.device_counts(s, rows)
     return render_template("admin/sites.html", rows=rows, counts=counts, q=q, pages=Pages(page, total),
                            query=query, form=form or {"timezone": "UTC"}, errors=errors or {},
-                           hours=sites.format_hours, zones=sorted(sites._zones())), status
+                           hours=sites.format_hours, zones=sorted(sites.time_zones())), status
 
 
 @admin.post("/sites")
@@ -55,7 +55,7 @@ def site(code: str, form: dict[str, Any] | None = None, errors: dict[str, str] |
             form = {k: getattr(row, k) for k in sites.CSV_COLUMNS}
             form["hours"] = sites.format_hours(row.hours)
     return render_template("admin/site.html", site=row, devices=site_devices, history=history, form=form,
-                           errors=errors or {}, zones=sorted(sites._zones()), labels=STATUS_LABELS), status
+                           errors=errors or {}, zones=sorted(sites.time_zones()), labels=STATUS_LABELS), status
 
 
 @admin.post("/sites/<code>")

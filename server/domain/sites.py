@@ -203,7 +203,8 @@ def check_hours(value: Any) -> dict[str, list[list[str]]]:
 
 
 @functools.cache
-def _zones() -> frozenset[str]:
+def time_zones() -> frozenset[str]:
+    """The IANA time zones the server knows: what a site's ``timezone`` may be."""
     return frozenset(zoneinfo.available_timezones())
 
 
@@ -211,7 +212,7 @@ def valid_timezone(name: str) -> bool:
     """An IANA time zone name that zoneinfo knows (``Europe/Warsaw``, ``UTC``)."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-/]{0,63}", name or ""):
         return False
-    zones = _zones()
+    zones = time_zones()
     if zones:
         return name in zones
     try:  # no list of zones on this system: zoneinfo itself decides
