@@ -26,6 +26,7 @@ from server.db import Database, DatabaseBusy
 from server.desk import web
 from server.domain import inputs, users
 from server.domain.broker_accounts import BrokerAccounts
+from server.domain.errors import NotFound
 from server.domain.incidents import Settings
 from server.domain.tokens import TokenCache, create_token
 from server.errors import error_body
@@ -241,6 +242,13 @@ def create_app(cfg: dict[str, Any] | None = None, *, upgrade: bool = True) -> AP
             body, code = page_error(503, None)
             return body, code, retry
         return error_body(503, str(exc)), 503, retry
+
+    @app.errorhandler(NotFound)
+    def not_found(exc: NotFound) -> Any:
+        # A look-up (server.domain) found nothing of that name: a page says it in a sentence, the API as its error.
+        if is_page_request():
+            return page_error(404, exc.sentence)
+        return error_body(404, exc.message), 404
 
     @app.errorhandler(HTTPException)
     def http_exception(exc: HTTPException) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +19,8 @@ from dashdesk import wire
 
 from server.admin.blueprint import admin, me, refused
 from server.context import ext
-from server.domain import audit, users, web_sessions
+from server.domain import audit, tokens, users, web_sessions
+from server.domain.errors import NotFound
 from server.domain.tokens import TOKEN_ROLES, TokenError, add_token, revoke
 from server.models import USER_ROLES, ApiToken, User
 from server.pages.session import renew_session
@@ -28,13 +29,6 @@ from server.pages.session import renew_session
 ROLE_LABELS = {"agent": "Agent", "admin": "Admin"}
 TOKEN_ROLE_HINTS = {"admin": "everything, the admin API included", "bridge": "hand over presses, read the feed "
                     "(what `dashdesk bridge` needs)"}
-
-
-def _user_or_404(s: Session, username: str) -> User:
-    try:
-        return users.get(s, username)
-    except users.NoSuchUser:
-        abort(404, f"There is no user {username[:100]}.")
 
 
 # ------------------------------------------------------------------ users
@@ -70,7 +64,7 @@ def user_create() -> Any:
 @admin.get("/users/<username>")
 def user(username: str, error: str | None = None, shown: str | None = None, status: int = 200) -> Any:
     with ext().db.read() as s:
-        row = _user_or_404(s, username)
+        row = users.get(s, username)
         admins = users.active_admins(s)
         history = s.scalars(audit.query(audit.AuditFilter(target=f"user:{row.username}")).limit(20)).all()
         sessions = web_sessions.of_user(s, row.id, wire.utcnow())
@@ -84,7 +78,9 @@ def user(username: str, error: str | None = None, shown: str | None = None, stat
 def _user_change(username: str, run: Any) -> Any:
     try:
         with ext().db.write() as s:
-            message = run(s, _user_or_404(s, username))
+            message = run(s, users.get(s, username))
+    except NotFound:
+        raise  # the 404 page (server.app)
     except users.UserError as exc:
         return user(username, error=refused(exc), status=409)
     if username == me():
@@ -139,8 +135,8 @@ def user_password(username: str) -> Any:
         password = users.generate_password()
     try:
         users.set_password(ext().db, username, password, me(), password_made=made)
-    except users.NoSuchUser:
-        abort(404, f"There is no user {username[:100]}.")
+    except NotFound:
+        raise  # the 404 page (server.app)
     except users.UserError as exc:
         return user(username, error=refused(exc), status=422)
     if username == me():
@@ -181,9 +177,7 @@ def token_revoke(token_id: int) -> Any:
     """Revoke a token; a bridge's only once confirmed (``confirm=1``): until the bridge has a new one, no press
     reaches the desk (they wait in its outbox). Without it, the page asks, saying so."""
     with ext().db.read() as s:
-        row = s.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
-    if row is None:
-        abort(404, f"There is no token {token_id}.")
+        row = tokens.get(s, token_id)
     if row.role == "bridge" and row.revoked_at is None and request.form.get("confirm") != "1":
         return token_list(confirm=row)
     with ext().db.write() as s:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from dashdesk import wire
 
@@ -14,13 +13,6 @@ from server.admin.blueprint import LANGUAGES, admin, me, refused, split_ids
 from server.context import ext
 from server.domain import audit, categories, inputs
 from server.models import DEDUP_SCOPES, ButtonMapping, Category
-
-
-def _category_or_404(s: Session, slug: str) -> Category:
-    row = s.scalar(select(Category).where(Category.slug == slug))
-    if row is None:
-        abort(404, f"There is no category {slug[:70]}.")
-    return row
 
 
 @admin.get("/categories")
@@ -112,7 +104,7 @@ def _values_of(form: dict[str, Any]) -> dict[str, Any]:
 def category(slug: str, form: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
              status: int = 200) -> Any:
     with ext().db.read() as s:
-        row = _category_or_404(s, slug)
+        row = categories.get(s, slug)
         mapped = s.scalar(select(func.count()).select_from(ButtonMapping).where(ButtonMapping.category_id == row.id))
         history = s.scalars(audit.query(audit.AuditFilter(target=f"category:{row.slug}")).limit(20)).all()
     return render_template("admin/category.html", c=row, form=form or category_form(row), errors=errors or {},
@@ -125,7 +117,7 @@ def category_update(slug: str) -> Any:
     form = request.form.to_dict()
     try:
         with ext().db.write() as s:
-            row = _category_or_404(s, slug)
+            row = categories.get(s, slug)
             changed = categories.update(s, row, _values_of(form), me())
     except categories.CategoryError as exc:
         return category(slug, form=form, errors=exc.errors, status=422)

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import flash, redirect, render_template, request, session, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
@@ -29,7 +29,7 @@ from server.admin.blueprint import (
 from server.domain.devices import open_tickets_by_device
 from server.context import ext
 from server.pages.formatting import duration, telemetry_rows
-from server.domain import audit, devices, rules, sites
+from server.domain import audit, device_actions, devices, sites
 from server.domain import broker_accounts as credentials
 from server.models import DEVICE_STATUSES, OPEN_STATUSES, ButtonMapping, Category, Device, Press, Ticket
 
@@ -94,13 +94,6 @@ def _ago(value: Any) -> str:
     return duration((wire.utcnow() - value).total_seconds()) + " ago"
 
 
-def _device_or_404(s: Session, device_id: str) -> Device:
-    try:
-        return devices.get(s, device_id)
-    except devices.AdminError:
-        abort(404, f"There is no device {device_id[:70]}.")
-
-
 @admin.get("/devices/<device_id>")
 def device(device_id: str, error: str | None = None, status: int = 200, mapping_form: dict[str, Any] | None = None,
            broker: list[credentials.Outcome] | None = None) -> Any:
@@ -109,11 +102,11 @@ def device(device_id: str, error: str | None = None, status: int = 200, mapping_
     if broker is None and request.method == "GET":
         broker = _shown_once(device_id)
     with ext().db.read() as s:
-        unknown = _device_or_404(s, device_id).broker_account is None
+        unknown = devices.get(s, device_id).broker_account is None
     if unknown and ext().broker.enabled:
         credentials.learn(ext())
     with ext().db.read() as s:
-        row = _device_or_404(s, device_id)
+        row = devices.get(s, device_id)
         mappings = devices.mappings(s, row.device_id)
         test_tickets = devices.test_tickets(s, row.device_id)
         open_tests = set(s.scalars(select(Ticket.id).where(Ticket.device_id == row.device_id,
@@ -164,51 +157,43 @@ def _with_credentials(device_id: str, message: str, outcomes: list[credentials.O
 
 @admin.post("/devices/<device_id>/approve")
 def device_approve(device_id: str) -> Any:
-    site_code = request.form.get("site", "").strip()
     try:
-        with ext().db.write() as s:
-            site_code = devices.approve(s, device_id, site_code, me()).site.code  # as kept: in lower case
+        done = device_actions.approve(ext(), device_id, request.form.get("site", "").strip(), me())
     except devices.AdminError as exc:
         flash(refused(exc), "error")
         return back(url_for("admin.device", device_id=device_id))
-    return _with_credentials(device_id, f"{device_id} is approved into {site_code}.",
-                             [credentials.keep_or_issue(ext(), device_id, me())])
+    return _with_credentials(device_id, f"{device_id} is approved into {done.site}.", [done.broker])
 
 
 @admin.post("/devices")
 def device_register() -> Any:
     device_id = request.form.get("device_id", "").strip()
-    site_code = request.form.get("site", "").strip()
     try:
-        with ext().db.write() as s:
-            site_code = devices.register(s, device_id, site_code, me(), request.form.get("kind", "physical")).site.code
+        done = device_actions.register(ext(), device_id, request.form.get("site", "").strip(), me(),
+                                       request.form.get("kind", "physical"))
     except devices.AdminError as exc:
         flash(refused(exc), "error")
         return redirect(url_for("admin.device_list"), 303)
-    return _with_credentials(device_id, f"{device_id} is added to {site_code}, active.",
-                             [credentials.keep_or_issue(ext(), device_id, me())])
+    return _with_credentials(device_id, f"{device_id} is added to {done.site}, active.", [done.broker])
 
 
 @admin.post("/devices/<device_id>/credentials")
 def device_credentials(device_id: str) -> Any:
-    with ext().db.read() as s:
-        row = _device_or_404(s, device_id)
-        if row.status != "active":
-            flash(f"{device_id} is {STATUS_LABELS.get(row.status, row.status).lower()}: only an active device gets "
-                  "broker credentials.", "error")
-            return redirect(url_for("admin.device", device_id=device_id), 303)
-        had = row.broker_account is not False
-    message = (("New broker credentials for {}: the old password no longer works." if had else
+    try:
+        done = device_actions.issue_credentials(ext(), device_id, me())
+    except device_actions.NotActive as exc:
+        flash(f"{device_id} is {STATUS_LABELS.get(exc.device_status, exc.device_status).lower()}: only an active "
+              "device gets broker credentials.", "error")
+        return redirect(url_for("admin.device", device_id=device_id), 303)
+    message = (("New broker credentials for {}: the old password no longer works." if done.had else
                 "Broker credentials for {}, which had none.").format(device_id) if ext().broker.enabled
                else "Nothing to do.")
-    return _with_credentials(device_id, message, [credentials.issue(ext(), device_id, me())])
+    return _with_credentials(device_id, message, [done.broker])
 
 
 @admin.post("/devices/<device_id>/credentials/remove")
 def device_credentials_remove(device_id: str) -> Any:
-    with ext().db.read() as s:
-        _device_or_404(s, device_id)
-    outcome = credentials.remove(ext(), device_id, me())
+    outcome = device_actions.remove_credentials(ext(), device_id, me())
     if outcome.result == "removed":
         flash(f"{device_id}'s broker account is deleted: it is disconnected and cannot connect again.", "ok")
         return redirect(url_for("admin.device", device_id=device_id), 303)
@@ -242,10 +227,7 @@ def _shown_once(device_id: str) -> list[credentials.Outcome]:
 def device_replace(device_id: str) -> Any:
     new_id = request.form.get("by", "").strip()
     try:
-        with ext().db.write() as s:
-            done = devices.replace(s, device_id, new_id, me())
-            site = done.device.site.code if done.device.site else "—"
-            numbers = ", ".join(rules.ticket_number(t) for t in done.tickets)
+        done = device_actions.replace(ext(), device_id, new_id, me())
     except devices.AdminError as exc:
         flash(refused(exc), "error")
         return redirect(url_for("admin.device", device_id=device_id), 303)
@@ -254,11 +236,12 @@ def device_replace(device_id: str) -> Any:
         flash(f"{device_id} was already replaced by {new_id}: nothing changed"
               + (" (its broker password stays as it is)." if ext().broker.enabled else "."), "ok")
         return redirect(url_for("admin.device", device_id=new_id), 303)
+    numbers = ", ".join(done.tickets)
     took = (f"{len(done.tickets)} open ticket{'s' if len(done.tickets) != 1 else ''}"
             + (f" ({numbers})" if numbers else ""))
-    message = (f"{new_id} replaced {device_id}: site {site}, {done.mappings} button mapping"
+    message = (f"{new_id} replaced {device_id}: site {done.site or '—'}, {done.mappings} button mapping"
                f"{'s' if done.mappings != 1 else ''}, {took}. {device_id} is retired.")
-    outcomes = [credentials.keep_or_issue(ext(), new_id, me()), credentials.remove(ext(), device_id, me())]
+    outcomes = done.outcomes
     if all(o.result == "not_needed" for o in outcomes):
         flash(f"{message} {NO_ACCOUNTS}", "ok")
         return redirect(url_for("admin.device", device_id=new_id), 303)
@@ -271,7 +254,7 @@ def device_test_mode(device_id: str) -> Any:
     on = request.form.get("on") == "1"
 
     def run(s: Session) -> str:
-        closed = devices.set_test_mode(s, _device_or_404(s, device_id), on, me())
+        closed = devices.set_test_mode(s, devices.get(s, device_id), on, me())
         if on:
             return (f"{device_id} is in test mode: its presses are acked as usual but make test tickets, "
                     "kept out of the queue.")
@@ -294,13 +277,11 @@ def device_reject(device_id: str) -> Any:
 @admin.post("/devices/<device_id>/retire")
 def device_retire(device_id: str) -> Any:
     try:
-        with ext().db.write() as s:
-            devices.retire(s, device_id, me(), request.form.get("reason", ""))
+        outcome = device_actions.retire(ext(), device_id, me(), request.form.get("reason", ""))
     except devices.AdminError as exc:
         flash(refused(exc), "error")
         return back(url_for("admin.device", device_id=device_id))
     message = f"{device_id} is retired: its presses are refused; its history is kept."
-    outcome = credentials.remove(ext(), device_id, me())
     if outcome.result == "removed":
         flash(f"{message} Its broker account is deleted: it is disconnected.", "ok")
         return back(url_for("admin.device", device_id=device_id))
@@ -319,7 +300,7 @@ def device_map(device_id: str) -> Any:
     action, category = ("cancel", None) if target == "!cancel" else ("report", target)
     try:
         with ext().db.write() as s:
-            row = _device_or_404(s, device_id)
+            row = devices.get(s, device_id)
             m = devices.check_mapping(form["button"], form["press"], action, category, form["label"])
             devices.set_mapping(s, row, m, me())
     except devices.AdminError as exc:
@@ -335,7 +316,7 @@ def device_unmap(device_id: str) -> Any:
     button, press = request.form.get("button", ""), request.form.get("press", "")
 
     def run(s: Session) -> str:
-        devices.remove_mapping(s, _device_or_404(s, device_id), button, press, me())
+        devices.remove_mapping(s, devices.get(s, device_id), button, press, me())
         return f"Button {button} ({PRESS_LABELS.get(press, press)}) is no longer mapped."
 
     return _device_action(device_id, run)

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from server.admin.blueprint import PAGE_SIZE, STATUS_LABELS, Pages, admin, me, page_arg, query
 from server.context import ext
 from server.domain import audit, sites
-from server.models import Device, Site
+from server.models import Device
 
 
 def _site_form() -> dict[str, Any]:
     return {k: request.form.get(k, "") for k in sites.CSV_COLUMNS}
-
-
-def _site_or_404(s: Session, code: str) -> Site:
-    site = sites.by_code(s, code)
-    if site is None:
-        abort(404, f"There is no site {code[:70]}.")
-    return site
 
 
 @admin.get("/sites")
@@ -36,7 +28,7 @@ def site_list(form: dict[str, Any] | None = None, errors: dict[str, str] | None 
         counts = sites.device_counts(s, rows)
     return render_template("admin/sites.html", rows=rows, counts=counts, q=q, pages=Pages(page, total),
                            query=query, form=form or {"timezone": "UTC"}, errors=errors or {},
-                           hours=sites.format_hours, zones=sorted(sites._zones())), status
+                           hours=sites.format_hours, zones=sorted(sites.time_zones())), status
 
 
 @admin.post("/sites")
@@ -56,14 +48,14 @@ def site_create() -> Any:
 def site(code: str, form: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
          status: int = 200) -> Any:
     with ext().db.read() as s:
-        row = _site_or_404(s, code)
+        row = sites.get(s, code)
         site_devices = s.scalars(select(Device).where(Device.site_id == row.id).order_by(Device.device_id)).all()
         history = s.scalars(audit.query(audit.AuditFilter(target=f"site:{row.code}")).limit(20)).all()
         if form is None:
             form = {k: getattr(row, k) for k in sites.CSV_COLUMNS}
             form["hours"] = sites.format_hours(row.hours)
     return render_template("admin/site.html", site=row, devices=site_devices, history=history, form=form,
-                           errors=errors or {}, zones=sorted(sites._zones()), labels=STATUS_LABELS), status
+                           errors=errors or {}, zones=sorted(sites.time_zones()), labels=STATUS_LABELS), status
 
 
 @admin.post("/sites/<code>")
@@ -71,7 +63,7 @@ def site_update(code: str) -> Any:
     form = _site_form()
     try:
         with ext().db.write() as s:
-            row = _site_or_404(s, code)
+            row = sites.get(s, code)
             changed = sites.update(s, row, sites.clean(form), me())
             new_code = row.code
     except sites.SiteError as exc:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apiflask import abort
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from server.api import schemas
 from server.api.auth import auth
@@ -58,13 +56,6 @@ def post_category(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         return category_dict(cat), status
 
 
-def _category_or_404(s: Session, slug: str) -> Category:
-    category = s.scalar(select(Category).where(Category.slug == slug))
-    if category is None:
-        abort(404, f"no category {slug[:70]}")
-    return category
-
-
 @api.patch("/categories/<slug>")
 @api.auth_required(auth)
 @api.input(schemas.CategoryPatch, arg_name="body")
@@ -75,7 +66,7 @@ def _category_or_404(s: Session, slug: str) -> Category:
 def patch_category(slug: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
     with ext().db.write() as s:
-        category = _category_or_404(s, slug)
+        category = categories.get(s, slug)
         values = dict(body)
         if "sla" in values:
             values["sla"] = {**(category.sla or {}), **values["sla"]}

@@ -14,7 +14,7 @@ from server.api.blueprint import admin_abort, api, caller_actor
 from server.api.devices import device_dict
 from server.context import ext
 from server.domain import broker_accounts as credentials
-from server.domain import devices, rules
+from server.domain import device_actions, devices
 from server.models import Device
 
 
@@ -52,9 +52,11 @@ BROKER_DOC = ("With broker accounts on (`[broker] auth = \"dynsec\"`), `broker` 
          description=BROKER_DOC,
          responses={404: "no such device or site", 409: "the device is not pending or rejected"}, tags=["Admin"])
 def approve_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = caller_actor()
-    _device_action(lambda s: devices.approve(s, device_id, body["site"], actor))
-    return _device_answer(device_id, credentials.keep_or_issue(ext(), device_id, actor))
+    try:
+        done = device_actions.approve(ext(), device_id, body["site"], caller_actor())
+    except devices.AdminError as exc:
+        admin_abort(exc)
+    return _device_answer(device_id, done.broker)
 
 
 @api.post("/devices/register")
@@ -66,9 +68,11 @@ def approve_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
                      "its credentials. " + BROKER_DOC,
          responses={404: "no such site", 409: "the device exists"}, tags=["Admin"])
 def register_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    actor = caller_actor()
-    _device_action(lambda s: devices.register(s, body["device_id"], body["site"], actor, body["kind"]))
-    return _device_answer(body["device_id"], credentials.keep_or_issue(ext(), body["device_id"], actor)), 201
+    try:
+        done = device_actions.register(ext(), body["device_id"], body["site"], caller_actor(), body["kind"])
+    except devices.AdminError as exc:
+        admin_abort(exc)
+    return _device_answer(body["device_id"], done.broker), 201
 
 
 @api.post("/devices/credentials")
@@ -114,15 +118,10 @@ def issue_many_credentials(body: dict[str, Any]) -> dict[str, Any]:
                      "(in `online` and on its retained `status` topic).",
          responses={409: "the device is not active", 503: "the broker did not answer"}, tags=["Admin"])
 def issue_credentials(device_id: str) -> dict[str, Any]:
-    actor = caller_actor()
-    with ext().db.read() as s:
-        try:
-            device = devices.get(s, device_id)
-        except devices.AdminError as exc:
-            admin_abort(exc)
-        if device.status != "active":
-            abort(409, f"device {device_id} is {device.status}; only an active device gets broker credentials")
-    outcome = credentials.issue(ext(), device_id, actor)
+    try:
+        outcome = device_actions.issue_credentials(ext(), device_id, caller_actor()).broker
+    except device_actions.NotActive as exc:
+        admin_abort(exc)
     if outcome.failed:
         abort(503, f"the broker's account could not be made: {outcome.error}")
     return _device_answer(device_id, outcome)
@@ -134,13 +133,7 @@ def issue_credentials(device_id: str) -> dict[str, Any]:
 @api.doc(summary="Delete a device's broker account: it is disconnected and cannot connect again",
          responses={503: "the broker did not answer"}, tags=["Admin"])
 def remove_credentials(device_id: str) -> dict[str, Any]:
-    actor = caller_actor()
-    with ext().db.read() as s:
-        try:
-            devices.get(s, device_id)
-        except devices.AdminError as exc:
-            admin_abort(exc)
-    outcome = credentials.remove(ext(), device_id, actor)
+    outcome = device_actions.remove_credentials(ext(), device_id, caller_actor())
     if outcome.failed:
         abort(503, f"the broker's account could not be deleted: {outcome.error}")
     return _device_answer(device_id, outcome)
@@ -162,20 +155,12 @@ def remove_credentials(device_id: str) -> dict[str, Any]:
                                                 "already, or the new one is retired"},
          tags=["Admin"])
 def replace_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = caller_actor()
-    with ext().db.write() as s:
-        try:
-            done = devices.replace(s, device_id, body["by"], actor)
-        except devices.AdminError as exc:
-            admin_abort(exc)
-        tickets = [rules.ticket_number(t) for t in done.tickets]
-        mappings = done.mappings
-    if done.again:
-        return {"device": _device_answer(body["by"]), "replaced": _device_answer(device_id), "mappings": 0,
-                "tickets": [], "already_replaced": True}
-    new = _device_answer(body["by"], credentials.keep_or_issue(ext(), body["by"], actor))
-    old = _device_answer(device_id, credentials.remove(ext(), device_id, actor))
-    return {"device": new, "replaced": old, "mappings": mappings, "tickets": tickets, "already_replaced": False}
+    try:
+        done = device_actions.replace(ext(), device_id, body["by"], caller_actor())
+    except devices.AdminError as exc:
+        admin_abort(exc)
+    return {"device": _device_answer(body["by"], done.new_broker), "replaced": _device_answer(device_id, done.old_broker),
+            "mappings": done.mappings, "tickets": list(done.tickets), "already_replaced": done.again}
 
 
 @api.post("/devices/<device:device_id>/reject")
@@ -199,9 +184,11 @@ def reject_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
                      "`removed`, or `failed` with the `error`: `DELETE .../credentials` tries again).",
          responses={409: "the device is retired already"}, tags=["Admin"])
 def retire_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = caller_actor()
-    _device_action(lambda s: devices.retire(s, device_id, actor, body["reason"]))
-    return _device_answer(device_id, credentials.remove(ext(), device_id, actor))
+    try:
+        outcome = device_actions.retire(ext(), device_id, caller_actor(), body["reason"])
+    except devices.AdminError as exc:
+        admin_abort(exc)
+    return _device_answer(device_id, outcome)
 
 
 @api.delete("/devices/<device:device_id>/buttons/<button>")

@@ -35,13 +35,6 @@ def device_dict(s: Session, d: Device) -> dict[str, Any]:
                          "action": b.action} for b in buttons]}
 
 
-def _device_or_404(s: Session, device_id: str) -> Device:
-    device = s.scalar(select(Device).where(Device.device_id == device_id))
-    if device is None:
-        abort(404, f"no device {device_id[:70]}")
-    return device
-
-
 def _site(s: Session, code: str, name: str | None, actor: str) -> Site:
     """The site of ``code`` (in any case), made if unknown (its code checked, as ``POST /api/v1/sites`` checks
     it: a bad one is 422), its name set to ``name`` if given; audited as the sites' own endpoints are."""
@@ -148,7 +141,7 @@ def post_device(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @api.output(schemas.DeviceOut)
 def get_device(device_id: str) -> dict[str, Any]:
     with ext().db.read() as s:
-        return device_dict(s, _device_or_404(s, device_id))
+        return device_dict(s, devices.get(s, device_id))
 
 
 @api.patch("/devices/<device:device_id>")
@@ -159,7 +152,7 @@ def get_device(device_id: str) -> dict[str, Any]:
 def patch_device(device_id: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
     with ext().db.write() as s:
-        device = _device_or_404(s, device_id)
+        device = devices.get(s, device_id)
         was = device.status
         _edit(s, device, body, actor)
         if "test_mode" in body:
@@ -201,7 +194,7 @@ def put_button(device_id: str, button: str, body: dict[str, Any]) -> dict[str, A
 @api.doc(summary="Record a device's latest telemetry (the bridge forwards it)")
 def post_telemetry(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
     with ext().db.write() as s:
-        device = _device_or_404(s, device_id)
+        device = devices.get(s, device_id)
         device.telemetry, device.telemetry_at = body["telemetry"], wire.utcnow()
     return "", 204
 
@@ -213,7 +206,7 @@ def post_telemetry(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
 @api.doc(summary="Record whether a device is online (the bridge forwards its status topic)")
 def post_status(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
     with ext().db.write() as s:
-        device = _device_or_404(s, device_id)
+        device = devices.get(s, device_id)
         device.online = body["online"]
         if body["online"]:
             device.last_seen_at = wire.utcnow()
@@ -227,5 +220,5 @@ def post_status(device_id: str, body: dict[str, Any]) -> tuple[str, int]:
 @api.doc(summary="The device's open tickets, as its retained `tickets` topic shows them")
 def device_tickets(device_id: str) -> dict[str, Any]:
     with ext().db.read() as s:
-        _device_or_404(s, device_id)
+        devices.get(s, device_id)
         return {"tickets": devices_mod.open_tickets_by_device(s, [device_id])[device_id]}

@@ -6,7 +6,6 @@ from typing import Any
 
 from apiflask import abort
 from flask import request
-from sqlalchemy.orm import Session
 
 from server.api import schemas
 from server.api.auth import auth
@@ -19,13 +18,6 @@ from server.models import Site
 # What a site's fields must be beyond what the schema says.
 SITE_RULES = ("the time zone is not one the server knows, or the hours do not read as days then hours, or a span "
               "closes before it opens or overlaps another")
-
-
-def _site_or_404(s: Session, code: str) -> Site:
-    site = sites.by_code(s, code)
-    if site is None:
-        abort(404, f"no site {code[:70]}")
-    return site
 
 
 @api.get("/sites")
@@ -68,7 +60,7 @@ def post_site(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @api.doc(summary="One site", tags=["Admin"])
 def get_site(code: str) -> dict[str, Any]:
     with ext().db.read() as s:
-        site = _site_or_404(s, code)
+        site = sites.get(s, code)
         return sites.as_dict(site, sites.device_count(s, site))
 
 
@@ -81,7 +73,7 @@ def get_site(code: str) -> dict[str, Any]:
 def patch_site(code: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
     with ext().db.write() as s:
-        site = _site_or_404(s, code)
+        site = sites.get(s, code)
         try:
             sites.update(s, site, sites.clean(body, partial=True), actor)
         except sites.SiteError as exc:

@@ -105,13 +105,6 @@ def _newest_ticket_ids(q: dict[str, Any], count: int) -> Any:
     return select(merged.c.id).order_by(merged.c.id.desc()).limit(count)
 
 
-def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
-    ticket = s.get(Ticket, ticket_id) if 0 < ticket_id < 2**63 else None
-    if ticket is None:
-        abort(404, f"no ticket {ticket_id}")
-    return ticket
-
-
 @api.get("/tickets/<int:ticket_id>")
 @api.auth_required(auth)
 @api.input(schemas.TicketDetailQuery, location="query", arg_name="q", unknown=None)
@@ -124,7 +117,7 @@ def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
                      "as the ticket list's `cursor` does.")
 def get_ticket(ticket_id: int, q: dict[str, Any]) -> dict[str, Any]:
     with ext().db.read() as s:
-        ticket = _ticket_or_404(s, ticket_id)
+        ticket = tickets.get(s, ticket_id)
         out = ticket_dict(ticket)
         presses, out["presses_total"], out["presses_next"] = _page(
             s, Press, ticket_id, q["presses_limit"], q.get("presses_before"), defer(Press.response))
@@ -162,7 +155,7 @@ def patch_ticket(ticket_id: int, body: dict[str, Any]) -> dict[str, Any]:
         abort(409, "merged_into goes alone: a merged ticket is closed")
     fields = {k: body[k] for k in ("status", "assignee", "priority", "note") if k in body}
     with ext().db.write() as s:
-        ticket = _ticket_or_404(s, ticket_id)
+        ticket = tickets.get(s, ticket_id)
         try:
             if "merged_into" in body:
                 number = rules.parse_ticket_number(body["merged_into"])

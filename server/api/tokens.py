@@ -55,9 +55,7 @@ def create_token(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 def revoke_token(token_id: int) -> dict[str, Any]:
     actor = caller_actor()
     with ext().db.write() as s:
-        row = s.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
-        if row is None:
-            abort(404, f"no token {token_id}")
+        row = auth_tokens.get(s, token_id)
         revoke(s, row, actor)
         out = token_dict(row)
     ext().tokens.forget(token_id)

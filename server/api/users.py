@@ -6,26 +6,19 @@ from typing import Any
 
 from apiflask import abort
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from server.api import schemas
 from server.api.auth import auth
 from server.api.blueprint import api, caller_actor, time_or_none
 from server.context import ext
 from server.domain import users
+from server.domain.errors import NotFound
 from server.models import User
 
 
 def user_dict(u: User) -> dict[str, Any]:
     return {"username": u.username, "role": u.role, "active": bool(u.active), "created_at": time_or_none(u.created_at),
             "last_login_at": time_or_none(u.last_login_at)}
-
-
-def _user_or_404(s: Session, username: str) -> User:
-    try:
-        return users.get(s, username)
-    except users.NoSuchUser as exc:
-        abort(404, str(exc))
 
 
 @api.get("/users")
@@ -65,7 +58,7 @@ def create_user(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @api.doc(summary="One web user", tags=["Admin"])
 def get_user(username: str) -> dict[str, Any]:
     with ext().db.read() as s:
-        return user_dict(_user_or_404(s, username))
+        return user_dict(users.get(s, username))
 
 
 @api.patch("/users/<username>")
@@ -78,7 +71,7 @@ def get_user(username: str) -> dict[str, Any]:
 def patch_user(username: str, body: dict[str, Any]) -> dict[str, Any]:
     actor = caller_actor()
     with ext().db.write() as s:
-        user = _user_or_404(s, username)
+        user = users.get(s, username)
         try:
             if "role" in body:
                 users.change_role(s, user, body["role"], actor)
@@ -100,8 +93,8 @@ def reset_password(username: str, body: dict[str, Any]) -> dict[str, Any]:
     password = users.generate_password() if made else body["password"]
     try:
         user = users.set_password(ext().db, username, password, actor, password_made=made)
-    except users.NoSuchUser as exc:
-        abort(404, str(exc))
+    except NotFound:
+        raise  # 404 (server.app)
     except users.UserError as exc:
         abort(422, str(exc))
     out = user_dict(user)

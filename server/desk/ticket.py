@@ -68,14 +68,6 @@ def shop_time(tz_name: str | None, now: datetime) -> str:
     return local.strftime("%a %H:%M")
 
 
-def _ticket_or_404(s: Session, ticket_id: int) -> Ticket:
-    ticket = s.get(Ticket, ticket_id, options=[joinedload(Ticket.category), joinedload(Ticket.site)]) \
-        if 0 < ticket_id < 2**63 else None
-    if ticket is None:
-        abort(404, f"There is no ticket {rules.ticket_number(ticket_id) if 0 < ticket_id < 10**12 else ticket_id}.")
-    return ticket
-
-
 MAX_PRESSES_SHOWN = 500
 
 
@@ -83,7 +75,7 @@ def ticket_page(ticket_id: int, error: str | None = None, status: int = 200, par
     """The ticket's page; ``partial``: only the parts that change, for the page's live updates (desk.js)."""
     now = wire.utcnow()
     with ext().db.read() as s:
-        t = _ticket_or_404(s, ticket_id)
+        t = tickets.get(s, ticket_id)
         presses = s.scalars(select(Press).where(Press.ticket_id == t.id).order_by(Press.pressed_at.desc(), Press.id.desc())
                             .limit(MAX_PRESSES_SHOWN)).all()
         press_count = s.scalar(select(func.count()).select_from(Press).where(Press.ticket_id == t.id))
@@ -172,7 +164,7 @@ def ticket_action(ticket_id: int, action: str) -> Any:
         abort(404)
     try:
         with ext().db.write() as s:
-            t = _ticket_or_404(s, ticket_id)
+            t = tickets.get(s, ticket_id)
             message = _do(action, s, t, current_user.username, request.form)
     except tickets.TicketError as exc:
         message = str(exc)

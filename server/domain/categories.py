@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.domain import audit
+from server.domain.errors import NotFound
 from server.domain.inputs import text_problem
 from server.models import DEDUP_SCOPES, Category
 
@@ -146,6 +148,14 @@ def clean(data: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         raise CategoryError(errors)
     return out
+
+
+def get(s: Session, slug: str) -> Category:
+    """The category of that slug; :class:`NotFound` if there is none."""
+    category = s.scalar(select(Category).where(Category.slug == slug))
+    if category is None:
+        raise NotFound("category", slug[:70])
+    return category
 
 
 def update(s: Session, category: Category, values: dict[str, Any], actor: str,

@@ -20,6 +20,7 @@ from dashdesk import wire
 from server.domain import audit, inputs, rules, sites, tickets
 from server.domain.incidents import ticket_summary
 from server.domain import events
+from server.domain.errors import NotFound
 from server.models import (DEVICE_KINDS, DEVICE_STATUSES, MAPPING_ACTIONS, OPEN_STATUSES, ButtonMapping, Category,
     Device, Event, Press, Site, Ticket)
 
@@ -39,10 +40,20 @@ class AdminError(Exception):
 
 
 def get(s: Session, device_id: str) -> Device:
+    """The device of that id, with its site; :class:`NotFound` if there is none."""
     device = s.scalar(select(Device).options(joinedload(Device.site)).where(Device.device_id == device_id))
     if device is None:
-        raise AdminError(404, f"no device {device_id[:70]}")
+        raise NotFound("device", device_id[:70])
     return device
+
+
+def _known(s: Session, device_id: str) -> Device:
+    """:func:`get` for an action: an unknown device refuses it (:class:`AdminError` 404), said where the action
+    was asked (the device's page says so and stays there)."""
+    try:
+        return get(s, device_id)
+    except NotFound as exc:
+        raise AdminError(404, exc.message) from None
 
 
 def site_by_code(s: Session, code: str) -> Site:
@@ -57,7 +68,7 @@ def site_by_code(s: Session, code: str) -> Site:
 def approve(s: Session, device_id: str, site_code: str, actor: str) -> Device:
     """A pending (or rejected) device becomes active in ``site_code``: its presses report for that site, and
     the open tickets it reported while it had no site are placed there (:func:`place_tickets`)."""
-    device = get(s, device_id)
+    device = _known(s, device_id)
     if device.status not in ("pending", "rejected"):
         raise AdminError(409, f"device {device_id} is {device.status}; only pending or rejected devices "
                               "can be approved")
@@ -126,7 +137,7 @@ def place_tickets(s: Session, device: Device, actor: str) -> list[int]:
 
 def reject(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
     """A pending device is refused: its presses come back ``rejected`` (approving it later undoes this)."""
-    device = get(s, device_id)
+    device = _known(s, device_id)
     if device.status != "pending":
         raise AdminError(409, f"device {device_id} is {device.status}; only a pending device can be rejected"
                               + (" (retire an active one)" if device.status == "active" else ""))
@@ -186,7 +197,7 @@ def register(s: Session, device_id: str, site_code: str, actor: str, kind: str =
 
 def retire(s: Session, device_id: str, actor: str, reason: str = "") -> Device:
     """The device stops reporting (its presses come back ``rejected``: "device retired"); its history stays."""
-    device = get(s, device_id)
+    device = _known(s, device_id)
     if device.status == "retired":
         raise AdminError(409, f"device {device_id} is already retired")
     _retire(s, device, actor, check_reason(reason))
@@ -329,7 +340,7 @@ def copy_mapping(s: Session, source: str, targets: list[str], actor: str) -> tup
     All or nothing: an unknown or retired target refuses the whole copy. Returns
     (mappings per device, the devices changed).
     """
-    src = get(s, source)
+    src = _known(s, source)
     wanted: list[str] = []
     for t in targets:
         t = t.strip()
@@ -464,7 +475,7 @@ def replace(s: Session, old_id: str, new_id: str, actor: str) -> Replaced:
     new_id = (new_id or "").strip()
     if not wire.valid_id(new_id):
         raise AdminError(400, f"the new device id '{new_id[:70]}' must match {wire.ID_PATTERN.pattern}")
-    old = get(s, old_id)
+    old = _known(s, old_id)
     if new_id == old.device_id:
         raise AdminError(409, "a device cannot replace itself; name the new device")
     if old.replaced_by:

@@ -24,6 +24,7 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from server.domain import audit
+from server.domain.errors import NotFound
 from server.domain.inputs import parse_int, text_problem
 from server.models import Device, Site
 
@@ -202,7 +203,8 @@ def check_hours(value: Any) -> dict[str, list[list[str]]]:
 
 
 @functools.cache
-def _zones() -> frozenset[str]:
+def time_zones() -> frozenset[str]:
+    """The IANA time zones the server knows: what a site's ``timezone`` may be."""
     return frozenset(zoneinfo.available_timezones())
 
 
@@ -210,7 +212,7 @@ def valid_timezone(name: str) -> bool:
     """An IANA time zone name that zoneinfo knows (``Europe/Warsaw``, ``UTC``)."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-/]{0,63}", name or ""):
         return False
-    zones = _zones()
+    zones = time_zones()
     if zones:
         return name in zones
     try:  # no list of zones on this system: zoneinfo itself decides
@@ -306,6 +308,14 @@ def by_code(s: Session, code: str | None) -> Site | None:
         return None
     rows = {site.code: site for site in s.scalars(select(Site).where(Site.code.in_(codes)))}
     return rows.get(given) or rows.get(normal_code(given))
+
+
+def get(s: Session, code: str) -> Site:
+    """The site ``code`` names (:func:`by_code`); :class:`NotFound` if there is none."""
+    site = by_code(s, code)
+    if site is None:
+        raise NotFound("site", code[:70])
+    return site
 
 
 def id_of(code: str | None) -> Any:

@@ -18,12 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from dashdesk import wire
 
 from server.domain import inputs, rules
 from server.domain import events
+from server.domain.errors import NotFound
 from server.models import OPEN_STATUSES, TICKET_STATUSES, Event, Press, Ticket, User
 
 # status -> the statuses an agent may move it to. ``closed`` is final: a new press opens a new ticket.
@@ -43,6 +44,17 @@ _UNSET: Any = object()
 
 class TicketError(ValueError):
     """A change that is not allowed; ``str()`` says why, for the person who asked."""
+
+
+def get(s: Session, ticket_id: int) -> Ticket:
+    """The ticket of that number, with its category and site; :class:`NotFound` if there is none (a page names
+    it ``INC-000042``)."""
+    ticket = s.get(Ticket, ticket_id, options=[joinedload(Ticket.category), joinedload(Ticket.site)]) \
+        if 0 < ticket_id < 2**63 else None
+    if ticket is None:
+        raise NotFound("ticket", str(ticket_id),
+                       rules.ticket_number(ticket_id) if 0 < ticket_id < 10**12 else str(ticket_id))
+    return ticket
 
 
 def _number(ticket: Ticket) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from dashdesk import wire
 
 from server.domain import audit, inputs
+from server.domain.errors import NotFound
 from server.db import Database
 from server.models import ApiToken
 
@@ -124,6 +125,14 @@ def list_tokens(s: Session) -> list[ApiToken]:
     """Every token, oldest first (revoked ones too): what the admin pages, the API and ``dashdesk token list``
     show. The token itself is kept nowhere, only its hash."""
     return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def get(s: Session, token_id: int) -> ApiToken:
+    """The token of that id; :class:`NotFound` if there is none."""
+    row = s.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
+    if row is None:
+        raise NotFound("token", str(token_id))
+    return row
 
 
 def find_token(s: Session, name_or_id: str) -> ApiToken:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from dashdesk import wire
 
 from server.domain import audit, web_sessions
+from server.domain.errors import NotFound
 from server.db import Database
 from server.models import USER_ROLES, User
 
@@ -57,8 +58,19 @@ class UserExists(UserError):
     """The username is taken."""
 
 
-class NoSuchUser(UserError):
-    """There is no user of that name."""
+class NoSuchUser(UserError, NotFound):
+    """There is no user of that name: a change refused (:class:`UserError`), and a look-up's :class:`NotFound`."""
+
+    def __init__(self, username: str):
+        NotFound.__init__(self, "user", username[:100])
+
+
+def use_hasher(hasher: PasswordHasher) -> PasswordHasher:
+    """Hash and check passwords with ``hasher`` from now on (tests make it cheap; a sign-in that finds a hash made
+    with other parameters rehashes it); returns the one it replaces."""
+    global _hasher
+    previous, _hasher = _hasher, hasher
+    return previous
 
 
 def hash_password(password: str) -> str:
@@ -100,7 +112,7 @@ def get(s: Session, username: str) -> User:
     """The user of that name; :class:`NoSuchUser` if there is none."""
     user = s.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NoSuchUser(f"no user {username[:100]}")
+        raise NoSuchUser(username)
     return user
 
 

@@ -42,6 +42,7 @@ from dashdesk import wire
 from server.context import app_settings, ext, public_base
 from server.domain import devices as device_rules
 from server.domain import enrolments, incidents
+from server.errors import error_body
 from server.models import Device, Press, Ticket
 
 
@@ -98,8 +99,8 @@ def _cfg() -> dict[str, Any]:
 
 
 def error(status: int, code: str, message: str) -> tuple[Response, int]:
-    """The API's error body: ``{"error": {"code": ..., "message": ...}}``."""
-    return jsonify({"error": {"code": code, "message": message}}), status
+    """The API's error body (``server.errors``): ``{"error": {"code": ..., "message": ...}}``."""
+    return jsonify(error_body(status, message, code=code)), status
 
 
 @phone.after_request

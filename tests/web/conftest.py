@@ -22,9 +22,11 @@ API = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(autouse=True)
-def cheap_password_hashes(monkeypatch):
+def cheap_password_hashes():
     """argon2 with its smallest cost: the default's 0.3 s a hash would make these tests minutes long."""
-    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    previous = users.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    yield
+    users.use_hasher(previous)
 
 
 @pytest.fixture
