@@ -133,7 +133,7 @@ def machine() -> dict[str, Any]:
 
 
 def mosquitto_version() -> str:
-    """The version of the Mosquitto the stack starts (``dashdesk.broker.find_mosquitto``), or "?"."""
+    """The version of the Mosquitto the stack starts (``launcher.broker.find_mosquitto``), or "?"."""
     exe = dd_broker.find_mosquitto()
     if not exe:
         return "?"

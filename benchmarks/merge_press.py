@@ -143,7 +143,7 @@ def run_batch(code: Code, db: Database, targets: list[Target], rng: random.Rando
     now = wire.utcnow()
     presses = [wire.IncidentBody(
         event_id=str(uuid.UUID(int=rng.getrandbits(128))), device_id=t.device_id, button=t.button, press="single",
-        pressed_at=now, seq=None, telemetry=seed_tickets._telemetry(rng, t.device_id, now), received_at=now)
+        pressed_at=now, seq=None, telemetry=seed_tickets.telemetry_of(rng, t.device_id, now), received_at=now)
         for t in targets]
     answers = []
     wall0, cpu0 = stats.clock(), time.process_time()

@@ -176,7 +176,7 @@ def _report_times(rng: random.Random, count: int, now: datetime, days: int) -> l
     return [now - timedelta(seconds=s) for s in out]
 
 
-def _telemetry(rng: random.Random, device_id: str, at: datetime) -> dict[str, Any]:
+def telemetry_of(rng: random.Random, device_id: str, at: datetime) -> dict[str, Any]:
     """A press's telemetry as a device's ``telemetry.snapshot`` reports it."""
     r = rng.random
     data: dict[str, Any] = {"reported_at": at.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z",
@@ -241,7 +241,7 @@ def seed(data_dir: Path | str, tickets: int = 100_000, *, open_share: float = 0.
                 seen = now - timedelta(seconds=rng.randrange(5, 600))
                 device_rows.append((first_dev + len(device_rows), device_id, sid, "active", "physical",
                                     rng.random() > 0.03, now - timedelta(days=days + rng.randrange(5, 200)),
-                                    seen, _telemetry(rng, device_id, seen), seen))
+                                    seen, telemetry_of(rng, device_id, seen), seen))
                 for slug, button in BUTTONS.items():
                     if slug != "other":
                         mapping_rows.append((device_id, button, "", cats[slug].id, cats[slug].name))
@@ -429,7 +429,7 @@ class _Tickets:
                 pressed -= timedelta(minutes=rng.uniform(1, 30))
             state = self._status_at(received, actions)
             result = "created" if k == 0 else "merged"
-            telemetry = _telemetry(rng, by, pressed)
+            telemetry = telemetry_of(rng, by, pressed)
             last_telemetry = telemetry
             pressed_times.append(pressed)
             self._press(by, button, press_type if k == 0 else "single", pressed, received, late, tid, result,

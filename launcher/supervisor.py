@@ -293,7 +293,7 @@ class Supervisor:
             # Not by default: this Mosquitto would open it, without a password, to the network.
             self.ws_port = None
         else:
-            self.ws_port = DEFAULT_WS_PORT if _port_free(DEFAULT_WS_PORT) else broker.free_port()
+            self.ws_port = DEFAULT_WS_PORT if port_free(DEFAULT_WS_PORT) else broker.free_port()
 
     def _check_auth(self) -> None:
         """Refuse a broker setting that cannot work, or that opens the broker to everyone."""
@@ -590,7 +590,7 @@ def _parts_said(holder: str) -> str:
     return ", ".join(said) or "pids unknown"
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     import socket
 
     with socket.socket() as s:

@@ -332,7 +332,7 @@ def broker_device_credentials(cfg: dict[str, Any], device_id: str, mqtt_url: str
     """
     from sqlalchemy import select
 
-    from server.domain import broker_accounts as credentials
+    from server.domain import broker_accounts
     from server.models import Device
 
     if not wire.valid_id(device_id):
@@ -345,7 +345,7 @@ def broker_device_credentials(cfg: dict[str, Any], device_id: str, mqtt_url: str
         if status == "retired":
             raise click.ClickException(f"device {device_id} is retired; make it active again first "
                                        f"(PATCH /api/v1/devices/{device_id}) to give it credentials")
-        return credentials.issue(context, device_id, actor)
+        return broker_accounts.issue(context, device_id, actor)
 
     outcome = _credentials(cfg, data_dir, accounts, issue)
     if outcome.failed:
@@ -372,7 +372,7 @@ def broker_retire(cfg: dict[str, Any], device_id: str, reason: str, mqtt_url: st
     ticket server does not know (or has retired already) only loses its broker account; a broker that does
     not answer leaves the retirement standing (run the command again to delete the account).
     """
-    from server.domain import broker_accounts as credentials, devices
+    from server.domain import broker_accounts, devices
 
     if not wire.valid_id(device_id):
         raise click.BadParameter(f"DEVICE_ID must match {wire.ID_PATTERN.pattern}")
@@ -385,7 +385,7 @@ def broker_retire(cfg: dict[str, Any], device_id: str, reason: str, mqtt_url: st
             done = "retired"
         except devices.AdminError as exc:  # 404: unknown to the server; 409: retired already
             done = "unknown" if exc.status == 404 else "already retired"
-        return done, credentials.remove(context, device_id, actor)
+        return done, broker_accounts.remove(context, device_id, actor)
 
     done, outcome = _credentials(cfg, data_dir, accounts, retire)
     said = {"retired": f"device {device_id} retired: the ticket server refuses its presses",
@@ -435,7 +435,7 @@ def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, da
     With broker accounts on, the devices it retires lose theirs (disconnected); exit 1 if the
     broker did not delete them all (the import stands; `dashdesk broker retire` tries again).
     """
-    from server.domain import broker_accounts as credentials
+    from server.domain import broker_accounts
     from server.app import load_categories
     from server.domain.audit import cli_actor
     from server.domain.config_io import ConfigRejected, decode, run
@@ -467,8 +467,8 @@ def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, da
         if not report.retired:
             return
         # Retired here as on the admin page and by the API: their broker accounts go (each audited).
-        accounts = credentials.BrokerAccounts.from_config(cfg, timeout=COMMAND_TIMEOUT_S)
-        outcomes = credentials.remove_many(credentials.Context(database, accounts), report.retired, actor)
+        accounts = broker_accounts.BrokerAccounts.from_config(cfg, timeout=COMMAND_TIMEOUT_S)
+        outcomes = broker_accounts.remove_many(broker_accounts.Context(database, accounts), report.retired, actor)
     finally:
         database.close()
     failed = [o for o in outcomes if o.failed]

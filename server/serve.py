@@ -285,7 +285,7 @@ class _Server(TcpWSGIServer):  # type: ignore[misc]
 # ------------------------------------------------------------------ the process
 
 
-class _NewestFirst(threading.Condition):
+class NewestFirst(threading.Condition):
     """A condition whose ``notify`` wakes the thread that began to wait last, not first.
 
     Waitress's threads wait on one condition for requests, and ``threading.Condition`` wakes the
@@ -365,7 +365,7 @@ class Listening:
         )
         self.map: dict[int, Any] = {}
         self.dispatcher = ThreadedTaskDispatcher()
-        self.dispatcher.queue_cv = _NewestFirst(self.dispatcher.lock)
+        self.dispatcher.queue_cv = NewestFirst(self.dispatcher.lock)
         self.dispatcher.set_thread_count(threads)
         self.servers = []
         for sockinfo in self.adj.listen:

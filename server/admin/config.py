@@ -14,7 +14,7 @@ from flask import Response, flash, render_template, request
 
 from server.admin.blueprint import admin, me
 from server.context import ext
-from server.domain import broker_accounts as credentials
+from server.domain import broker_accounts
 from server.domain import config_io
 
 
@@ -50,9 +50,9 @@ def config_import() -> Any:
     except config_io.ConfigRejected as exc:
         shown = body.decode("utf-8", errors="replace") if len(body) < 200_000 else ""
         return render_template("admin/config_import.html", report=None, errors=exc, text=shown, prune=prune), 422
-    broker: list[credentials.Outcome] = []
+    broker: list[broker_accounts.Outcome] = []
     if not dry_run:
         flash(f"Imported: {report.summary()}.", "ok")
-        broker = [o for o in credentials.remove_many(ext(), report.retired, me()) if o.result != "not_needed"]
+        broker = [o for o in broker_accounts.remove_many(ext(), report.retired, me()) if o.result != "not_needed"]
     return render_template("admin/config_import.html", report=report, errors=None, text=text if dry_run else "",
                            prune=prune, broker=broker)

@@ -30,7 +30,7 @@ from server.domain.devices import open_tickets_by_device
 from server.context import ext
 from server.pages.formatting import duration, telemetry_rows
 from server.domain import audit, device_actions, devices, sites
-from server.domain import broker_accounts as credentials
+from server.domain import broker_accounts
 from server.models import DEVICE_STATUSES, OPEN_STATUSES, ButtonMapping, Category, Device, Press, Ticket
 
 
@@ -64,7 +64,7 @@ def device_list() -> Any:
     account = request.args.get("account", "")
     account = account if account in ACCOUNT_FILTERS and broker_on else ""
     page = page_arg()
-    known = credentials.learn(ext()) if broker_on else True
+    known = broker_accounts.learn(ext()) if broker_on else True
     stmt = select(Device)
     if account:
         stmt = stmt.where(ACCOUNT_FILTERS[account])
@@ -96,7 +96,7 @@ def _ago(value: Any) -> str:
 
 @admin.get("/devices/<device_id>")
 def device(device_id: str, error: str | None = None, status: int = 200, mapping_form: dict[str, Any] | None = None,
-           broker: list[credentials.Outcome] | None = None) -> Any:
+           broker: list[broker_accounts.Outcome] | None = None) -> Any:
     """A device's page; ``broker``: what was just done to broker accounts (a new password is shown this once),
     else what a redirect to it left in the session (:func:`_show_once`)."""
     if broker is None and request.method == "GET":
@@ -104,7 +104,7 @@ def device(device_id: str, error: str | None = None, status: int = 200, mapping_
     with ext().db.read() as s:
         unknown = devices.get(s, device_id).broker_account is None
     if unknown and ext().broker.enabled:
-        credentials.learn(ext())
+        broker_accounts.learn(ext())
     with ext().db.read() as s:
         row = devices.get(s, device_id)
         mappings = devices.mappings(s, row.device_id)
@@ -144,7 +144,7 @@ def _device_action(device_id: str, run: Callable[[Session], str]) -> Any:
 NO_ACCOUNTS = "The broker runs without accounts: the device needs no credentials."
 
 
-def _with_credentials(device_id: str, message: str, outcomes: list[credentials.Outcome]) -> Any:
+def _with_credentials(device_id: str, message: str, outcomes: list[broker_accounts.Outcome]) -> Any:
     """After a committed change: say so, and show what the broker did (a new password, shown this once, or
     a failure with a button to try again) on the device's page, after a redirect (a reload sends nothing
     again: no second password); without accounts, back where we came from."""
@@ -205,20 +205,20 @@ def device_credentials_remove(device_id: str) -> Any:
 SHOWN_ONCE = "dashdesk_broker_once"
 
 
-def _show_once(device_id: str, outcomes: list[credentials.Outcome]) -> Any:
+def _show_once(device_id: str, outcomes: list[broker_accounts.Outcome]) -> Any:
     """Redirect to the device's page (POST-redirect-GET: reloading it sends nothing again), which shows
     ``outcomes`` once: they travel in the session, not in the URL, and its first view takes them out."""
     session[SHOWN_ONCE] = {"device_id": device_id, "outcomes": [dataclasses.asdict(o) for o in outcomes]}
     return redirect(url_for("admin.device", device_id=device_id), 303)
 
 
-def _shown_once(device_id: str) -> list[credentials.Outcome]:
+def _shown_once(device_id: str) -> list[broker_accounts.Outcome]:
     """What :func:`_show_once` left for ``device_id``'s page (taken out of the session: shown this once)."""
     kept = session.pop(SHOWN_ONCE, None)
     if not isinstance(kept, dict) or kept.get("device_id") != device_id:
         return []
     try:
-        return [credentials.Outcome(**o) for o in kept.get("outcomes") or []]
+        return [broker_accounts.Outcome(**o) for o in kept.get("outcomes") or []]
     except TypeError:
         return []
 

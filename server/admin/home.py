@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from server.admin.blueprint import PENDING_SHOWN, STATUS_LABELS, admin, site_choices
 from server.context import ext
-from server.domain import broker_accounts as credentials
+from server.domain import broker_accounts
 from server.models import DEVICE_STATUSES, OPEN_STATUSES, AuditLog, Category, Device, Site, Ticket
 
 
@@ -17,7 +17,7 @@ from server.models import DEVICE_STATUSES, OPEN_STATUSES, AuditLog, Category, De
 def index() -> Any:
     broker_on = ext().broker.enabled
     if broker_on:
-        credentials.learn(ext())
+        broker_accounts.learn(ext())
     with ext().db.read() as s:
         by_status = dict(s.execute(select(Device.status, func.count()).group_by(Device.status)).all())
         counts = {

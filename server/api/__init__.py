@@ -7,7 +7,8 @@ Every endpoint that changes something needs an admin token (a bridge token reach
 for the admin pages and the command line. Refusals are 4xx JSON errors with the reason (``blueprint.admin_abort``).
 """
 
-# Each module adds its endpoints to the blueprint; this order is the OpenAPI document's.
+# Each module adds its endpoints to the blueprint when it is imported: a new module goes here too
+# (tests/unit/test_layout.py checks that none is left out).
 from server.api import incidents, tickets, categories, devices, events, dead_letters  # noqa: F401, I001
 from server.api import sites, device_actions, audit, config, users, tokens  # noqa: F401, I001
 from server.api.blueprint import api

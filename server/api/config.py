@@ -11,7 +11,7 @@ from server.api import schemas
 from server.api.auth import auth
 from server.api.blueprint import api, caller_actor
 from server.context import ext
-from server.domain import broker_accounts as credentials
+from server.domain import broker_accounts
 from server.domain import config_io
 
 
@@ -55,5 +55,5 @@ def import_config(q: dict[str, Any]) -> dict[str, Any]:
         abort(422, str(exc), detail={"problems": exc.listed(), "count": len(exc.errors)})
     out = report.as_dict()
     if not report.dry_run and report.retired:
-        out["broker"] = [o.as_dict() for o in credentials.remove_many(ext(), report.retired, actor)]
+        out["broker"] = [o.as_dict() for o in broker_accounts.remove_many(ext(), report.retired, actor)]
     return out

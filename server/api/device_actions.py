@@ -13,7 +13,7 @@ from server.api.auth import auth
 from server.api.blueprint import admin_abort, api, caller_actor
 from server.api.devices import device_dict
 from server.context import ext
-from server.domain import broker_accounts as credentials
+from server.domain import broker_accounts
 from server.domain import device_actions, devices
 from server.models import Device
 
@@ -27,7 +27,7 @@ def _device_action(run: Callable[[Session], Any]) -> None:
             admin_abort(exc)
 
 
-def _device_answer(device_id: str, outcome: credentials.Outcome | None = None) -> dict[str, Any]:
+def _device_answer(device_id: str, outcome: broker_accounts.Outcome | None = None) -> dict[str, Any]:
     """The device as it is now, with ``broker``: what was done to its broker account, if anything."""
     with ext().db.read() as s:
         out = device_dict(s, devices.get(s, device_id))
@@ -105,7 +105,7 @@ def issue_many_credentials(body: dict[str, Any]) -> dict[str, Any]:
     if inactive:
         abort(409, f"only active devices get broker credentials; not active: {', '.join(inactive[:10])}",
               detail={"not_active": inactive})
-    outcomes = credentials.issue_many(ext(), wanted, actor, new=body["new"])
+    outcomes = broker_accounts.issue_many(ext(), wanted, actor, new=body["new"])
     return {"items": [{"device_id": o.device_id, **o.as_dict()} for o in outcomes]}
 
 

@@ -15,7 +15,7 @@ from server.api.auth import auth
 from server.api.blueprint import admin_abort, api, caller_actor, time_or_none
 from server.context import ext
 from server.domain import audit, devices, rules, sites
-from server.domain import broker_accounts as credentials
+from server.domain import broker_accounts
 from server.domain import devices as devices_mod
 from server.models import ButtonMapping, Device, Site
 
@@ -64,7 +64,7 @@ def _place(s: Session, device: Device, body: dict[str, Any], actor: str) -> None
 def list_devices(q: dict[str, Any]) -> dict[str, Any]:
     stmt = select(Device).options(joinedload(Device.site)).order_by(Device.device_id)
     if "broker_account" in q:
-        credentials.learn(ext())  # those not known yet: one question to the broker for all of them
+        broker_accounts.learn(ext())  # those not known yet: one question to the broker for all of them
         stmt = stmt.where(Device.broker_account.is_(True) if q["broker_account"]
                           else Device.broker_account.is_not(True))
     if "status" in q:
@@ -105,7 +105,7 @@ def _edit(s: Session, device: Device, body: dict[str, Any], actor: str) -> None:
 
 def _with_account(out: dict[str, Any], was: str | None, actor: str) -> dict[str, Any]:
     """After the commit: what the device's new status means for its broker account (``broker``, if anything)."""
-    outcome = credentials.after_status(ext(), out["device_id"], was, out["status"], actor)
+    outcome = broker_accounts.after_status(ext(), out["device_id"], was, out["status"], actor)
     if outcome is not None:
         out["broker"] = outcome.as_dict()
     return out

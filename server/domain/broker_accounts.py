@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -44,7 +44,8 @@ from server.db import Database
 from server.domain import audit
 from server.models import Device
 
-log = logging.getLogger("dashdesk.server.domain.broker_accounts")
+# The log name operators filter on, kept from before the module moved.
+log = logging.getLogger("dashdesk.server.credentials")
 
 # A page waits at most this long for the broker: long enough for a loaded Mosquitto, short
 # enough that an admin is not left staring at a spinner when it is down.
@@ -220,6 +221,17 @@ class Context:
     broker: BrokerAccounts
 
 
+class Services(Protocol):
+    """What the actions on devices and their accounts need: the database that audits and the broker's accounts.
+    :class:`Context` is one, the server's extension (``server.context.Extension``) another."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def broker(self) -> BrokerAccounts: ...
+
+
 def recorded(db: Database, actor: str, outcome: Outcome, action: str) -> Outcome:
     """Audit what the broker did (``action``: issue or remove), unless there was nothing to do, and note it on
     the device (if the server knows it): whether it has an account, and offline if its connection was closed."""
@@ -243,22 +255,22 @@ def _note(s: Session, outcome: Outcome) -> None:
         s.execute(update(Device).where(this, Device.online.is_(True)).values(online=False))
 
 
-def issue(ext: Any, device_id: str, actor: str) -> Outcome:
+def issue(ext: Services, device_id: str, actor: str) -> Outcome:
     """New credentials for ``device_id``: the old password, if any, stops working at once."""
     return recorded(ext.db, actor, ext.broker.issue(device_id), "issue")
 
 
-def keep_or_issue(ext: Any, device_id: str, actor: str) -> Outcome:
+def keep_or_issue(ext: Services, device_id: str, actor: str) -> Outcome:
     """Credentials for a device being approved or added: the account it has is kept (``kept``), else one is
     made (``issued``)."""
     return recorded(ext.db, actor, ext.broker.keep_or_issue(device_id), "issue")
 
 
-def remove(ext: Any, device_id: str, actor: str) -> Outcome:
+def remove(ext: Services, device_id: str, actor: str) -> Outcome:
     return recorded(ext.db, actor, ext.broker.remove(device_id), "remove")
 
 
-def after_status(ext: Any, device_id: str, was: str | None, now: str, actor: str) -> Outcome | None:
+def after_status(ext: Services, device_id: str, was: str | None, now: str, actor: str) -> Outcome | None:
     """What a device's new status means for its broker account, once the change is committed: a device
     retired (or created retired: ``was`` None) loses it, as ``POST .../retire`` does; None if nothing is
     done. A rejected device keeps its account, so that it still hears why its presses are refused; a
@@ -268,7 +280,7 @@ def after_status(ext: Any, device_id: str, was: str | None, now: str, actor: str
     return None
 
 
-def remove_many(ext: Any, device_ids: list[str], actor: str) -> list[Outcome]:
+def remove_many(ext: Services, device_ids: list[str], actor: str) -> list[Outcome]:
     """Delete several devices' accounts, over one connection to the broker; once the broker fails to answer,
     the rest are not tried (each would wait as long) and are reported failed with the same error."""
     out: list[Outcome] = []
@@ -284,7 +296,7 @@ def remove_many(ext: Any, device_ids: list[str], actor: str) -> list[Outcome]:
     return out
 
 
-def issue_many(ext: Any, device_ids: list[str], actor: str, *, new: bool = False) -> list[Outcome]:
+def issue_many(ext: Services, device_ids: list[str], actor: str, *, new: bool = False) -> list[Outcome]:
     """Credentials for several devices over one connection to the broker: each that has an account keeps it
     (``new``: gets a new password all the same), the others get one. Once the broker fails to answer, the
     rest are not tried and are reported failed with the same error."""
@@ -302,7 +314,7 @@ def issue_many(ext: Any, device_ids: list[str], actor: str, *, new: bool = False
     return out
 
 
-def learn(ext: Any) -> bool:
+def learn(ext: Services) -> bool:
     """Record which of the devices dashdesk has not asked about yet (``Device.broker_account`` None) have an
     account on the broker: one round for all of them, the first time a page needs to know. False if the
     broker did not answer (they stay unknown); True with accounts off or nothing to ask."""

@@ -5,18 +5,17 @@ Each function makes the change in a write transaction of its own (with its audit
 commits it, and only then asks the broker (``server.domain.broker_accounts``, which audits what the broker did):
 a broker that does not answer never holds the database's write lock, and the change stands. A refusal is
 :class:`server.domain.devices.AdminError` (nothing done); an unknown device where the action asks for one by
-its page or path, :class:`server.domain.errors.NotFound`. ``ctx`` is where they work: anything with the
-database (``db``) and the broker's accounts (``broker``), as ``server.domain.broker_accounts.Context`` or the
+its page or path, :class:`server.domain.errors.NotFound`. ``ctx`` is where they work (``broker_accounts.Services``):
+the database (``db``) and the broker's accounts (``broker``), as ``server.domain.broker_accounts.Context`` or the
 server's extension.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from server.domain import broker_accounts, devices, rules
-from server.domain.broker_accounts import Outcome
+from server.domain.broker_accounts import Outcome, Services
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class NotActive(devices.AdminError):
         self.device_status = device_status
 
 
-def approve(ctx: Any, device_id: str, site_code: str, actor: str) -> Added:
+def approve(ctx: Services, device_id: str, site_code: str, actor: str) -> Added:
     """A pending (or rejected) device becomes active in ``site_code`` (:func:`devices.approve`), then keeps its
     broker account or gets one."""
     with ctx.db.write() as s:
@@ -69,21 +68,21 @@ def approve(ctx: Any, device_id: str, site_code: str, actor: str) -> Added:
     return Added(site, broker_accounts.keep_or_issue(ctx, device_id, actor))
 
 
-def register(ctx: Any, device_id: str, site_code: str, actor: str, kind: str) -> Added:
+def register(ctx: Services, device_id: str, site_code: str, actor: str, kind: str) -> Added:
     """A device nobody has seen yet, active in ``site_code`` (:func:`devices.register`), with its broker account."""
     with ctx.db.write() as s:
         site = devices.register(s, device_id, site_code, actor, kind).site.code
     return Added(site, broker_accounts.keep_or_issue(ctx, device_id, actor))
 
 
-def retire(ctx: Any, device_id: str, actor: str, reason: str) -> Outcome:
+def retire(ctx: Services, device_id: str, actor: str, reason: str) -> Outcome:
     """Retire the device (:func:`devices.retire`), then delete its broker account."""
     with ctx.db.write() as s:
         devices.retire(s, device_id, actor, reason)
     return broker_accounts.remove(ctx, device_id, actor)
 
 
-def replace(ctx: Any, old_id: str, new_id: str, actor: str) -> Replacement:
+def replace(ctx: Services, old_id: str, new_id: str, actor: str) -> Replacement:
     """``new_id`` takes ``old_id``'s place (:func:`devices.replace`), then keeps its broker account or gets one,
     and ``old_id``'s account is deleted; asked again with the same ``new_id``, nothing is done."""
     with ctx.db.write() as s:
@@ -96,7 +95,7 @@ def replace(ctx: Any, old_id: str, new_id: str, actor: str) -> Replacement:
                        broker_accounts.remove(ctx, old_id, actor))
 
 
-def issue_credentials(ctx: Any, device_id: str, actor: str) -> Credentials:
+def issue_credentials(ctx: Services, device_id: str, actor: str) -> Credentials:
     """New credentials for an active device (:class:`NotActive` else): the old password stops working at once."""
     with ctx.db.read() as s:
         device = devices.get(s, device_id)
@@ -106,7 +105,7 @@ def issue_credentials(ctx: Any, device_id: str, actor: str) -> Credentials:
     return Credentials(broker_accounts.issue(ctx, device_id, actor), had)
 
 
-def remove_credentials(ctx: Any, device_id: str, actor: str) -> Outcome:
+def remove_credentials(ctx: Services, device_id: str, actor: str) -> Outcome:
     """Delete the device's broker account: it is disconnected and cannot connect again."""
     with ctx.db.read() as s:
         devices.get(s, device_id)

@@ -48,6 +48,7 @@ from dashdesk import wire
 
 from server.domain.broker_store import BrokerAuthError, DeviceAccount, NoSuchDevice
 
+# The log name operators filter on, kept from before the module moved.
 log = logging.getLogger("dashdesk.broker_auth")
 
 ADMIN_USERNAME = "dashdesk.admin"

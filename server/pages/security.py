@@ -4,7 +4,7 @@ page, ``nosniff``, a referrer policy; and the session cookie's ``Secure`` flag.
 - **CSP.** The pages load scripts, styles and images only from this server, run no inline script (there is
   none: ``static/desk.js``, ``static/api-docs.js`` and the phone app's files), accept no inline style
   attribute, cannot be framed, post forms only to this server. The phone app (``/app``) sets its own, which
-  also lets it open the broker's WebSockets (``server.phone.CSP``).
+  also lets it open the broker's WebSockets (``server.phone.views.CSP``).
 - **Secure cookies.** ``[server] secure_cookies``: ``"auto"`` (the default) marks the session cookie
   ``Secure`` when the request came over https; ``true`` always (a server only reached through https);
   ``false`` never. Behind a proxy that ends TLS, the request reaches dashdesk over http: set

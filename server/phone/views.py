@@ -256,9 +256,9 @@ def enroll(code: str) -> Any:
     credentials = None
     broker = getattr(ext(), "broker", None)
     if broker is not None and broker.enabled:
-        from server.domain import broker_accounts as broker_credentials
+        from server.domain import broker_accounts
 
-        outcome = broker_credentials.issue(ext(), redeemed.device_id, f"enrolment:{redeemed.enrolment_id}")
+        outcome = broker_accounts.issue(ext(), redeemed.device_id, f"enrolment:{redeemed.enrolment_id}")
         if outcome.failed:
             with ext().db.write() as s:
                 enrolments.undo(s, redeemed, outcome.error or "the broker did not make the account")

@@ -25,7 +25,7 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 CONFIG = HERE / "schemathesis.toml"
 # What the stateful run must do with each kind of thing: create it, then read, change or remove it along one of
-# the document's links (server/openapi.py), as schemathesis names a step: "<from> -> [<status>] <link> -> <to>".
+# the document's links (server/api/openapi.py), as schemathesis names a step: "<from> -> [<status>] <link> -> <to>".
 SEQUENCES = {
     "categories": ["POST /api/v1/categories -> [201] ChangeCategory -> PATCH /api/v1/categories/{slug}"],
     "devices": [f"POST /api/v1/devices -> [201] {link}" for link in (

@@ -10,7 +10,7 @@ import requests
 from click.testing import CliRunner
 
 from launcher.cli import cli
-from server.serve import Limits, Listening, _NewestFirst
+from server.serve import Limits, Listening, NewestFirst
 
 
 def test_more_than_one_worker_process_is_refused_with_what_to_do_instead(tmp_path, monkeypatch):
@@ -22,7 +22,7 @@ def test_more_than_one_worker_process_is_refused_with_what_to_do_instead(tmp_pat
 
 
 def test_a_request_wakes_the_thread_that_began_to_wait_last():
-    cv = _NewestFirst()
+    cv = NewestFirst()
     woken: list[int] = []
 
     def wait(n: int) -> None:

@@ -32,7 +32,7 @@ def test_without_mosquitto_auto_falls_back_to_the_embedded_broker_on_mqtt_311(tm
     assert (s.broker_kind, s.protocol) == ("embedded", 4)
     assert s._env({})["DASHDESK_MQTT__PROTOCOL"] == "4"  # the bridge's (and server's) environment
     # 9001 unless something else has it (a parallel test run, say): then a free port.
-    assert s.ws_port == sup.DEFAULT_WS_PORT or (s.ws_port and not sup._port_free(sup.DEFAULT_WS_PORT))
+    assert s.ws_port == sup.DEFAULT_WS_PORT or (s.ws_port and not sup.port_free(sup.DEFAULT_WS_PORT))
     [warning, line] = s._broker_lines()
     assert warning.startswith("WARNING: using the embedded MQTT broker") and "MQTT 3.1.1 only" in warning
     assert line == f"broker: embedded (amqtt, MQTT 3.1.1) on mqtt://127.0.0.1:{s.mqtt_port}, " \
