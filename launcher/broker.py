@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import glob
 import ipaddress
@@ -76,6 +77,13 @@ def mosquitto_version(exe: str | None = None) -> tuple[int, ...] | None:
     exe = exe or find_mosquitto()
     if exe is None:
         return None
+    return _version_of(exe)
+
+
+# Asked once per program: `up` needs the answer several times, and a `mosquitto -h` started once the parts run
+# would be one more child process of `up`'s coming and going beside them.
+@functools.lru_cache(maxsize=8)
+def _version_of(exe: str) -> tuple[int, ...] | None:
     try:
         out = subprocess.run([exe, "-h"], capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.SubprocessError):
