@@ -1,7 +1,7 @@
-"""The dashdesk device agent: a Raspberry Pi's buttons and LEDs reporting presses over MQTT."""
+"""The dashdesk device agent: a Raspberry Pi's buttons and LEDs reporting presses over MQTT.
 
-from device.agent import DeviceAgent
-from device.config import DeviceConfig, load_device_config
-from device.run import run_device
-
-__all__ = ["DeviceAgent", "DeviceConfig", "load_device_config", "run_device"]
+``run.run_device`` runs it (``dashdesk device``), ``agent.DeviceAgent`` is the MQTT side, ``buttons`` and ``leds``
+the pins (gpiozero), ``queue`` the presses kept until their ack, ``telemetry`` and ``probes`` the health it reports,
+``config`` its file. Nothing is imported here: ``dashdesk`` loads ``device.cli`` for its commands on every
+machine, and a server need not have gpiozero.
+"""

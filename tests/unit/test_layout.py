@@ -28,3 +28,13 @@ def test_every_module_of_a_route_package_is_imported_by_the_app(tmp_path):
     found = json.loads(run.stdout.splitlines()[-1])
     assert all(found[p]["modules"] > 0 for p in ROUTE_PACKAGES)
     assert {p: found[p]["not_imported"] for p in ROUTE_PACKAGES} == {p: [] for p in ROUTE_PACKAGES}
+
+
+def test_the_command_loads_no_parts_library_until_a_command_runs():
+    """``dashdesk`` registers every part's commands on every machine: a Pi without Flask, a server without
+    gpiozero (each installs only its own extra) must still start it."""
+    check = ("import sys, launcher.cli; print(' '.join(m for m in ('gpiozero', 'apscheduler', 'psutil', 'flask', "
+             "'sqlalchemy', 'waitress', 'requests') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == []
