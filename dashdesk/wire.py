@@ -189,21 +189,22 @@ class PressEvent:
     telemetry: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "event_id": self.event_id,
-            "device_id": self.device_id,
-            "button": self.button,
-            "press": self.press,
-            "pressed_at": format_time(self.pressed_at),
-        }
-        if self.seq is not None:
-            d["seq"] = self.seq
+        d = _press_fields(self)
         if self.telemetry:
             d["telemetry"] = self.telemetry
         return d
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+
+def _press_fields(p: PressEvent | IncidentBody) -> dict[str, Any]:
+    """What a press and the bridge's body of it both carry first, in this order: ``seq`` only if set."""
+    d: dict[str, Any] = {"event_id": p.event_id, "device_id": p.device_id, "button": p.button, "press": p.press,
+                         "pressed_at": format_time(p.pressed_at)}
+    if p.seq is not None:
+        d["seq"] = p.seq
+    return d
 
 
 @dataclass(frozen=True)
@@ -232,15 +233,7 @@ class IncidentBody:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object sent (and kept in the bridge's outbox): ``seq`` only if set, ``telemetry`` always."""
-        d: dict[str, Any] = {
-            "event_id": self.event_id,
-            "device_id": self.device_id,
-            "button": self.button,
-            "press": self.press,
-            "pressed_at": format_time(self.pressed_at),
-        }
-        if self.seq is not None:
-            d["seq"] = self.seq
+        d = _press_fields(self)
         d["telemetry"] = self.telemetry
         if self.received_at is not None:
             d["received_at"] = format_time(self.received_at)
