@@ -6,9 +6,10 @@ by each command when it runs, so that ``dashdesk press`` on a device loads none 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -102,13 +103,8 @@ def token_create(cfg: dict[str, Any], name: str, role: str, data_dir: str | None
     from server.domain.audit import cli_actor
     from server.domain.tokens import TokenError, create_token
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir, refused=TokenError) as database:
         click.echo(create_token(database, name, role, actor=cli_actor()))
-    except TokenError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        database.close()
 
 
 @token.command("list")
@@ -121,15 +117,12 @@ def token_list(cfg: dict[str, Any], data_dir: str | None) -> None:
     def when(t: Any) -> str:
         return t.isoformat(timespec="seconds") if t else "never"
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir) as database:
         with database.read() as s:
             for t in list_tokens(s):
                 state = f"revoked {when(t.revoked_at)}" if t.revoked_at else "active"
                 click.echo(f"{t.id}\t{t.name}\t{t.role}\tcreated {when(t.created_at)}\t"
                            f"last used {when(t.last_used_at)}\t{state}")
-    finally:
-        database.close()
 
 
 @token.command("revoke")
@@ -142,16 +135,11 @@ def token_revoke(cfg: dict[str, Any], name_or_id: str, data_dir: str | None) -> 
     from server.domain.audit import cli_actor
     from server.domain.tokens import TokenError, find_token, revoke
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir, refused=TokenError) as database:
         with database.write() as s:
             row = find_token(s, name_or_id)
             changed = revoke(s, row, cli_actor())
             said = f"token {row.id} ({row.name}, {row.role}) " + ("revoked" if changed else "was revoked already")
-    except TokenError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        database.close()
     click.echo(said)
     if changed and row.role == "bridge":
         click.echo("note: no press reaches the server until the bridge that used it has a new token (its presses "
@@ -168,6 +156,20 @@ def _database(cfg: dict[str, Any], data_dir: str | None) -> Any:
     url = database_url(cfg)
     upgrade(url)
     return Database(url)
+
+
+@contextlib.contextmanager
+def _opened(cfg: dict[str, Any], data_dir: str | None,
+            refused: type[Exception] | tuple[type[Exception], ...] = ()) -> Iterator[Any]:
+    """The server's database for one command, closed after it; ``refused`` (a rule's refusal) ends the command
+    with its message and exit code 1."""
+    database = _database(cfg, data_dir)
+    try:
+        yield database
+    except refused as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.close()
 
 
 def _password(from_stdin: bool) -> str:
@@ -193,13 +195,8 @@ def user_create(cfg: dict[str, Any], username: str, role: str, password_stdin: b
     from server.domain.audit import cli_actor
     from server.domain.users import UserError, create_user
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir, refused=UserError) as database:
         create_user(database, username, _password(password_stdin), role, cli_actor())
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        database.close()
     click.echo(f"user {username} created ({role})")
 
 
@@ -213,13 +210,8 @@ def user_password(cfg: dict[str, Any], username: str, password_stdin: bool, data
     from server.domain.audit import cli_actor
     from server.domain.users import UserError, set_password
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir, refused=UserError) as database:
         set_password(database, username, _password(password_stdin), cli_actor())
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        database.close()
     click.echo(f"password of {username} changed")
 
 
@@ -236,13 +228,8 @@ def user_disable(cfg: dict[str, Any], username: str, enable: bool, data_dir: str
     from server.domain.audit import cli_actor
     from server.domain.users import UserError, set_active
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir, refused=UserError) as database:
         changed = set_active(database, username, enable, cli_actor())
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        database.close()
     click.echo(f"user {username} {'enabled' if enable else 'disabled'}" + ("" if changed else " already"))
 
 
@@ -256,13 +243,8 @@ def user_role(cfg: dict[str, Any], username: str, role: str, data_dir: str | Non
     from server.domain.audit import cli_actor
     from server.domain.users import UserError, set_role
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir, refused=UserError) as database:
         changed = set_role(database, username, role, cli_actor())
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        database.close()
     click.echo(f"user {username} is {'now' if changed else 'already'} {'an admin' if role == 'admin' else 'an agent'}")
 
 
@@ -273,13 +255,10 @@ def user_list(cfg: dict[str, Any], data_dir: str | None) -> None:
     """The users, their role, whether active, and their last sign-in."""
     from server.domain.users import list_users
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir) as database:
         for u in list_users(database):
             last = u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "never"
             click.echo(f"{u.username}\t{u.role}\t{'active' if u.active else 'disabled'}\tlast sign-in {last}")
-    finally:
-        database.close()
 
 
 def _broker_accounts(cfg: dict[str, Any], mqtt_url: str | None, data_dir: str | None,
@@ -301,11 +280,8 @@ def _credentials(cfg: dict[str, Any], data_dir: str | None, accounts: Any, run: 
     from server.domain.audit import cli_actor
     from server.domain.broker_accounts import Context
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir) as database:
         return run(Context(database, accounts), cli_actor())
-    finally:
-        database.close()
 
 
 @click.group("broker")
@@ -410,11 +386,8 @@ def config_export(cfg: dict[str, Any], file: str, data_dir: str | None) -> None:
     """Write the configuration to FILE ("-": standard output)."""
     from server.domain.config_io import export_text
 
-    database = _database(cfg, data_dir)
-    try:
+    with _opened(cfg, data_dir) as database:
         text = export_text(database)
-    finally:
-        database.close()
     if file == "-":
         click.echo(text, nl=False)
     else:
@@ -435,11 +408,10 @@ def config_import(cfg: dict[str, Any], file: str, dry_run: bool, prune: bool, da
     With broker accounts on, the devices it retires lose theirs (disconnected); exit 1 if the
     broker did not delete them all (the import stands; `dashdesk broker retire` tries again).
     """
-    from server.domain import broker_accounts
     from server.app import load_categories
+    from server.domain import broker_accounts
     from server.domain.audit import cli_actor
     from server.domain.config_io import ConfigRejected, decode, run
-
     from server.domain.mosquitto import COMMAND_TIMEOUT_S
 
     body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()

@@ -34,7 +34,8 @@ def post_incident(body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     key = request.headers.get("Idempotency-Key")
     if key is not None and key != body["event_id"]:
         abort(400, "Idempotency-Key does not match event_id")
-    answer, first_time = incidents.handle_press(ext().db, wire.IncidentBody(**body), ext().settings)
+    services = ext()
+    answer, first_time = incidents.handle_press(services.db, wire.IncidentBody(**body), services.settings)
     return answer, 201 if first_time and answer["result"] == "created" else 200
 
 

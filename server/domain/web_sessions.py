@@ -13,15 +13,15 @@ No Flask here: ``server.desk`` signs people in and out with these.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from server.domain import inputs
+from server.domain.tokens import hash_token
 from server.models import User, WebSession
 
 # A session's last_seen_at is written at most this often: one write per page request would cost
@@ -43,16 +43,12 @@ class Found:
     last_seen_at: datetime | None
 
 
-def key_hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 def start(s: Session, user_id: int, lifetime: timedelta, now: datetime, user_agent: str = "") -> tuple[str, int]:
     """A new session of ``user_id`` in ``s``'s transaction, until ``now + lifetime``: its key (for the
     cookie, never stored) and its row's id. Deletes every expired session on the way."""
     s.execute(delete(WebSession).where(WebSession.expires_at <= now))
     key = secrets.token_urlsafe(32)
-    row = WebSession(key_hash=key_hash(key), user_id=user_id, created_at=now, expires_at=now + lifetime,
+    row = WebSession(key_hash=hash_token(key), user_id=user_id, created_at=now, expires_at=now + lifetime,
                      last_seen_at=now, user_agent=inputs.without_controls(user_agent or "")[:MAX_USER_AGENT])
     s.add(row)
     s.flush()
@@ -65,7 +61,7 @@ def find(s: Session, key: str, now: datetime) -> Found | None:
         return None
     row = s.execute(select(WebSession.id, WebSession.user_id, User.username, User.role, WebSession.last_seen_at)
                     .join(User, User.id == WebSession.user_id)
-                    .where(WebSession.key_hash == key_hash(key), WebSession.expires_at > now,
+                    .where(WebSession.key_hash == hash_token(key), WebSession.expires_at > now,
                            User.active.is_(True))).first()
     return Found(*row) if row is not None else None
 
@@ -87,7 +83,7 @@ def end(s: Session, key: str) -> bool:
     """End the session whose key is ``key`` (signing out); False if there was none."""
     if not key or len(key) > MAX_KEY:
         return False
-    return bool(s.execute(delete(WebSession).where(WebSession.key_hash == key_hash(key))).rowcount)
+    return bool(s.execute(delete(WebSession).where(WebSession.key_hash == hash_token(key))).rowcount)
 
 
 def end_user(s: Session, user_id: int) -> int:
@@ -99,8 +95,3 @@ def of_user(s: Session, user_id: int, now: datetime) -> list[WebSession]:
     """The user's live sessions, the latest sign-in first."""
     return list(s.scalars(select(WebSession).where(WebSession.user_id == user_id, WebSession.expires_at > now)
                           .order_by(WebSession.created_at.desc(), WebSession.id.desc())))
-
-
-def count_live(s: Session, user_id: int, now: datetime) -> int:
-    return s.scalar(select(func.count()).select_from(WebSession)
-                    .where(WebSession.user_id == user_id, WebSession.expires_at > now)) or 0
