@@ -346,6 +346,9 @@ DOORS: dict[str, Door] = {
         w.call("PATCH", "/api/v1/categories/hx-cat", json={"notify": [v]}), "/admin/categories/hx-cat")),
     "api-ticket-note": Door("text", "api", lambda w, v: (
         w.call("PATCH", f"/api/v1/tickets/{w.ticket}", json={"note": v}), T(w)), visible=True),
+    # A merge by the API: the ticket to merge into, a number (non-ASCII digits, "INC-..." and the rest refused).
+    "api-ticket-merged-into": Door("number", "api", lambda w, v: (
+        w.call("PATCH", f"/api/v1/tickets/{w.ticket}", json={"merged_into": v}), T(w))),
     "api-ticket-assignee": Door("line", "api", lambda w, v: (
         w.call("PATCH", f"/api/v1/tickets/{w.ticket}", json={"assignee": v}), "/")),
     "api-button-label": Door("line", "api", lambda w, v: (
@@ -519,7 +522,8 @@ DOORS: dict[str, Door] = {
 # The doors the issue names, and one of each sort: the whole table goes through them.
 WHOLE_TABLE = {"api-site-name", "api-site-contact", "api-category-label", "api-ticket-note",
                "api-incident-telemetry-value", "api-device-telemetry", "api-path-enrolment", "page-queue-q",
-               "page-queue-page", "page-stream-after", "form-category-minutes", "form-ticket-merge", "form-ticket-note"}
+               "page-queue-page", "page-stream-after", "form-category-minutes", "form-ticket-merge", "form-ticket-note",
+               "api-ticket-merged-into"}
 CASES = [pytest.param(door, name, id=f"{door}:{name}") for door, d in DOORS.items()
          for name in (FULL if door in WHOLE_TABLE else d.strings or CORE)]
 

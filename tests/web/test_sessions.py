@@ -314,3 +314,22 @@ def test_guessing_the_current_password_is_limited(app, ann):
             "again": "ann-new-password"}
     assert [ann.c.post("/password", data=form).status_code for _ in range(6)] == [403] * 5 + [429]
     assert ann.c.get("/").status_code == 200  # still signed in, password unchanged
+
+
+def test_hostile_values_in_the_own_password_form_get_a_reason_and_change_nothing(app, ann):
+    token = ann.token("/password")
+    form = {"csrf_token": token, "current": AGENT_PASSWORD}
+    for values, status, says in (
+            ({"password": "x" * 100_000, "again": "x" * 100_000}, 422, "8 to 1024 characters"),
+            ({"password": "nul\x00password", "again": "nul\x00password"}, 400, "NUL"),
+            ({"current": "\x00" * 9, "password": "ann-new-password", "again": "ann-new-password"}, 400, "NUL"),
+            ({"password": "١٢٣٤٥٦٧٨٩٠", "again": "١٢٣٤٥٦٧٨٩١"}, 422, "differ"),
+            ({"password": "\u202eann-new-password", "again": "ann-new-password"}, 422, "differ")):
+        r = ann.c.post("/password", data={**form, **values})
+        assert (r.status_code, says in r.text) == (status, True), values
+    # A lone surrogate, percent-escaped as a browser cannot send it: read as U+FFFD, never a 5xx.
+    r = ann.c.post("/password", data=f"csrf_token={token}&current={AGENT_PASSWORD}&password=%ED%A0%80abcdefgh"
+                                     "&again=%ED%A0%81abcdefgh", content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 422 and "differ" in r.text
+    assert ann.c.get("/").status_code == 200  # still signed in, in the same session
+    assert Desk(app).sign_in("ann", AGENT_PASSWORD).status_code == 302  # the password is what it was
